@@ -1,0 +1,112 @@
+"""Command line: ``edge serve``, ``edge check``, ``edge --version``.
+
+Owns: argument parsing, logging set-up, reading ``os.environ`` once into a Config, the exit code.
+Must not: contain server logic (``main.serve`` does) or be imported by any other module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import API_VERSION, __version__
+from .errors import ConfigError
+
+LOG_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+              "WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="A time-series blob store for edge devices "
+                                     f"(ReductStore HTTP API {API_VERSION}).")
+    parser.add_argument("--version", action="version", version=f"edge {__version__} (ReductStore API {API_VERSION})")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the server (settings from RS_* variables; flags override them)")
+    serve.add_argument("--data-path", help="storage folder (RS_DATA_PATH, default ./edge-data)")
+    serve.add_argument("--host", help="listen address (RS_HOST, default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (RS_PORT, default 8383)")
+    serve.add_argument("--api-token", help="initial full-access token (RS_API_TOKEN; empty disables auth)")
+    serve.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARN, ERROR (RS_LOG_LEVEL)")
+    serve.add_argument("--base-path", help="URL prefix (RS_API_BASE_PATH)")
+    serve.add_argument("--cors-allow-origin", help="comma-separated origins (RS_CORS_ALLOW_ORIGIN)")
+    serve.add_argument("--sync", choices=["always", "none"], help="fsync policy of acknowledged writes (EDGE_SYNC)")
+    check = sub.add_parser("check", help="open the data folder, repair torn tails, report what was dropped")
+    check.add_argument("--data-path", help="storage folder (RS_DATA_PATH)")
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    from .config import Config, normalise_base_path
+
+    overrides = {
+        "data_path": getattr(args, "data_path", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "api_token": getattr(args, "api_token", None),
+        "log_level": (args.log_level.upper() if getattr(args, "log_level", None) else None),
+        "api_base_path": normalise_base_path(args.base_path) if getattr(args, "base_path", None) else None,
+        "cors_allow_origin": (tuple(o.strip() for o in args.cors_allow_origin.split(",") if o.strip())
+                              if getattr(args, "cors_allow_origin", None) is not None else None),
+        "sync_policy": getattr(args, "sync", None),
+    }
+    return Config.from_env(os.environ, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=LOG_LEVELS.get(config.log_level, logging.INFO),
+                        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "check":
+        return _check(config)
+    return _serve(config)
+
+
+def _serve(config) -> int:
+    import trio
+
+    from . import main as server
+
+    def ready(urls: list[str]) -> None:
+        try:
+            from . import sdnotify
+
+            sdnotify.notify("READY=1\nSTATUS=listening on " + ", ".join(urls))
+        except ImportError:
+            pass
+
+    try:
+        trio.run(lambda: server.serve(config, handle_signals=True, on_ready=ready))
+    except OSError as exc:
+        logging.getLogger("edge").error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def _check(config) -> int:
+    from .store import Engine
+
+    engine = Engine.open(config.data_path, defaults=config.default_bucket)
+    try:
+        report = list(getattr(engine, "recovery_report", []) or [])
+        for line in report:
+            print(line)
+        buckets = engine.bucket_names()
+        records = sum(e.record_count for b in buckets for e in engine.get_bucket(b).entry_infos())
+        print(f"checked {len(buckets)} buckets, {records} records; {len(report)} problems repaired")
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Settings of one server process, read from a mapping (the environment) and command-line overrides.
+
+Owns: every setting's name, default, unit and parsing; ``describe()`` for the start-up log.
+Must not: read ``os.environ`` itself (the caller passes a mapping, tests pass a dict), do I/O,
+import anything from edge but ``errors`` and ``model``.
+
+A bad value stops start-up with a ConfigError naming the variable (ReductStore panics on some
+and silently falls back on others; we do neither).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+from .model import DEFAULT_MAX_BLOCK_RECORDS, DEFAULT_MAX_BLOCK_SIZE, BucketSettings, QuotaType
+
+KB, MB, GB = 1000, 1000**2, 1000**3
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+
+DEFAULT_DATA_PATH = "./edge-data"  # an ordinary user's local folder; the systemd unit sets /var/lib/edge
+SYNC_POLICIES = ("always", "none")
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": KB, "mb": MB, "gb": GB, "tb": 1000 * GB, "kib": KiB, "mib": MiB, "gib": GiB, "tib": 1024 * GiB}
+
+
+def parse_size(text: str, name: str) -> int:
+    """Byte sizes as ReductStore accepts them: ``1000``, ``64MB``, ``1GiB``."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ConfigError(f"{name}: '{text}' is not a byte size (e.g. 1000, 64MB, 1GiB)")
+    unit = (m.group(2) or "b").lower()
+    return int(m.group(1)) * _SIZE_UNITS[unit]
+
+
+def parse_bool(text: str, name: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: '{text}' is not a boolean (true/false)")
+
+
+def parse_int(text: str, name: str, minimum: int = 0) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: '{text}' is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def parse_float(text: str, name: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: '{text}' is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}: must not be negative")
+    return value
+
+
+def normalise_base_path(text: str) -> str:
+    """``api`` -> ``/api/``; ``/`` stays ``/`` (spec §1.1)."""
+    parts = [p for p in text.strip().split("/") if p]
+    return "/" + "".join(p + "/" for p in parts)
+
+
+@dataclass(frozen=True)
+class Config:
+    data_path: Path = Path(DEFAULT_DATA_PATH)
+    host: str = "0.0.0.0"
+    port: int = 8383
+    api_token: str = ""
+    api_base_path: str = "/"
+    public_url: str = ""
+    log_level: str = "INFO"
+    cors_allow_origin: tuple[str, ...] = ()
+    instance_name: str = "edge"
+    # Durability of acknowledged writes: "always" = fdatasync before every 200 (group commit);
+    # "none" = leave it to the kernel (for benchmarks of the rest, never for real data).
+    sync_policy: str = "always"
+    graceful_timeout_s: float = 5.0
+    keep_alive_timeout_s: float = 75.0
+    head_timeout_s: float = 30.0
+    io_operation_timeout_s: float = 30.0
+    max_connections: int = 1024
+    default_bucket: BucketSettings = field(default_factory=BucketSettings)
+    # Read batches (spec §9.6), from RS_IO_*.
+    batch_max_size: int = 8_000_000
+    batch_max_records: int = 85
+    batch_max_metadata_size: int = 512_000
+    batch_timeout_s: float = 5.0
+    batch_records_timeout_s: float = 1.0
+    default_query_ttl_s: int = 60
+    # Everything else the process was given, for the rooms that read their own variables
+    # (provisioning RS_TOKEN_*/RS_BUCKET_*/RS_REPLICATION_*, EDGE_SMTP_*, ...).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_token)
+
+    @property
+    def public_base_url(self) -> str:
+        """Base of links handed out (``RS_PUBLIC_URL``), always ending in ``/``."""
+        if self.public_url:
+            return self.public_url if self.public_url.endswith("/") else self.public_url + "/"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        port = "" if self.port == 80 else f":{self.port}"
+        return f"http://{host}{port}{self.api_base_path}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> "Config":
+        """Read ``RS_*`` (and ``EDGE_*``) settings; ``overrides`` (command-line flags) win when not None."""
+        get = env.get
+        values: dict[str, object] = {"env": dict(env)}
+        if get("RS_DATA_PATH"):
+            values["data_path"] = Path(get("RS_DATA_PATH", ""))
+        if get("RS_HOST"):
+            values["host"] = get("RS_HOST", "").strip()
+        if get("RS_PORT"):
+            values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
+            if not 0 <= int(values["port"]) <= 65535:  # type: ignore[arg-type]
+                raise ConfigError(f"RS_PORT: {values['port']} is not a TCP port")
+        values["api_token"] = get("RS_API_TOKEN", "") or get("RS_INIT_API_TOKEN", "")
+        if get("RS_DISABLE_AUTH") and parse_bool(get("RS_DISABLE_AUTH", ""), "RS_DISABLE_AUTH"):
+            values["api_token"] = ""
+        if get("RS_API_BASE_PATH"):
+            values["api_base_path"] = normalise_base_path(get("RS_API_BASE_PATH", ""))
+        if get("RS_PUBLIC_URL"):
+            values["public_url"] = get("RS_PUBLIC_URL", "").strip()
+        if get("RS_LOG_LEVEL"):
+            level = get("RS_LOG_LEVEL", "").strip().upper()
+            if level not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"):
+                raise ConfigError(f"RS_LOG_LEVEL: '{level}' is not one of TRACE, DEBUG, INFO, WARN, ERROR")
+            values["log_level"] = level
+        if get("RS_CORS_ALLOW_ORIGIN"):
+            values["cors_allow_origin"] = tuple(
+                o.strip() for o in get("RS_CORS_ALLOW_ORIGIN", "").split(",") if o.strip()
+            )
+        if get("RS_INSTANCE_NAME", "").strip():
+            values["instance_name"] = get("RS_INSTANCE_NAME", "").strip()
+        if get("EDGE_SYNC"):
+            policy = get("EDGE_SYNC", "").strip().lower()
+            if policy not in SYNC_POLICIES:
+                raise ConfigError(f"EDGE_SYNC: '{policy}' is not one of {', '.join(SYNC_POLICIES)}")
+            values["sync_policy"] = policy
+        for var, key in (("EDGE_GRACEFUL_TIMEOUT", "graceful_timeout_s"),
+                         ("EDGE_KEEP_ALIVE_TIMEOUT", "keep_alive_timeout_s"),
+                         ("EDGE_HEAD_TIMEOUT", "head_timeout_s"),
+                         ("RS_IO_OPERATION_TIMEOUT", "io_operation_timeout_s"),
+                         ("RS_IO_BATCH_TIMEOUT", "batch_timeout_s"),
+                         ("RS_IO_BATCH_RECORDS_TIMEOUT", "batch_records_timeout_s")):
+            if get(var):
+                values[key] = parse_float(get(var, ""), var)
+        if get("EDGE_MAX_CONNECTIONS"):
+            values["max_connections"] = parse_int(get("EDGE_MAX_CONNECTIONS", ""), "EDGE_MAX_CONNECTIONS", 1)
+        for var, key in (("RS_IO_BATCH_MAX_SIZE", "batch_max_size"),
+                         ("RS_IO_BATCH_MAX_METADATA_SIZE", "batch_max_metadata_size")):
+            if get(var):
+                values[key] = parse_size(get(var, ""), var)
+        if get("RS_IO_BATCH_MAX_RECORDS"):
+            values["batch_max_records"] = parse_int(get("RS_IO_BATCH_MAX_RECORDS", ""), "RS_IO_BATCH_MAX_RECORDS", 1)
+        values["default_bucket"] = _bucket_defaults(env)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = Path(value) if key == "data_path" else value  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def describe(self) -> list[str]:
+        """One line per setting for the start-up log; secrets masked."""
+        lines = []
+        for f in fields(self):
+            if f.name == "env":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "api_token":
+                value = "***" if value else "(empty: authentication disabled)"
+            lines.append(f"{f.name} = {value}")
+        return lines
+
+
+def _bucket_defaults(env: Mapping[str, str]) -> BucketSettings:
+    """Server-wide defaults for new buckets, ``RS_DEFAULTS_BUCKET_*`` (spec §16.2)."""
+    settings = BucketSettings(max_block_size=DEFAULT_MAX_BLOCK_SIZE, max_block_records=DEFAULT_MAX_BLOCK_RECORDS)
+    prefix = "RS_DEFAULTS_BUCKET_"
+    if env.get(prefix + "QUOTA_TYPE"):
+        try:
+            settings = settings.merged(quota_type=QuotaType(env[prefix + "QUOTA_TYPE"].strip().upper()))
+        except ValueError:
+            raise ConfigError(f"{prefix}QUOTA_TYPE: must be NONE, FIFO or HARD") from None
+    if env.get(prefix + "QUOTA_SIZE"):
+        settings = settings.merged(quota_size=parse_size(env[prefix + "QUOTA_SIZE"], prefix + "QUOTA_SIZE"))
+    if env.get(prefix + "MAX_BLOCK_SIZE"):
+        settings = settings.merged(max_block_size=parse_size(env[prefix + "MAX_BLOCK_SIZE"], prefix + "MAX_BLOCK_SIZE"))
+    if env.get(prefix + "MAX_BLOCK_RECORDS"):
+        settings = settings.merged(
+            max_block_records=parse_int(env[prefix + "MAX_BLOCK_RECORDS"], prefix + "MAX_BLOCK_RECORDS", 1))
+    return settings

@@ -1,0 +1,120 @@
+"""The application: route table, the headers every response carries, CORS, error mapping.
+
+Owns: which resource modules are mounted and in what order, the base path, ``x-reduct-api`` and
+``Server`` on every response, CORS (spec §1.7), and turning escaped errors into responses.
+Must not: contain endpoint logic (that lives in one module per resource) or socket code
+(``front.py``).
+
+Adding a resource: write ``edge/http/<resource>.py`` with a ``ROUTES`` list and add the module to
+``RESOURCE_MODULES`` below; order matters only where patterns overlap (specific first).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Awaitable, Callable
+
+from .. import API_VERSION, REDUCT_VERSION
+from ..errors import EdgeError, MethodNotAllowedError, NotFoundError
+from .context import AppContext
+from .errors import error_response
+from .routing import Route, Router
+from .types import Request, Response
+
+log = logging.getLogger("edge.http")
+
+# Resource modules, each exporting ROUTES (paths relative to "<base>api/v1/").
+RESOURCE_MODULES = [
+    "server",
+    "tokens",
+    "buckets",
+    "io",
+    "io_query",
+    "batch",
+    "queries",
+    "entries",
+    "records",
+    "links",
+    "replications",
+    "lifecycles",
+]
+# Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
+ROOT_MODULES: list[str] = []
+
+API_HEADERS = [("x-reduct-api", API_VERSION), ("server", f"ReductStore {REDUCT_VERSION}")]
+
+
+def _load_routes(names: list[str]) -> list[Route]:
+    routes: list[Route] = []
+    for name in names:
+        try:
+            module = importlib.import_module(f"edge.http.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"edge.http.{name}":
+                continue  # a room not built yet
+            raise
+        routes.extend(module.ROUTES)
+    return routes
+
+
+def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
+    base = ctx.config.api_base_path
+    api_prefix = base + "api/v1/"
+    api_router = Router(_load_routes(RESOURCE_MODULES))
+    root_router = Router(_load_routes(ROOT_MODULES))
+    allowed_origins = ctx.config.cors_allow_origin
+    allow_any_origin = "*" in allowed_origins
+
+    def cors_headers(req: Request) -> list[tuple[str, str]]:
+        origin = req.headers.get("origin")
+        if not origin or not allowed_origins:
+            return []
+        if allow_any_origin:
+            return [("access-control-allow-origin", "*"), ("access-control-expose-headers", "*")]
+        if origin in allowed_origins:
+            return [("access-control-allow-origin", origin), ("access-control-expose-headers", "*"),
+                    ("vary", "origin")]
+        return []
+
+    async def dispatch(req: Request) -> Response:
+        path = req.path
+        if path.startswith(api_prefix):
+            handler, params, known = api_router.match(req.method, path[len(api_prefix):])
+        elif path.startswith(base) or path + "/" == base:
+            rest = path[len(base):] if path.startswith(base) else ""
+            handler, params, known = root_router.match(req.method, rest)
+            if handler is None and not known and rest == "" and req.method in ("GET", "HEAD"):
+                return Response(302, [("location", base + "ui/")])
+        else:
+            handler, params, known = None, {}, False
+        if handler is None:
+            if known:
+                raise MethodNotAllowedError("Method not allowed")
+            raise NotFoundError("Not found")
+        return await handler(req, ctx, **params)
+
+    async def app(req: Request) -> Response:
+        if req.method == "OPTIONS" and not _is_tus(req, base):
+            # Every OPTIONS is a CORS pre-flight answered here: no auth, no routing (spec §1.7).
+            headers = [("access-control-allow-methods", "*"), ("access-control-allow-headers", "*"),
+                       ("vary", "origin, access-control-request-method, access-control-request-headers")]
+            origin_headers = cors_headers(req)
+            headers += [h for h in origin_headers if h[0] == "access-control-allow-origin"]
+            return Response(200, headers)
+        try:
+            response = await dispatch(req)
+        except EdgeError as exc:
+            response = error_response(exc)
+        except Exception as exc:  # a bug: logged with traceback by error_response, answered 500
+            response = error_response(exc)
+        response.headers.extend(API_HEADERS)
+        response.headers.extend(cors_headers(req))
+        return response
+
+    return app
+
+
+def _is_tus(req: Request, base: str) -> bool:
+    """tus clients send OPTIONS for protocol discovery; that route answers itself."""
+    return req.path.startswith(base + "api/v1/uploads") and req.headers.get("access-control-request-method") is None

@@ -1,0 +1,111 @@
+"""What every handler may reach: the server's long-lived services, built once in ``main``.
+
+Owns: the AppContext value and ``authorize()``, the single entry point for permission checks.
+Must not: create services (``main.py`` does), hold per-request state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import Config
+from ..services.commit import Flusher
+from .types import Request
+
+
+@dataclass
+class AppContext:
+    config: Config
+    engine: Any                      # edge.store.Engine
+    flusher: Flusher
+    storage: Any = None              # edge.services.storage.StorageService
+    tokens: Any = None               # edge.auth.repository.TokenRepository
+    throttle: Any = None             # edge.auth.throttle.AuthThrottle
+    queries: Any = None              # edge.services.queries.QueryRegistry
+    links: Any = None                # edge.links.registry.LinkRegistry
+    started_monotonic: float = field(default_factory=time.monotonic)
+    services: dict[str, Any] = field(default_factory=dict)   # later rooms: uploads, mail, replication ...
+
+    def uptime_s(self) -> int:
+        return int(time.monotonic() - self.started_monotonic)
+
+
+_TRUSTED_PROXY_NETS = None
+
+
+def _is_trusted_proxy(ip: str) -> bool:
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback or addr.is_private or addr.is_link_local
+
+
+def _clean_forwarded_ip(value: str) -> str | None:
+    import ipaddress
+
+    value = value.strip().strip('"')
+    if value.startswith("["):
+        value = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def client_ip(req: Request) -> str:
+    """Spec §1.8: the peer address, or the forwarded client when the peer is a trusted (local) proxy."""
+    peer = req.client[0] if req.client else ""
+    if not _is_trusted_proxy(peer):
+        return peer
+    forwarded = req.headers.get("forwarded")
+    if forwarded:
+        for element in forwarded.split(","):
+            for pair in element.split(";"):
+                key, _, value = pair.partition("=")
+                if key.strip().lower() == "for":
+                    ip = _clean_forwarded_ip(value)
+                    if ip:
+                        return ip
+    xff = req.headers.get("x-forwarded-for")
+    if xff:
+        ip = _clean_forwarded_ip(xff.split(",")[0])
+        if ip:
+            return ip
+    return peer
+
+
+def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
+    """Authenticate the bearer token and check ``policy``; returns the token (401/403 raised here).
+
+    Order (spec §2.3): the permission check runs before any existence check, so handlers call
+    this first. With authentication disabled the repository hands back the synthetic
+    full-access token, so every policy passes.
+    """
+    from ..errors import UnauthorizedError
+
+    now = datetime.now(timezone.utc)
+    if not ctx.config.auth_enabled:
+        return ctx.tokens.authenticate(None, "", now)
+    ip = client_ip(req)
+    if ctx.throttle is not None:
+        ctx.throttle.check(ip, time.monotonic())
+    try:
+        token = ctx.tokens.authenticate(req.headers.get("authorization"), ip, now)
+    except UnauthorizedError as exc:
+        # Only wrong secrets count: clients probing /info without a token must not lock themselves out.
+        if ctx.throttle is not None and exc.message == "Invalid token":
+            ctx.throttle.record_failure(ip, time.monotonic())
+        raise
+    if policy is not None:
+        policy.check(token)
+    return token

@@ -1,0 +1,135 @@
+"""Entry-level queries: create (GET/POST /q), remove (DELETE /q, POST REMOVE), read (batch v1, ?q=).
+
+Owns: ``GET|POST|DELETE b/{bucket}/{entry+}/q`` (spec §9.1, §9.4), ``GET|HEAD
+b/{bucket}/{entry+}/batch?q=`` (v1 batched read, §7.3) and the single-record read by query id
+(``GET|HEAD b/{bucket}/{entry}?q=``, §6.3; ``records.py`` routes it here through the registry),
+plus the helpers that turn a ``services.queries.Batch`` into a streamed response (shared with
+``io_query.py``).
+Must not: filter records or fill batches (``services.queries`` does), buffer more than one batch,
+or send a status after the first body byte: small batches are read and crc-checked before the
+response starts, larger ones stream chunk by chunk from the verified payload iterator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from ..auth.policy import Read, Write
+from ..errors import InvalidInputError
+from ..model import DEFAULT_CONTENT_TYPE
+from ..query.plan import QUERY, REMOVE, plan_from_json, plan_from_params
+from ..services import queries as service
+from .context import AppContext, authorize
+from .request import json_response, parse_u64, read_json
+from .routing import Route
+from .types import Request, Response
+
+PREFETCH_BYTES = 1 << 20  # batches up to this size are verified whole before the status goes out
+QUERY_ID_ERROR = "'query' must be a number"
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+async def _stream(batch: service.Batch) -> AsyncIterator[bytes]:
+    for match in batch.matches:
+        for chunk in batch.entries[match.entry].read_payload(match.ref):
+            yield chunk
+
+
+def batch_body(batch: service.Batch, send_payload: bool) -> tuple[Any, int]:
+    """(body, content-length) of a batch response; HEAD/only_metadata send the sizes only."""
+    size = batch.size
+    if not send_payload or size == 0:
+        return b"", size
+    if size <= PREFETCH_BYTES:
+        # Read now: a crc mismatch becomes a clean 500 instead of a cut connection.
+        return b"".join(c for m in batch.matches for c in batch.entries[m.entry].read_payload(m.ref)), size
+    return _stream(batch), size
+
+
+def batch_response(batch: service.Batch, head: bool, only_metadata: bool) -> Response:
+    headers = list(batch.record_headers)
+    headers += [("content-type", "application/octet-stream"), ("x-reduct-last", _bool(batch.last))]
+    body, size = batch_body(batch, not (head or only_metadata))
+    if only_metadata and not head:
+        size = 0  # a GET must carry exactly content-length bytes; metadata-only sends none
+    return Response(200, headers, body, content_length=size)
+
+
+# GET /b/{bucket}/{entry}/q?start=&stop=&ttl=&continuous=&include-*=...
+async def create_query_legacy(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Read(bucket))
+    plan = plan_from_params(req.query_items, QUERY)
+    return json_response({"id": ctx.queries.open_entry(bucket, entry, plan)})
+
+
+# POST /b/{bucket}/{entry}/q   body: QueryEntry
+async def create_query(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    doc = await read_json(req)
+    kind = doc.get("query_type") if isinstance(doc, dict) else None
+    authorize(req, ctx, Write(bucket) if kind == REMOVE else Read(bucket))
+    plan = plan_from_json(doc)
+    if plan.kind == REMOVE:
+        removed = await ctx.queries.remove(bucket, plan, entry)
+        return json_response({"removed_records": removed})
+    return json_response({"id": ctx.queries.open_entry(bucket, entry, plan)})
+
+
+# DELETE /b/{bucket}/{entry}/q?start=&stop=...
+async def remove_query_legacy(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Write(bucket))
+    plan = plan_from_params(req.query_items, REMOVE)
+    removed = await ctx.queries.remove(bucket, plan, entry)
+    return json_response({"removed_records": removed})
+
+
+def _entry_query(ctx: AppContext, bucket: str, entry: str, query_id: int) -> service.Query:
+    query = ctx.queries.get(query_id, service.ENTRY)
+    if query.bucket != bucket or query.entry != entry:
+        raise service.not_found(query_id)  # ids are per entry: another entry's id is unknown here
+    return query
+
+
+# GET|HEAD /b/{bucket}/{entry}/batch?q=
+async def read_batch(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Read(bucket))
+    if "q" not in req.query:
+        raise InvalidInputError("'q' parameter is required for batched reads")
+    query_id = parse_u64(req.query["q"], QUERY_ID_ERROR)
+    ctx.engine.get_bucket(bucket)
+    query = _entry_query(ctx, bucket, entry, query_id)
+    head = req.method == "HEAD"
+    batch = await ctx.queries.next_batch(query, head=head or query.plan.only_metadata)
+    if batch is None:
+        return Response(204, [])
+    return batch_response(batch, head, query.plan.only_metadata)
+
+
+# GET|HEAD /b/{bucket}/{entry}?q=   (registered with the registry; records.py calls it)
+async def read_single_record(req: Request, ctx: AppContext, bucket: str, entry: str, query_id: int,
+                             head: bool) -> Response:
+    query = _entry_query(ctx, bucket, entry, query_id)
+    batch = await ctx.queries.next_batch(query, head=True, max_records=1)
+    if batch is None:
+        return Response(204, [])
+    match = batch.matches[0]
+    headers = [("x-reduct-time", str(match.ts_us)), ("x-reduct-entry", match.entry),
+               ("content-type", match.content_type or DEFAULT_CONTENT_TYPE),
+               ("content-disposition", "attachment"), ("x-reduct-last", _bool(batch.last))]
+    headers += [(f"x-reduct-label-{k}", v) for k, v in match.labels.items()]
+    if head or query.plan.only_metadata:
+        return Response(200, headers, b"", content_length=match.size if head else 0)
+    body, size = batch_body(batch, True)
+    return Response(200, headers, body, content_length=size)
+
+
+service.register_single_reader(read_single_record)
+
+ROUTES = [
+    Route("GET", "b/{bucket}/{entry+}/q", create_query_legacy),
+    Route("POST", "b/{bucket}/{entry+}/q", create_query),
+    Route("DELETE", "b/{bucket}/{entry+}/q", remove_query_legacy),
+    Route("GET", "b/{bucket}/{entry+}/batch", read_batch),
+]

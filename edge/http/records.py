@@ -1,0 +1,102 @@
+"""Single-record resource: POST/GET/HEAD/PATCH/DELETE /b/{bucket}/{entry} (spec §6.2-§6.6).
+
+Owns: these routes and the headers of a single-record response.
+Must not: buffer large payloads (bodies stream in through StorageService, out through the
+store's verified chunk iterator) or answer before a write is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from ..auth.policy import Read, Write
+from ..errors import InvalidInputError
+from ..model import DEFAULT_CONTENT_TYPE
+from .context import AppContext, authorize
+from .entries import is_meta_entry, remove_entry
+from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_u64
+from .routing import Route
+from .types import Request, Response
+
+SMALL_RECORD_BYTES = 1 << 20  # read and verify whole before answering: a bad crc becomes a clean 500
+
+
+def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
+    headers = [("x-reduct-time", str(ref.ts_us)), ("x-reduct-entry", entry_name),
+               ("content-type", ref.content_type or DEFAULT_CONTENT_TYPE),
+               ("content-disposition", "attachment")]
+    for name, value in ref.labels.items():
+        headers.append((f"x-reduct-label-{name}", value))
+    return headers
+
+
+async def _iterate(chunks: Any) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def record_response(entry: Any, entry_name: str, ref: Any, head: bool, status: int = 200,
+                    extra: list[tuple[str, str]] | None = None) -> Response:
+    headers = record_headers(entry_name, ref) + (extra or [])
+    if head:
+        return Response(status, headers, b"", content_length=ref.size)
+    if ref.size <= SMALL_RECORD_BYTES:
+        body = b"".join(entry.read_payload(ref))  # raises CorruptRecordError before any byte is sent
+        return Response(status, headers, body)
+    return Response(status, headers, _iterate(entry.read_payload(ref)), content_length=ref.size)
+
+
+# POST /b/{bucket}/{entry}?ts=
+async def write_record(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Write(bucket))
+    ts = parse_ts(req)
+    length = content_length(req)
+    content_type = req.headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    labels = labels_from_headers(req)
+    hook = ctx.services.get("meta_write_check")
+    await ctx.storage.write_record(bucket, entry, ts, length, content_type, labels, req.body,
+                                   before_write=(lambda e: hook(bucket, entry, e, labels)) if hook else None)
+    return empty_response()
+
+
+# GET|HEAD /b/{bucket}/{entry}[?ts=|?q=]
+async def read_record(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Read(bucket))
+    head = req.method == "HEAD"
+    if "ts" not in req.query and "q" in req.query:
+        query_id = parse_u64(req.query["q"], "'query' must be a number")
+        return await ctx.queries.read_single(req, ctx, bucket, entry, query_id, head)
+    ts = parse_ts(req, required=False)
+    e = ctx.engine.get_bucket(bucket).get_entry(entry)
+    ref = e.get(ts) if ts is not None else e.latest()
+    return record_response(e, entry, ref, head)
+
+
+# PATCH /b/{bucket}/{entry}?ts=
+async def update_record(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    authorize(req, ctx, Write(bucket))
+    ts = parse_ts(req)
+    labels = labels_from_headers(req)
+    await ctx.storage.update_labels(bucket, entry, ts, labels)
+    return empty_response()
+
+
+# DELETE /b/{bucket}/{entry}?ts=  (without a query string: remove the entry)
+async def remove_record(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    if not req.query_items and "?" not in req.target:
+        return await remove_entry(req, ctx, bucket, entry)
+    authorize(req, ctx, Write(bucket))
+    ts = parse_ts(req)
+    if is_meta_entry(entry):
+        raise InvalidInputError(
+            f"Can't delete records from system entry '{entry}'; use label update with remove=true")
+    await ctx.storage.remove_record(bucket, entry, ts)
+    return empty_response()
+
+
+ROUTES = [
+    Route("POST", "b/{bucket}/{entry+}", write_record),
+    Route("GET", "b/{bucket}/{entry+}", read_record),
+    Route("PATCH", "b/{bucket}/{entry+}", update_record),
+    Route("DELETE", "b/{bucket}/{entry+}", remove_record),
+]

@@ -1,0 +1,61 @@
+"""Route patterns: from a request path to a handler and its path parameters.
+
+Owns: the pattern syntax and matching, including ReductStore's entry-path rules (an entry name
+may contain ``/``; a trailing ``/batch``, ``/q`` or ``/rename`` selects a sub-resource only if
+something remains before it, spec §1.1).
+Must not: know handlers' behaviour, authorise, or touch storage.
+
+Pattern syntax: ``b/{bucket}/{entry+}/batch`` — ``{name}`` is one segment, ``{name+}`` one or
+more segments (greedy, but leaving room for the literal tail).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    handler: Handler
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for segment in pattern.split("/"):
+        if segment.startswith("{") and segment.endswith("+}"):
+            parts.append(f"(?P<{segment[1:-2]}>.+)")
+        elif segment.startswith("{") and segment.endswith("}"):
+            parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^" + "/".join(parts) + "$")
+
+
+class Router:
+    """Routes are tried in registration order; register specific patterns before general ones."""
+
+    def __init__(self, routes: list[Route]):
+        self._routes = [(r.method, _compile(r.pattern), r.handler) for r in routes]
+
+    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """Return (handler, params, path_known). ``path_known`` without a handler means 405."""
+        known = False
+        fallback: tuple[Handler, dict[str, str]] | None = None
+        for route_method, regex, handler in self._routes:
+            m = regex.match(path)
+            if m is None:
+                continue
+            known = True
+            if route_method == method:
+                return handler, m.groupdict(), True
+            if method == "HEAD" and route_method == "GET" and fallback is None:
+                fallback = (handler, m.groupdict())
+        if fallback is not None:
+            return fallback[0], fallback[1], True
+        return None, {}, known

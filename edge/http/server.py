@@ -1,0 +1,85 @@
+"""Server resource: /alive, /ready, /info, /list, /me (spec §3).
+
+Owns: these five routes. Must not: reach into storage beyond the Engine's public API.
+"""
+
+from __future__ import annotations
+
+from .. import REDUCT_VERSION
+from ..auth.policy import Authenticated, Read
+from .context import AppContext, authorize
+from .request import empty_response, json_response
+from .routing import Route
+from .types import Request, Response
+from .wire import bucket_info_to_wire, settings_to_wire
+
+
+# GET|HEAD /alive
+async def alive(req: Request, ctx: AppContext) -> Response:
+    return empty_response()
+
+
+# GET|HEAD /ready
+async def ready(req: Request, ctx: AppContext) -> Response:
+    return empty_response()
+
+
+# GET /info
+async def get_info(req: Request, ctx: AppContext) -> Response:
+    authorize(req, ctx, Authenticated())
+    engine = ctx.engine
+    usage, oldest, latest, count = 0, 0, 0, 0
+    for name in engine.bucket_names():
+        info = engine.get_bucket(name).info()
+        count += 1
+        usage += info.size
+        if info.latest_record or info.oldest_record or info.size:
+            if info.latest_record and (oldest == 0 or info.oldest_record < oldest):
+                oldest = info.oldest_record
+            latest = max(latest, info.latest_record)
+    doc = {
+        "version": REDUCT_VERSION,
+        "instance_name": ctx.config.instance_name,
+        "instance_role": "STANDALONE",
+        "bucket_count": count,
+        "usage": usage,
+        "uptime": ctx.uptime_s(),
+        "oldest_record": oldest,
+        "latest_record": latest,
+        "defaults": {"bucket": settings_to_wire(ctx.config.default_bucket)},
+        "license": None,
+    }
+    report = getattr(engine, "recovery_report", None)
+    if report:
+        doc["recovery"] = list(report)[-100:]
+    return json_response(doc)
+
+
+# GET /list
+async def list_buckets(req: Request, ctx: AppContext) -> Response:
+    token = authorize(req, ctx, Authenticated())
+    buckets = []
+    for name in ctx.engine.bucket_names():
+        if not Read(name).allows(token):
+            continue
+        buckets.append(bucket_info_to_wire(ctx.engine.get_bucket(name).info()))
+    return json_response({"buckets": buckets})
+
+
+# GET /me
+async def me(req: Request, ctx: AppContext) -> Response:
+    token = authorize(req, ctx, Authenticated())
+    from datetime import datetime, timezone
+
+    from ..auth.tokens import token_to_wire
+
+    return json_response(token_to_wire(token, datetime.now(timezone.utc)))
+
+
+ROUTES = [
+    Route("GET", "alive", alive),
+    Route("GET", "ready", ready),
+    Route("GET", "info", get_info),
+    Route("GET", "list", list_buckets),
+    Route("GET", "me", me),
+]

@@ -1,0 +1,61 @@
+"""JSON shapes of the API, in one place: model values <-> wire dictionaries.
+
+Owns: ``*_to_wire`` and ``*_from_wire`` for buckets, settings and entries (spec §5.1, §5.2).
+Must not: do I/O or authorise. Handlers never build these dictionaries by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..model import BucketInfo, BucketSettings, EntryInfo, QuotaType
+
+
+def settings_to_wire(s: BucketSettings) -> dict[str, Any]:
+    return {"quota_type": s.quota_type.value, "quota_size": s.quota_size,
+            "max_block_size": s.max_block_size, "max_block_records": s.max_block_records}
+
+
+def settings_changes_from_wire(doc: Any) -> dict[str, Any]:
+    """Fields present and not null; the caller merges them over defaults or current settings."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InvalidInputError("Invalid JSON: expected a settings object")
+    changes: dict[str, Any] = {}
+    qt = doc.get("quota_type")
+    if qt is not None:
+        if not isinstance(qt, str) or qt.upper() not in QuotaType.__members__:
+            raise InvalidInputError(
+                f"Invalid JSON: unknown variant `{qt}`, expected one of `NONE`, `FIFO`, `HARD`")
+        changes["quota_type"] = QuotaType(qt.upper())
+    for key in ("quota_size", "max_block_size", "max_block_records"):
+        value = doc.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(f"Invalid JSON: invalid value for '{key}': expected u64")
+        changes[key] = value
+    if changes.get("max_block_records") == 0:
+        raise InvalidInputError("Invalid JSON: 'max_block_records' must be greater than 0")
+    if changes.get("max_block_size") == 0:
+        raise InvalidInputError("Invalid JSON: 'max_block_size' must be greater than 0")
+    return changes
+
+
+def bucket_info_to_wire(info: BucketInfo) -> dict[str, Any]:
+    return {"name": info.name, "entry_count": info.entry_count, "size": info.size,
+            "oldest_record": info.oldest_record, "latest_record": info.latest_record,
+            "is_provisioned": info.is_provisioned, "status": info.status}
+
+
+def entry_info_to_wire(info: EntryInfo) -> dict[str, Any]:
+    return {"name": info.name, "size": info.size, "record_count": info.record_count,
+            "block_count": info.block_count, "oldest_record": info.oldest_record,
+            "latest_record": info.latest_record, "status": info.status}
+
+
+def full_bucket_info_to_wire(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> dict[str, Any]:
+    return {"info": bucket_info_to_wire(info), "settings": settings_to_wire(settings),
+            "entries": [entry_info_to_wire(e) for e in entries]}

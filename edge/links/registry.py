@@ -1,0 +1,366 @@
+"""The server-side record of every share link, persisted in ``<data>/.edge/links/``.
+
+Owns: link records (one small JSON file per link, ``<id>.json``, written atomically: tmp +
+fsync + rename + fsync dir), the digest index used to find a link from its token, download
+counters, sessions and receipts, and the order of checks when a link is used.
+Must not: store a token or a password in clear (only ``SHA-256(ct)``, an scrypt hash, and
+optionally a copy of the URL parameters sealed under the server key), decide HTTP details
+(``rules.py``), import trio, edge.store or edge.http. Synchronous; a lock makes each method
+atomic, so handlers may call it from worker threads.
+
+Resolution order (links.md §3 "cheap checks first"): digest lookup -> revoked -> expired ->
+used up -> only then the slow password hash. Junk or dead tokens never cost an scrypt.
+Counting rule: see ``rules.py`` (sessions; HEAD/416 are never recorded by the handler).
+One file per link keeps each write small and a torn write loses at most one link's latest
+update; receipts live in the same file, bounded to ``MAX_RECEIPTS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiskFullError, InvalidInputError, LinkInvalidError, NotFoundError, StorageIOError
+from . import rules
+from .seal import seal, token_digest, unseal
+
+MAX_RECEIPTS = 1000
+MAX_SESSIONS = 256
+SCHEMA = 1
+_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_UNSET: Any = object()
+
+
+def new_link_id() -> str:
+    """128 random bits, URL-safe (22 chars). Random, never derived from time or counters."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    time: float             # unix seconds
+    client: str             # client address
+    bytes: int              # body bytes served (the planned Content-Length)
+    range: str | None       # the Range header honoured, None for a full body
+    counted: bool           # did it use one of max_downloads
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    id: str
+    token_hash: str
+    file_name: str
+    bucket: str
+    entry: str
+    record_entry: str
+    record_ts: int
+    created_at: int
+    expire_at: int
+    creator: str
+    downloads: int = 0
+    max_downloads: int | None = None
+    password_hash: dict | None = None
+    revoked: bool = False
+    revoked_at: int | None = None
+    receipt_to: str | None = None
+    updated_at: int = 0
+    receipts: tuple[Receipt, ...] = ()
+    sessions: Mapping[str, float] = field(default_factory=dict)   # client -> last request (s)
+    sealed_params: dict | None = None                             # URL params sealed under the server key
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
+
+    def state(self, now: float) -> str:
+        """``revoked`` / ``expired`` / ``used_up`` / ``active`` for listings (owners see the reason)."""
+        if self.revoked:
+            return "revoked"
+        if rules.is_expired(self.expire_at, now):
+            return "expired"
+        if rules.is_used_up(self.downloads, self.max_downloads):
+            return "used_up"
+        return "active"
+
+    def describe(self, now: float, *, with_receipts: bool = False) -> dict:
+        """The JSON shape for ``GET /api/v1/links[/:id]``: no hash, no token, no password."""
+        out = {
+            "id": self.id, "file_name": self.file_name, "bucket": self.bucket, "entry": self.entry,
+            "record_entry": self.record_entry, "record_timestamp": self.record_ts,
+            "created_at": self.created_at, "expire_at": self.expire_at, "downloads": self.downloads,
+            "max_downloads": self.max_downloads, "has_password": self.has_password,
+            "revoked": self.revoked, "creator": self.creator, "receipt_to": self.receipt_to,
+            "state": self.state(now),
+        }
+        if with_receipts:
+            out["receipts"] = [dataclasses.asdict(r) for r in self.receipts]
+        return out
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    record: LinkRecord
+    counted: bool
+
+
+class LinkRegistry:
+    """All link records of one data folder, in memory, each mirrored to its own file."""
+
+    def __init__(self, data_dir: Path, *, key: bytes | None = None,
+                 password_params: rules.PasswordParams = rules.PasswordParams(),
+                 clock: Callable[[], float] = time.time):
+        self.dir = Path(data_dir) / ".edge" / "links"
+        self._key = key
+        self._params = password_params
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._links: dict[str, LinkRecord] = {}
+        self._by_digest: dict[str, str] = {}
+        self.load_report: list[str] = []     # human lines: files skipped at load
+        self._load()
+
+    @classmethod
+    def open(cls, data_dir: Path, **kwargs: Any) -> "LinkRegistry":
+        """Load every record of ``<data>/.edge/links`` (same as the constructor; reads like Engine.open)."""
+        return cls(data_dir, **kwargs)
+
+    # --- managing ---------------------------------------------------------------------------
+
+    def create(self, *, token: str, file_name: str, bucket: str, entry: str, record_entry: str,
+               record_ts: int, expire_at: int, creator: str, link_id: str | None = None,
+               max_downloads: int | None = None, password: str | None = None,
+               receipt_to: str | None = None, url_params: Mapping[str, str] | None = None,
+               now: float | None = None) -> LinkRecord:
+        """Record a new link. ``token`` is the ``ct`` string (only its digest is kept).
+
+        ``url_params`` (e.g. ct/s/n/i/base_url) are kept only sealed under the server key, so a
+        short link can redirect to the full URL; a dump of this folder without the key reveals
+        no live link. Ignored when the registry has no key.
+        """
+        now = self._now(now)
+        link_id = link_id or new_link_id()
+        if not _ID.fullmatch(link_id):
+            raise ValueError("link ids are 16..64 URL-safe characters")
+        _check_max_downloads(max_downloads)
+        _check_expire_at(expire_at)
+        pw = rules.hash_password(password, self._params) if password is not None else None
+        sealed = None
+        if url_params is not None and self._key is not None:
+            box = seal(dict(url_params), self._key, associated=link_id.encode())
+            sealed = {"ct": box.ct, "s": box.s, "n": box.n}
+        rec = LinkRecord(id=link_id, token_hash=token_digest(token), file_name=file_name, bucket=bucket,
+                         entry=entry, record_entry=record_entry, record_ts=int(record_ts),
+                         created_at=int(now), expire_at=int(expire_at), creator=creator,
+                         max_downloads=max_downloads, password_hash=pw, receipt_to=receipt_to,
+                         updated_at=int(now), sealed_params=sealed)
+        with self._lock:
+            if link_id in self._links or rec.token_hash in self._by_digest:
+                raise ValueError("link id or token already registered")
+            self._store(rec)
+        return rec
+
+    def get(self, link_id: str) -> LinkRecord:
+        with self._lock:
+            rec = self._links.get(link_id) if _ID.fullmatch(link_id or "") else None
+        if rec is None:
+            raise NotFoundError(f"Link '{link_id}' is not found" if _ID.fullmatch(link_id or "")
+                                else "Link is not found")
+        return rec
+
+    def list(self, *, bucket: str | None = None, creator: str | None = None) -> list[LinkRecord]:
+        with self._lock:
+            recs = list(self._links.values())
+        return sorted((r for r in recs if (bucket is None or r.bucket == bucket)
+                       and (creator is None or r.creator == creator)),
+                      key=lambda r: (r.created_at, r.id))
+
+    def update(self, link_id: str, *, expire_at: int = _UNSET, max_downloads: int | None = _UNSET,
+               password: str | None = _UNSET, now: float | None = None) -> LinkRecord:
+        """Change expiry, download limit or password (``None`` clears the limit / password)."""
+        self.get(link_id)                   # unknown id: answer before any hashing
+        changes: dict[str, Any] = {}
+        if expire_at is not _UNSET:
+            _check_expire_at(expire_at)
+            changes["expire_at"] = int(expire_at)
+        if max_downloads is not _UNSET:
+            _check_max_downloads(max_downloads)
+            changes["max_downloads"] = max_downloads
+        if password is not _UNSET:
+            # Hash outside the lock: scrypt takes tens of ms and must not stall other links.
+            changes["password_hash"] = None if password is None else rules.hash_password(password, self._params)
+        with self._lock:
+            rec = dataclasses.replace(self.get(link_id), updated_at=int(self._now(now)), **changes)
+            self._store(rec)
+        return rec
+
+    def revoke(self, link_id: str, now: float | None = None) -> LinkRecord:
+        """Mark revoked (idempotent). The record stays for listing and audit."""
+        with self._lock:
+            rec = self.get(link_id)
+            if not rec.revoked:
+                t = int(self._now(now))
+                rec = dataclasses.replace(rec, revoked=True, revoked_at=t, updated_at=t)
+                self._store(rec)
+        return rec
+
+    def reveal(self, link_id: str) -> dict | None:
+        """The sealed URL parameters of a link, or None (no key, or none were given)."""
+        rec = self.get(link_id)
+        if rec.sealed_params is None or self._key is None:
+            return None
+        p = rec.sealed_params
+        try:
+            return unseal(p["ct"], p["s"], p["n"], self._key, associated=link_id.encode())
+        except LinkInvalidError:
+            return None     # sealed under another server key (key file replaced)
+
+    # --- using ------------------------------------------------------------------------------
+
+    def find(self, token: str) -> LinkRecord | None:
+        """The link whose ``ct`` is ``token`` (SHA-256 lookup: cheap, no secret comparison)."""
+        with self._lock:
+            link_id = self._by_digest.get(token_digest(token))
+            return self._links.get(link_id) if link_id else None
+
+    def authorize(self, token: str, *, password: str | None, client: str, now: float | None = None) -> LinkRecord:
+        """Check a download request in cheap-first order; raise the client's answer or return the link.
+
+        Unknown (forged) -> uniform 404; revoked -> uniform 404; expired -> 422 (ReductStore);
+        used up for this client -> uniform 404; then the password (401). ``record_download``
+        re-checks the limit atomically once the handler knows whether the answer is partial.
+        """
+        now = self._now(now)
+        rec = self.find(token)
+        if rec is None:
+            raise rules.link_not_found()
+        rules.check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=now)
+        if rules.is_used_up(rec.downloads, rec.max_downloads) and \
+                not rules.session_live(rec.sessions.get(client), now):
+            raise rules.link_not_found()
+        rules.check_password(password, rec.password_hash)
+        return rec
+
+    def record_download(self, link_id: str, client: str, nbytes: int, range_text: str | None, *,
+                        partial: bool, now: float | None = None) -> DownloadResult:
+        """Count (per the rules) and log one served answer, atomically; call before sending the body.
+
+        Raises the uniform 404 if this answer would start a new download of a used-up link, or
+        the link was revoked / expired since ``authorize``.
+        """
+        with self._lock:
+            now = self._now(now)
+            rec = self.get(link_id)
+            rules.check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=now)
+            counted = rules.download_counts(partial, rec.sessions.get(client), now)
+            if counted and rules.is_used_up(rec.downloads, rec.max_downloads):
+                raise rules.link_not_found()
+            sessions = {c: t for c, t in rec.sessions.items() if rules.session_live(t, now)}
+            sessions.pop(client, None)
+            sessions[client] = now          # most recent last: eviction drops the oldest
+            if len(sessions) > MAX_SESSIONS:
+                sessions = dict(list(sessions.items())[-MAX_SESSIONS:])
+            receipt = Receipt(now, client, int(nbytes), range_text, counted)
+            rec = dataclasses.replace(rec, downloads=rec.downloads + counted, sessions=sessions,
+                                      receipts=(rec.receipts + (receipt,))[-MAX_RECEIPTS:])
+            self._store(rec)
+        return DownloadResult(rec, counted)
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+    def _store(self, rec: LinkRecord) -> None:
+        """Write first, then publish in memory: a failed write leaves the old state everywhere."""
+        _atomic_write(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode())
+        self._links[rec.id] = rec
+        self._by_digest[rec.token_hash] = rec.id
+
+    def _load(self) -> None:
+        if not self.dir.is_dir():
+            return
+        for path in sorted(self.dir.iterdir()):
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)    # a write interrupted before its rename
+                continue
+            if path.suffix != ".json":
+                continue
+            try:
+                rec = _from_json(json.loads(path.read_bytes()))
+                if rec.id != path.stem:
+                    raise ValueError("id does not match the file name")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.load_report.append(f"skipped link file {path.name}: {exc}")
+                continue
+            self._links[rec.id] = rec
+            self._by_digest[rec.token_hash] = rec.id
+
+
+def _check_max_downloads(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidInputError("'max_downloads' must be a positive integer")
+
+
+def _check_expire_at(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+
+
+def _to_json(rec: LinkRecord) -> dict:
+    d = dataclasses.asdict(rec)
+    d["receipts"] = [dataclasses.asdict(r) for r in rec.receipts]
+    d["sessions"] = dict(rec.sessions)
+    d["v"] = SCHEMA
+    return d
+
+
+def _from_json(d: dict) -> LinkRecord:
+    if d.pop("v", None) != SCHEMA:
+        raise ValueError("unknown schema version")
+    d["receipts"] = tuple(Receipt(**r) for r in d.get("receipts", ()))
+    return LinkRecord(**d)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """tmp (O_EXCL, 0600) + write + fsync + rename + fsync dir: a crash leaves old or new, never half.
+
+    OS errors become DiskFullError / StorageIOError here, where they enter (anchors §7.10).
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError("No space left on device") from exc
+        raise StorageIOError(f"Cannot write link record: {exc.strerror or exc}") from exc
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        raise StorageIOError(f"Cannot sync link records: {exc.strerror or exc}") from exc

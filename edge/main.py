@@ -1,0 +1,149 @@
+"""The root nursery: every long-lived task of the server is started here and nowhere else.
+
+Owns: the order of start-up (recovery finishes before we listen) and shutdown (stop accepting,
+let in-flight requests finish within the grace deadline, cancel background tasks, drain the
+flusher, close the store). The nesting of the nurseries below *is* that order.
+Must not: contain request logic or parse the environment (``cli.py`` builds the Config).
+
+    durable  (lives longest: the last acknowledged writes still get their fsync)
+      flusher.run
+      serving  (everything a client can reach, and the background jobs that serve them)
+        serve_http ... then cancels `serving` once drained
+        query reaper, upload reaper, mail sender, replication senders, lifecycles ...
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from . import __version__
+from .config import Config
+from .services.commit import Flusher
+from .services.storage import StorageService
+
+log = logging.getLogger("edge")
+
+# Rooms that add background services register a starter here (see ``_start_rooms``): an async
+# callable (ctx, nursery) -> None that puts its tasks into the serving nursery and fills ctx.
+ROOM_STARTERS = [
+    "edge.services.queries:start",
+    "edge.services.links:start",
+    "edge.services.uploads:start",
+    "edge.services.mail:start",
+    "edge.services.replication:start",
+    "edge.services.lifecycles:start",
+    "edge.services.metrics:start",
+]
+
+
+def _open_engine(config: Config) -> Any:
+    from .store import Engine
+
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    return Engine.open(config.data_path, defaults=config.default_bucket)
+
+
+def _open_tokens(config: Config) -> Any:
+    from .auth.repository import TokenRepository
+
+    from datetime import datetime, timezone
+
+    repo = TokenRepository.open(config.data_path, auth_enabled=config.auth_enabled)
+    env = dict(config.env)
+    env["RS_API_TOKEN"] = config.api_token  # the flag may override the variable
+    env.pop("RS_INIT_API_TOKEN", None)
+    for line in repo.provision(env, datetime.now(timezone.utc)) or []:
+        log.info("tokens: %s", line)
+    return repo
+
+
+async def _start_rooms(ctx: Any, nursery: trio.Nursery) -> None:
+    import importlib
+
+    for spec in ROOM_STARTERS:
+        module_name, func = spec.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # not built yet
+            raise
+        await getattr(module, func)(ctx, nursery)
+
+
+async def watch_signals(stopping: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            stopping.set()
+            return
+
+
+async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_signals: bool = False,
+                on_ready: Callable[[list[str]], None] | None = None,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the server until ``shutdown`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
+    from .http.app import build_app
+    from .http.context import AppContext
+    from .http.front import serve_http
+
+    stopping = shutdown if shutdown is not None else trio.Event()
+    log.info("edge %s starting; data in %s", __version__, config.data_path)
+    for line in config.describe():
+        log.debug("setting %s", line)
+    engine = await trio.to_thread.run_sync(_open_engine, config)
+    for line in getattr(engine, "recovery_report", []) or []:
+        log.warning("recovery: %s", line)
+    try:
+        flusher = Flusher(config.sync_policy)
+        ctx = AppContext(config=config, engine=engine, flusher=flusher)
+        ctx.storage = StorageService(engine, flusher)
+        ctx.tokens = _open_tokens(config)
+        try:
+            from .auth.throttle import AuthThrottle
+
+            ctx.throttle = AuthThrottle()
+        except ImportError:
+            pass
+        async with trio.open_nursery() as durable:
+            await durable.start(flusher.run)
+            async with trio.open_nursery() as serving:
+                if handle_signals:
+                    serving.start_soon(watch_signals, stopping)
+                await _start_rooms(ctx, serving)
+                app = build_app(ctx)
+                bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, stopping,
+                                                    serving.cancel_scope))
+                urls = [f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in bound]
+                log.info("listening on %s", ", ".join(urls))
+                if on_ready is not None:
+                    on_ready(urls)
+                task_status.started(urls)
+            # No client can reach us any more: make everything acknowledged durable.
+            await flusher.drain()
+            durable.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(engine.close)
+        log.info("stopped")
+
+
+async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: Any, config: Config,
+                             stopping: trio.Event, serving_scope: trio.CancelScope,
+                             *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    from .http.front import HttpConfig
+
+    http_config = HttpConfig(graceful_timeout_s=config.graceful_timeout_s,
+                             keep_alive_timeout_s=config.keep_alive_timeout_s,
+                             head_timeout_s=config.head_timeout_s,
+                             body_timeout_s=config.io_operation_timeout_s,
+                             max_connections=config.max_connections,
+                             max_header_bytes=max(config.batch_max_metadata_size, 64 * 1024))
+    await serve_http(app, host=config.host, port=config.port, shutdown=stopping, config=http_config,
+                     task_status=task_status)
+    serving_scope.cancel()  # the front has drained: background jobs of the serving scope stop now

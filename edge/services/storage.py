@@ -1,0 +1,132 @@
+"""The async facade over the synchronous store: locking, streaming bodies in, durability out.
+
+Owns: the per-entry writer locks, pumping an async body into a ``RecordWriter``, waiting for
+group commit before a write is acknowledged, and the write hooks later rooms subscribe to
+(replication logs, continuous-query wake-ups, metrics).
+Must not: know HTTP (a body is anything with ``async receive_some(max_bytes) -> bytes``), call
+fsync itself (``commit.Flusher`` does), or let a partial record become visible.
+
+Why per-entry locks: a record's bytes are appended to its entry's active block as they arrive,
+so two writers of one entry must not interleave; writers of different entries never wait for
+each other. The lock is released before waiting for the fsync, so the next writer's append
+overlaps our sync and both share the next group commit.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Mapping, Protocol
+
+import trio
+
+from ..errors import BadRequestError
+from .commit import Flusher
+
+CHUNK_BYTES = 1 << 20
+
+
+class ByteSource(Protocol):
+    async def receive_some(self, max_bytes: int = ...) -> bytes: ...
+
+
+WriteHook = Callable[[str, str, Any], None]   # (bucket, entry, RecordRef-like) -> None
+
+
+class StorageService:
+    def __init__(self, engine: Any, flusher: Flusher):
+        self.engine = engine
+        self.flusher = flusher
+        self._locks: dict[tuple[str, str], trio.Lock] = {}
+        self._lock_users: dict[tuple[str, str], int] = {}
+        # Called synchronously after a record is flushed and before it is acknowledged.
+        self.write_hooks: list[Callable[[str, str, int, Any], None]] = []
+        # Called after labels changed: (bucket, entry, ts, update).
+        self.update_hooks: list[Callable[[str, str, int, Mapping[str, str]], None]] = []
+        # Woken after every flush, so continuous queries see new records at once.
+        self.new_data = trio.Event()
+        self.records_written = 0
+        self.bytes_written = 0
+
+    @asynccontextmanager
+    async def entry_lock(self, bucket: str, entry: str) -> AsyncIterator[None]:
+        key = (bucket, entry)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = trio.Lock()
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[key] -= 1
+            if self._lock_users[key] == 0:  # keep the table as small as the set of active writers
+                del self._lock_users[key]
+                del self._locks[key]
+
+    def notify_new_data(self) -> None:
+        self.new_data.set()
+        self.new_data = trio.Event()
+
+    async def pump(self, writer: Any, body: ByteSource, length: int) -> None:
+        """Move exactly ``length`` bytes of ``body`` into ``writer``."""
+        remaining = length
+        while remaining > 0:
+            chunk = await body.receive_some(min(remaining, CHUNK_BYTES))
+            if not chunk:
+                raise BadRequestError("Content is shorter than expected: no more data to read")
+            if len(chunk) > remaining:
+                raise BadRequestError("Content is bigger than in content-length")
+            writer.write(chunk)
+            remaining -= len(chunk)
+        writer.finish()
+
+    async def write_record(self, bucket_name: str, entry_name: str, ts_us: int, length: int,
+                           content_type: str, labels: dict[str, str], body: ByteSource,
+                           before_write: Callable[[Any], None] | None = None) -> None:
+        """Write one record from a streamed body; returns once it is durable."""
+        bucket = self.engine.get_bucket(bucket_name)
+        async with self.entry_lock(bucket_name, entry_name):
+            entry = bucket.get_or_create_entry(entry_name)
+            if before_write is not None:
+                before_write(entry)
+            writer = entry.begin_write(ts_us, length, content_type, labels)
+            try:
+                await self.pump(writer, body, length)
+            except BaseException:
+                writer.abort()
+                raise
+            durability = entry.flush()
+            self._after_write(bucket_name, entry_name, [(ts_us, length, content_type, labels)])
+        await self.flusher.wait_durable(durability)
+
+    def _after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> None:
+        for ts_us, size, content_type, labels in records:
+            self.records_written += 1
+            self.bytes_written += size
+            for hook in self.write_hooks:
+                hook(bucket, entry, ts_us, (size, content_type, labels))
+        self.notify_new_data()
+
+    def after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> None:
+        """For batch writers: report records that were flushed (before acknowledging them)."""
+        if records:
+            self._after_write(bucket, entry, records)
+
+    def after_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> None:
+        for hook in self.update_hooks:
+            hook(bucket, entry, ts_us, update)
+
+    async def update_labels(self, bucket_name: str, entry_name: str, ts_us: int, update: dict[str, str]) -> None:
+        entry = self.engine.get_bucket(bucket_name).get_entry(entry_name)
+        async with self.entry_lock(bucket_name, entry_name):
+            entry.update_labels(ts_us, update)
+            durability = entry.flush()
+        self.after_update(bucket_name, entry_name, ts_us, update)
+        await self.flusher.wait_durable(durability)
+
+    async def remove_record(self, bucket_name: str, entry_name: str, ts_us: int) -> None:
+        entry = self.engine.get_bucket(bucket_name).get_entry(entry_name)
+        async with self.entry_lock(bucket_name, entry_name):
+            entry.remove_record(ts_us)
+            durability = entry.flush()
+        await self.flusher.wait_durable(durability)

@@ -1,0 +1,354 @@
+"""All OS calls of the store: open, write, pread, fsync, rename, unlink, directories.
+
+Owns: file descriptors (an LRU of open fds), durable-write helpers, ``Durability`` (what a flush
+made dirty), and the translation of OSError into edge errors (ENOSPC/EDQUOT -> DiskFullError,
+others -> StorageIOError).
+Must not: know about frames, entries or quotas; import trio. No other store module calls the OS.
+
+Reads use os.pread so no shared file offset is ever moved; appends use O_APPEND + os.writev so
+one syscall carries a whole batch of frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import psutil
+
+from edge.errors import DiskFullError, StorageIOError
+
+DISK_FULL_MESSAGE = "Not enough free disk space"
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_GONE = {errno.EBADF, errno.ENOENT}
+
+
+def translate(exc: OSError) -> Exception:
+    if exc.errno in _FULL:
+        return DiskFullError(DISK_FULL_MESSAGE)
+    return StorageIOError(f"Storage I/O error: {exc}")
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise translate(exc) from exc
+
+
+def free_bytes(path: Path) -> int:
+    with translate_errors():
+        return psutil.disk_usage(str(path)).free
+
+
+FreeBytes = Callable[[Path], int]
+
+
+# --- plain file operations -------------------------------------------------------------------
+
+
+def read_file(path: Path) -> bytes | None:
+    """Whole file, or None if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise translate(exc) from exc
+
+
+def file_size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise translate(exc) from exc
+
+
+def fsync_dir(path: Path) -> None:
+    # Without this a created/renamed/removed name may not survive a power loss.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise translate(exc) from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _GONE | {errno.EINVAL}:
+            raise translate(exc) from exc
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """tmp + fsync + rename + fsync(dir): readers and crashes see the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with translate_errors():
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def unlink(path: Path) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise translate(exc) from exc
+
+
+def rename(old: Path, new: Path) -> None:
+    with translate_errors():
+        os.rename(old, new)
+    fsync_dir(new.parent)
+    if old.parent != new.parent:
+        fsync_dir(old.parent)
+
+
+def make_dirs(path: Path) -> list[Path]:
+    """mkdir -p; returns the parents whose listing changed (they need an fsync)."""
+    created: list[Path] = []
+    p = path
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    with translate_errors():
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                continue
+            created.append(d.parent)
+    return created
+
+
+def touch(path: Path) -> bool:
+    """Create an empty file if missing; True if it was created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise translate(exc) from exc
+    os.close(fd)
+    return True
+
+
+def remove_tree(path: Path) -> None:
+    with translate_errors():
+        shutil.rmtree(path, ignore_errors=False)
+    fsync_dir(path.parent)
+
+
+def list_dir(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise translate(exc) from exc
+
+
+# --- descriptors -------------------------------------------------------------------------------
+
+
+def append(fd: int, chunks: Sequence[bytes | memoryview]) -> int:
+    """Append all chunks (O_APPEND fd) with as few writev calls as the kernel allows."""
+    total = 0
+    pending = [memoryview(c) for c in chunks if len(c)]
+    with translate_errors():
+        while pending:
+            n = os.writev(fd, pending[:1024])  # IOV_MAX
+            total += n
+            while pending and n >= len(pending[0]):
+                n -= len(pending[0])
+                pending.pop(0)
+            if n:
+                pending[0] = pending[0][n:]
+    return total
+
+
+def pread(fd: int, offset: int, n: int) -> bytes:
+    parts = []
+    with translate_errors():
+        while n > 0:
+            b = os.pread(fd, n, offset)
+            if not b:
+                break
+            parts.append(b)
+            offset += len(b)
+            n -= len(b)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def truncate(fd: int, size: int) -> None:
+    with translate_errors():
+        os.ftruncate(fd, size)
+
+
+def datasync(fd: int) -> None:
+    with translate_errors():
+        os.fdatasync(fd)
+
+
+def fd_size(fd: int) -> int:
+    with translate_errors():
+        return os.fstat(fd).st_size
+
+
+def dup(fd: int) -> int:
+    with translate_errors():
+        return os.dup(fd)
+
+
+def close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+class FdCache:
+    """LRU of open read-write fds keyed by path, so thousands of blocks never exhaust fds.
+
+    An evicted fd is closed without fsync: every write already handed a dup of its fd to a
+    Durability, which syncs through the dup, so closing ours loses nothing.
+    """
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
+        self._fds: OrderedDict[str, int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def get(self, path: Path, create: bool = False) -> tuple[int, bool]:
+        """(fd, created): created is True when the file did not exist before."""
+        key = str(path)
+        fd = self._fds.get(key)
+        if fd is not None:
+            self._fds.move_to_end(key)
+            return fd, False
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+        created = False
+        try:
+            fd = os.open(key, flags)
+        except FileNotFoundError:
+            if not create:
+                raise StorageIOError(f"Storage I/O error: {key} is missing") from None
+            with translate_errors():
+                fd = os.open(key, flags | os.O_CREAT, 0o644)
+            created = True
+        except OSError as exc:
+            raise translate(exc) from exc
+        self._fds[key] = fd
+        while len(self._fds) > self.capacity:
+            _, old = self._fds.popitem(last=False)
+            close(old)
+        return fd, created
+
+    def drop(self, path: Path) -> None:
+        fd = self._fds.pop(str(path), None)
+        if fd is not None:
+            close(fd)
+
+    def drop_under(self, folder: Path) -> None:
+        prefix = str(folder) + os.sep
+        for key in [k for k in self._fds if k.startswith(prefix)]:
+            close(self._fds.pop(key))
+
+    def sync_all(self) -> None:
+        for fd in self._fds.values():
+            datasync(fd)
+
+    def close_all(self) -> None:
+        for fd in self._fds.values():
+            close(fd)
+        self._fds.clear()
+
+
+class Durability:
+    """What one or more flushes made dirty: dup'd fds to fdatasync and folders to fsync.
+
+    The fds are dups taken at flush time, so a block that is evicted from the LRU, renamed or
+    deleted meanwhile is still synced through its inode (or ignored if it is gone). sync() is the
+    only method meant for a worker thread; it touches nothing but the fds and paths it holds.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._dirs: set[str] = set()
+
+    @property
+    def empty(self) -> bool:
+        return not self._fds and not self._dirs
+
+    def add_fd(self, key: str, fd: int) -> None:
+        if key not in self._fds:
+            self._fds[key] = dup(fd)
+
+    def add_dir(self, path: Path) -> None:
+        self._dirs.add(str(path))
+
+    def merge(self, other: "Durability") -> None:
+        for key, fd in other._fds.items():
+            if key in self._fds:
+                close(fd)
+            else:
+                self._fds[key] = fd
+        self._dirs |= other._dirs
+        other._fds = {}
+        other._dirs = set()
+
+    def sync(self) -> None:
+        fds, dirs = self._fds, self._dirs
+        self._fds, self._dirs = {}, set()
+        error: Exception | None = None
+        try:
+            for fd in fds.values():
+                try:
+                    os.fdatasync(fd)
+                except OSError as exc:
+                    if exc.errno not in _GONE and error is None:
+                        error = translate(exc)
+            for d in sorted(dirs):
+                try:
+                    fsync_dir(Path(d))
+                except Exception as exc:  # noqa: BLE001 - keep syncing the rest, report the first
+                    error = error or exc
+        finally:
+            for fd in fds.values():
+                close(fd)
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            close(fd)
+        self._fds = {}
+
+    def __del__(self) -> None:
+        self.close()

@@ -1,0 +1,53 @@
+"""Shared fixtures: real `edge serve` subprocesses on free loopback ports with temp data folders."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.helpers import EdgeProcess
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=100, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+except ImportError:  # pragma: no cover
+    pass
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server without authentication per test module; tests use unique bucket names."""
+    proc = EdgeProcess(tmp_path_factory.mktemp("edge") / "data").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory for servers with their own environment (auth, quotas, ...); all stopped at the end."""
+    started: list[EdgeProcess] = []
+
+    def make(env: dict[str, str] | None = None, data_path=None) -> EdgeProcess:
+        proc = EdgeProcess(data_path or tmp_path / f"data{len(started)}", env).start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def bucket_name(request):
+    """A bucket name unique within the module's shared server."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"b{next(_names)}-{request.node.name[:40]}")

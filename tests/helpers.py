@@ -1,0 +1,97 @@
+"""Test helpers: run a real `edge serve` process on a free loopback port with a temp data folder.
+
+Every server started here listens on 127.0.0.1 only, is waited for under a deadline and is
+always stopped (SIGTERM, then SIGKILL) by its fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EdgeProcess:
+    """One `python -m edge serve` subprocess."""
+
+    def __init__(self, data_path: Path, env: dict[str, str] | None = None, port: int | None = None):
+        self.data_path = Path(data_path)
+        self.extra_env = dict(env or {})
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.data_path.parent / f"edge-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        base = self.extra_env.get("RS_API_BASE_PATH", "/").strip("/")
+        return f"{self.url}/{base + '/' if base else ''}api/v1"
+
+    def start(self, timeout_s: float = 20.0) -> "EdgeProcess":
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
+        env.update({"RS_DATA_PATH": str(self.data_path), "RS_HOST": "127.0.0.1", "RS_PORT": str(self.port),
+                    "RS_API_TOKEN": "", "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
+        env.update(self.extra_env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "serve"], env=env, cwd=str(ROOT),
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edge exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.api}/alive", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"edge did not answer /alive within {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code (SIGKILL after the timeout)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise RuntimeError("edge did not stop on SIGTERM")
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def restart(self) -> "EdgeProcess":
+        self.stop()
+        return self.start()

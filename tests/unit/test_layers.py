@@ -1,0 +1,81 @@
+"""The import directions of docs/interfaces.md, checked over the source (like Trio's export test)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+EDGE = Path(__file__).resolve().parents[2] / "edge"
+
+# module prefix -> imports it must never make (top-level package names or edge sub-packages)
+FORBIDDEN = {
+    "edge.errors": {"trio", "edge.store", "edge.http", "edge.services", "edge.query", "edge.formats"},
+    "edge.model": {"trio", "edge.store", "edge.http", "edge.services", "edge.query"},
+    "edge.config": {"trio", "edge.store", "edge.http", "edge.services", "edge.query"},
+    "edge.formats": {"trio", "edge.store", "edge.http", "edge.services", "edge.query", "edge.auth", "edge.links"},
+    "edge.query.when": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.links": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.auth.tokens": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.auth.policy": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.store": {"trio", "edge.http", "edge.services", "edge.query", "edge.links", "edge.auth"},
+    "edge.query": {"trio", "edge.http", "edge.services"},
+    "edge.services": {"edge.http", "edge.main", "edge.cli"},
+    "edge.http": {"edge.main", "edge.cli"},
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(EDGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+                found.add(target)
+                if not node.module:
+                    found.update(f"{target}.{alias.name}" for alias in node.names)
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def _banned(imported: str, banned: set[str]) -> bool:
+    return any(imported == b or imported.startswith(b + ".") for b in banned)
+
+
+def test_imports_point_downwards():
+    problems = []
+    for path in EDGE.rglob("*.py"):
+        module = _module_name(path)
+        for prefix, banned in FORBIDDEN.items():
+            if module == prefix or module.startswith(prefix + "."):
+                for imported in _imports(path, module):
+                    if _banned(imported, banned):
+                        problems.append(f"{module} imports {imported}")
+    assert not problems, "\n".join(sorted(problems))
+
+
+def test_only_files_module_touches_the_os_in_the_store():
+    offenders = []
+    for path in (EDGE / "store").glob("*.py"):
+        if path.name in ("files.py", "__init__.py"):
+            continue
+        text = path.read_text()
+        for call in ("os.write(", "os.writev(", "os.fsync(", "os.fdatasync(", "os.pread(", "os.rename(",
+                     "os.replace(", "os.unlink(", "open("):
+            if call in text.replace("os.open(", "").replace(".open(", ""):
+                offenders.append(f"{path.name}: {call}")
+    assert not offenders, offenders
