@@ -4,7 +4,9 @@
 fresh temporary RS_DATA_PATH, measures the time from process start to the first 200 from
 GET /api/v1/alive, writes and reads a record with reduct-py, GETs /ui/ (warns on 404),
 measures idle RSS (the bootloader and its Python child together), sends SIGTERM and checks
-exit code 0 within --stop-timeout, restarts on the same data and checks the record is intact.
+exit code 0 within --stop-timeout, restarts on the same data, checks the record is intact,
+and stops it with SIGTERM to the whole process group (the server then receives it twice),
+again expecting exit code 0.
 
     python3 packaging/smoke.py --binary dist/edge
     python3 packaging/smoke.py --binary "$(which edge)"
@@ -60,7 +62,8 @@ class Server:
         env.pop("NOTIFY_SOCKET", None)
         self.log = open(self.log_path, "ab")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.cmd + ["serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.cmd + ["serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = t0 + alive_timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
@@ -81,9 +84,15 @@ class Server:
         main = p.memory_info().rss
         return main, main + sum(c.memory_info().rss for c in p.children(recursive=True))
 
-    def stop(self, timeout: float) -> tuple[int | None, float]:
+    def stop(self, timeout: float, group: bool = False) -> tuple[int | None, float]:
+        """SIGTERM to the main process only (systemd KillMode=mixed) or, with ``group``, to every
+        process of the group at once (KillMode=control-group, kill -- -PGID): in the one-file
+        executable the server then gets it twice, directly and forwarded by the bootloader."""
         t0 = time.perf_counter()
-        self.proc.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -202,8 +211,8 @@ def main() -> int:
             asyncio.run(read_record(url))
             check(True, f"record intact after restart (alive after {t2:.3f} s)")
         finally:
-            rc2, _ = srv2.stop(args.stop_timeout)
-        check(rc2 == 0, f"second SIGTERM -> exit code {rc2}")
+            rc2, _ = srv2.stop(args.stop_timeout, group=True)
+        check(rc2 == 0, f"SIGTERM to the whole process group -> exit code {rc2}")
     except Exception as exc:  # any failure above: report, show the server log
         failures.append(repr(exc))
         print(f"FAIL {exc!r}")

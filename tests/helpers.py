@@ -49,6 +49,7 @@ class EdgeProcess:
         env.update({"RS_DATA_PATH": str(self.data_path), "RS_HOST": "127.0.0.1", "RS_PORT": str(self.port),
                     "RS_API_TOKEN": "", "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
         env.update(self.extra_env)
+        self.data_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "serve"], env=env, cwd=str(ROOT),
                                      stdout=self._log, stderr=subprocess.STDOUT)

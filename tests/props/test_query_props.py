@@ -120,7 +120,7 @@ entry_records = st.dictionaries(st.integers(min_value=0, max_value=300), label_m
 bounds = st.none() | st.integers(min_value=0, max_value=320)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(records=st.fixed_dictionaries({"a": entry_records, "b": entry_records}),
        expr=st.none() | exprs, each_n=st.none() | st.integers(min_value=1, max_value=3),
        limit=st.none() | st.integers(min_value=0, max_value=5), start=bounds, stop=bounds)
