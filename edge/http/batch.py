@@ -34,8 +34,11 @@ def reduct_headers(req: Request) -> list[tuple[str, str]]:
     The head parser decodes latin-1; labels inside record headers are UTF-8 on the wire. Only
     these headers matter to the codecs, and filtering them keeps the codecs' loops short.
     """
+    items = req.headers.items()
+    if all(value.isascii() for _, value in items):
+        return items  # the common case: nothing to re-decode, no copy
     out = []
-    for name, value in req.headers.items():
+    for name, value in items:
         if not name.startswith("x-reduct-"):
             continue
         if not value.isascii():
@@ -75,6 +78,10 @@ def error_headers(errors: list[service.RecordError], name_of: Callable[[Any], st
             for key, status, message in errors]
 
 
+def _ts_key(item: Any) -> int:
+    return item.ts_us
+
+
 def write_hook(ctx: AppContext) -> Any:
     return ctx.services.get(HOOK_NAME)
 
@@ -86,9 +93,10 @@ async def write_batch(req: Request, ctx: AppContext, bucket: str, entry: str) ->
     total = sum(r.size for r in records)
     declared_length(req, total, required=False)
     ctx.engine.get_bucket(bucket)  # 404 before reading the body
-    items = [service.WriteItem(entry, r.ts_us, r.size, r.content_type, r.labels, r.ts_us) for r in records]
-    errors = await service.write_batch(ctx.storage, bucket, items, req.body, total, status_of=status_of,
-                                       before_write=write_hook(ctx), check_end=req.body.length is None)
+    # The codec's items go in as they are (no per-record copies); a failed one is named by its ts.
+    errors = await service.write_batch(ctx.storage, bucket, records, req.body, total, status_of=status_of,
+                                       entry=entry, key_of=_ts_key, before_write=write_hook(ctx),
+                                       check_end=req.body.length is None)
     return empty_response(200, error_headers(errors, batch_v1.error_header_name))
 
 

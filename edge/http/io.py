@@ -25,6 +25,10 @@ from .routing import Route
 from .types import Request, Response
 
 
+def _key(item: batch_v2.V2Item) -> tuple[int, int]:
+    return item.entry_index, item.ts_offset
+
+
 def _error_name(key: tuple[int, int]) -> str:
     return batch_v2.error_header_name(key[0], key[1])
 
@@ -40,10 +44,9 @@ async def write(req: Request, ctx: AppContext, bucket: str) -> Response:
     total = batch.total_size
     declared_length(req, total, required=True)
     ctx.engine.get_bucket(bucket)  # 404 before reading the body
-    items = [service.WriteItem(r.entry, r.ts_us, r.size, r.content_type, r.labels, (r.entry_index, r.ts_offset))
-             for r in batch.records]
-    errors = await service.write_batch(ctx.storage, bucket, items, req.body, total, status_of=status_of,
-                                       before_write=write_hook(ctx), check_end=req.body.length is None)
+    errors = await service.write_batch(ctx.storage, bucket, batch.records, req.body, total, status_of=status_of,
+                                       key_of=_key, before_write=write_hook(ctx),
+                                       check_end=req.body.length is None)
     return _answer(batch, errors)
 
 

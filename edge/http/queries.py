@@ -125,8 +125,6 @@ async def read_single_record(req: Request, ctx: AppContext, bucket: str, entry: 
     return Response(200, headers, body, content_length=size)
 
 
-service.register_single_reader(read_single_record)
-
 ROUTES = [
     Route("GET", "b/{bucket}/{entry+}/q", create_query_legacy),
     Route("POST", "b/{bucket}/{entry+}/q", create_query),

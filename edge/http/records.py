@@ -65,7 +65,9 @@ async def read_record(req: Request, ctx: AppContext, bucket: str, entry: str) ->
     head = req.method == "HEAD"
     if "ts" not in req.query and "q" in req.query:
         query_id = parse_u64(req.query["q"], "'query' must be a number")
-        return await ctx.queries.read_single(req, ctx, bucket, entry, query_id, head)
+        from .queries import read_single_record
+
+        return await read_single_record(req, ctx, bucket, entry, query_id, head)
     ts = parse_ts(req, required=False)
     e = ctx.engine.get_bucket(bucket).get_entry(entry)
     ref = e.get(ts) if ts is not None else e.latest()

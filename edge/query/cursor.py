@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from edge.errors import NotFoundError
 from edge.query.plan import QueryPlan
 from edge.query.select import is_meta
 from edge.query.when import Duration, combine
@@ -173,7 +174,7 @@ class QueryCursor:
     def _add(self, name: str) -> None:
         try:
             entry = self.bucket.get_entry(name)
-        except Exception:  # removed between selection and now: it simply has no records
+        except NotFoundError:  # removed between selection and now: it simply has no records
             return
         plan = self.plan
         stop = plan.stop_us

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from edge.errors import InvalidInputError
@@ -70,8 +70,6 @@ def _check_range(plan: QueryPlan) -> QueryPlan:
 
 
 def _replace(plan: QueryPlan, **changes: Any) -> QueryPlan:
-    from dataclasses import replace
-
     return replace(plan, **changes)
 
 

@@ -66,6 +66,10 @@ class ChangeItem:
     update: dict[str, str] | None = None
 
 
+def _item_key(item: Any) -> Any:
+    return item.key
+
+
 class _Feeder:
     """Moves body bytes into record writers, ``n`` at a time, across record boundaries."""
 
@@ -124,10 +128,11 @@ class _Feeder:
 class _Run:
     """The records of one entry taken under one lock hold."""
 
-    __slots__ = ("name", "entry", "error", "stack", "writers", "meta_keys")
+    __slots__ = ("name", "meta", "entry", "error", "stack", "writers", "meta_keys")
 
     def __init__(self, name: str):
         self.name = name
+        self.meta = attachments.is_meta(name)
         self.entry: Any = None
         self.error: EdgeError | None = None   # the entry cannot be created: every record fails
         self.stack = AsyncExitStack()
@@ -140,8 +145,11 @@ class BatchWriter:
     was written is durable."""
 
     def __init__(self, storage: Any, bucket_name: str, body: Any, total: int, *, status_of: StatusOf,
+                 entry: str | None = None, key_of: Callable[[Any], Any] = _item_key,
                  before_write: BeforeWrite | None = None, check_end: bool = False):
         self.storage = storage
+        self.entry = entry
+        self.key_of = key_of
         self.bucket_name = bucket_name
         self.bucket = storage.engine.get_bucket(bucket_name)
         self.feeder = _Feeder(body, total)
@@ -184,41 +192,44 @@ class BatchWriter:
         finally:
             await run.stack.aclose()
 
-    def _begin(self, run: _Run, item: WriteItem) -> Any:
+    def _begin(self, run: _Run, item: Any) -> Any:
         """A RecordWriter for ``item`` or None after recording its error."""
         if run.error is not None:
-            self._fail(item.key, run.error)
+            self._fail(self.key_of(item), run.error)
             return None
         entry = run.entry
         try:
             if self.before_write is not None:
                 self.before_write(self.bucket_name, run.name, entry, item.labels)
-                if attachments.is_meta(run.name):
+                if run.meta:
                     # Upsert inside the batch: a later record with the same key replaces an
                     # earlier one the hook cannot see yet (finished, not flushed).
-                    key = item.labels.get(attachments.KEY_LABEL)
-                    earlier = run.meta_keys.pop(key, None)
+                    earlier = run.meta_keys.pop(item.labels.get(attachments.KEY_LABEL), None)
                     if earlier is not None:
                         earlier.abort()
             writer = entry.begin_write(item.ts_us, item.size, item.content_type, item.labels)
         except EdgeError as exc:
-            self._fail(item.key, exc)
+            self._fail(self.key_of(item), exc)
             return None
-        if self.before_write is not None and attachments.is_meta(run.name):
+        if run.meta and self.before_write is not None:
             run.meta_keys[item.labels.get(attachments.KEY_LABEL)] = writer
         return writer
 
-    async def run(self, items: Iterable[WriteItem]) -> list[RecordError]:
+    async def run(self, items: Iterable[Any]) -> list[RecordError]:
+        """``items``: objects with ``ts_us``, ``size``, ``content_type``, ``labels`` (and ``entry``
+        unless the batch was given one entry), in body order."""
         feeder = self.feeder
+        fixed = self.entry
         run: _Run | None = None
         writer: Any = None
         try:
             for item in items:
-                if run is None or run.name != item.entry:
+                name = fixed if fixed is not None else item.entry
+                if run is None or run.name != name:
                     if run is not None:
                         closing, run = run, None
                         await self._close_run(closing)
-                    run = await self._open_run(item.entry)
+                    run = await self._open_run(name)
                 writer = self._begin(run, item)
                 error = await feeder.feed(writer, item.size)
                 if writer is None:
@@ -229,7 +240,7 @@ class BatchWriter:
                     except EdgeError as exc:
                         error = exc
                 if error is not None:
-                    self._fail(item.key, error)
+                    self._fail(self.key_of(item), error)
                 else:
                     run.writers.append((writer, (item.ts_us, item.size, item.content_type, item.labels)))
                 writer = None
@@ -251,12 +262,18 @@ class BatchWriter:
         return self.errors
 
 
-async def write_batch(storage: Any, bucket_name: str, items: Iterable[WriteItem], body: Any, total: int,
-                      *, status_of: StatusOf, before_write: BeforeWrite | None = None,
+async def write_batch(storage: Any, bucket_name: str, items: Iterable[Any], body: Any, total: int,
+                      *, status_of: StatusOf, entry: str | None = None,
+                      key_of: Callable[[Any], Any] = _item_key, before_write: BeforeWrite | None = None,
                       check_end: bool = False) -> list[RecordError]:
-    """Write ``items`` (body order) from ``body`` (``total`` bytes declared); see the module doc."""
-    writer = BatchWriter(storage, bucket_name, body, total, status_of=status_of,
-                         before_write=before_write, check_end=check_end)
+    """Write ``items`` (body order) from ``body`` (``total`` bytes declared); see the module doc.
+
+    ``entry``: every item belongs to it (v1), else each item's ``entry``. ``key_of(item)`` names
+    a failed record in the returned errors (called only on failure, so building keys costs
+    nothing per record); the default takes ``item.key`` (``WriteItem``).
+    """
+    writer = BatchWriter(storage, bucket_name, body, total, status_of=status_of, entry=entry,
+                         key_of=key_of, before_write=before_write, check_end=check_end)
     return await writer.run(items)
 
 

@@ -85,16 +85,6 @@ class RegistryStatistics:
     reaped: int
 
 
-SingleReader = Callable[..., Awaitable[Any]]
-_single_reader: SingleReader | None = None
-
-
-def register_single_reader(reader: SingleReader) -> None:
-    """``edge.http.queries`` registers the GET ?q= handler here (services cannot import http)."""
-    global _single_reader
-    _single_reader = reader
-
-
 class QueryRegistry:
     def __init__(self, engine: Any, storage: Any, config: Any = None):
         self.engine = engine
@@ -174,12 +164,6 @@ class QueryRegistry:
         return RegistryStatistics(len(self._tables[ENTRY]), len(self._tables[BUCKET]), self._opened, self._reaped)
 
     # --- reading --------------------------------------------------------------------------
-
-    async def read_single(self, req: Any, ctx: Any, bucket: str, entry: str, query_id: int, head: bool) -> Any:
-        """``GET|HEAD /b/{b}/{e}?q=`` (called by ``edge.http.records``); see register_single_reader."""
-        if _single_reader is None:  # pragma: no cover - edge.http.queries is always mounted
-            raise NotFoundError("Not found")
-        return await _single_reader(req, ctx, bucket, entry, query_id, head)
 
     async def next_batch(self, query: Query, *, head: bool = False, v2: bool = False,
                          max_records: int | None = None) -> Batch | None:
@@ -283,6 +267,9 @@ class QueryRegistry:
     async def remove(self, bucket_name: str, plan: QueryPlan, entry_name: str | None = None) -> int:
         """Remove what ``plan`` selects; returns the count. ``$meta`` entries are skipped (§12)."""
         bucket = self.engine.get_bucket(bucket_name)
+        unknown = extension_names(plan)
+        if unknown:
+            raise InvalidInputError(f"Unknown extension '{unknown[0]}' in query id={next(self._ids)}")
         if entry_name is not None:
             if is_meta(entry_name):
                 return 0
@@ -292,8 +279,6 @@ class QueryRegistry:
         else:
             names = [n for n in select_entries(plan.entries, bucket.entry_names(include_meta=True))
                      if not is_meta(n)]
-        if extension_names(plan):
-            raise InvalidInputError(f"Unknown extension '{extension_names(plan)[0]}' in query id={next(self._ids)}")
         total = 0
         for name in names:
             total += await self._remove_from(bucket, bucket_name, name, plan)

@@ -1,0 +1,219 @@
+"""Share links over HTTP: create (spec §11.1), download (``link_download.py``) and management.
+
+Owns: the routes under ``<base>api/v1/links``, the create body (ReductStore's fields plus our
+optional ``max_downloads``, ``password``, ``receipt_to``), the link URL, and the management API
+(``GET links``, ``GET|PATCH|DELETE links/{id}``) with its permission rule.
+Must not: put secrets anywhere but the sealed ``ct`` (the password is hashed by the registry and
+never sealed, logged or echoed), log link URLs (``ct`` is a bearer secret), or decide link rules.
+
+Path overlap: ``links/{file_name+}`` (download) and ``links/{id}`` (manage) share a shape. A GET
+with a query string is a download (every link URL carries ``?ct=&s=&i=&n=``; missing ones get
+upstream's ``422 Missing 'ct' parameter``); a GET without any query string whose last segment is
+a link id (16..64 of ``[A-Za-z0-9_-]``, one segment) is management and needs a token. So a bare
+``GET links/<something-like-an-id>`` is never a download, which costs nothing: such a request
+could only ever have been a 422. PATCH and DELETE exist only for ``links/{id}``.
+
+Who may manage: a token with read access to the link's bucket sees it (list, show); changing or
+revoking also needs to be its creator or full access. Anonymous requests never manage.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from functools import partial
+from typing import Any
+
+import trio
+
+from ..auth.policy import Read
+from ..errors import ForbiddenError, InvalidInputError, NotFoundError
+from ..links import new_link_id
+from ..links.seal import seal
+from ..query.plan import QUERY, U64_MAX, plan_from_json
+from .context import AppContext, authorize
+from .link_download import download, is_link_request
+from .request import empty_response, json_response, read_json
+from .routing import Route
+from .types import Request, Response
+
+LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MAX_RECEIPT_TO = 320   # an e-mail address (RFC 5321 path limit); only stored for the mail room
+_PATCH_FIELDS = ("expire_at", "max_downloads", "password")
+
+
+def _missing(field: str) -> InvalidInputError:
+    return InvalidInputError(f"Invalid JSON: missing field `{field}`")
+
+
+def _base_url(ctx: AppContext, value: Any) -> str:
+    """``base_url`` must be absolute with a host; a ``/`` is appended (spec §11.1)."""
+    if value is None:
+        return ctx.config.public_base_url
+    prefix = "Invalid base_url provided for query link: "
+    if not isinstance(value, str):
+        raise InvalidInputError(prefix + "expected a string")
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        host = parts.hostname
+        parts.port                                   # raises on a bad port
+    except ValueError as exc:
+        raise InvalidInputError(prefix + str(exc)) from None
+    if not parts.scheme:
+        raise InvalidInputError(prefix + "relative URL without a base")
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidInputError(prefix + "missing host")
+    url = value.strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def _opt_int(doc: dict, key: str) -> Any:
+    value = doc.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidInputError(f"'{key}' must be an integer")
+    return value
+
+
+def _opt_str(doc: dict, key: str, limit: int | None = None) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"'{key}' must be a string")
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidInputError(f"'{key}' is longer than {limit} characters")
+    return value
+
+
+# POST links/{file_name+}
+async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response:
+    token = authorize(req, ctx, None)           # 401 before anything is parsed
+    doc = await read_json(req)
+    if not isinstance(doc, dict):
+        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    for field in ("bucket", "query", "expire_at"):
+        if field not in doc:
+            raise _missing(field)
+    bucket = doc["bucket"]
+    if not isinstance(bucket, str):
+        raise InvalidInputError("Invalid JSON: invalid type for `bucket`, expected a string")
+    Read(bucket).check(token)                   # upstream's 403 text
+    query = doc["query"]
+    if not isinstance(query, dict) or query.get("query_type") != QUERY:
+        raise InvalidInputError("Only 'Query' type is supported for query links")
+    plan_from_json(query)                       # a bad query is a 422 now, not at download
+    entry = doc.get("entry") or ""
+    if not isinstance(entry, str):
+        raise InvalidInputError("Invalid JSON: invalid type for `entry`, expected a string")
+    record_entry, record_ts = doc.get("record_entry"), doc.get("record_timestamp")
+    is_tar = file_name.lower().endswith(".tar")
+    if record_entry is None or record_ts is None:
+        if not is_tar:                          # a bundle serves the whole result: no record needed
+            raise InvalidInputError("Both 'record_entry' and 'record_timestamp' must be provided in payload")
+        record_entry, record_ts = record_entry or "", record_ts or 0
+    if not isinstance(record_entry, str):
+        raise InvalidInputError("Invalid JSON: invalid type for `record_entry`, expected a string")
+    if isinstance(record_ts, bool) or not isinstance(record_ts, int) or not 0 <= record_ts <= U64_MAX:
+        raise InvalidInputError("Invalid JSON: invalid type for `record_timestamp`, expected u64")
+    expire_at = doc["expire_at"]
+    if isinstance(expire_at, bool) or not isinstance(expire_at, int) or expire_at < 0:
+        raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+    base = _base_url(ctx, doc.get("base_url"))
+    max_downloads = _opt_int(doc, "max_downloads")
+    password = _opt_str(doc, "password")
+    receipt_to = _opt_str(doc, "receipt_to", MAX_RECEIPT_TO)
+    ctx.engine.get_bucket(bucket)               # 404 for a bucket that does not exist
+
+    issuer = token.name
+    link_id = new_link_id()
+    # The sealed payload: what a download needs to find the data. Never the password or limits
+    # (those live, changeable, in the registry); the id binds the token to its registry record.
+    payload = {"id": link_id, "bucket": bucket, "entry": entry, "record_entry": record_entry,
+               "record_timestamp": record_ts, "query": query, "expire_at": expire_at}
+    box = seal(payload, ctx.services["links"].key.material, associated=issuer.encode("utf-8", "surrogatepass"))
+    create = partial(ctx.links.create, token=box.ct, file_name=file_name, bucket=bucket, entry=entry,
+                     record_entry=record_entry, record_ts=record_ts, expire_at=expire_at,
+                     creator=issuer, link_id=link_id, max_downloads=max_downloads,
+                     password=password, receipt_to=receipt_to)
+    # A password means scrypt (tens of ms) and every create fsyncs: off the event loop.
+    rec = await trio.to_thread.run_sync(create)
+    query_string = urllib.parse.urlencode({"ct": box.ct, "s": box.s, "i": issuer, "n": box.n},
+                                          quote_via=urllib.parse.quote)
+    url = f"{base}api/v1/links/{urllib.parse.quote(file_name, safe='/')}?{query_string}"
+    return json_response({"link": url, "id": rec.id, "expire_at": rec.expire_at})
+
+
+# --- management ---------------------------------------------------------------------------------
+
+def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
+    rec = ctx.links.get(link_id)                # 404 "Link '<id>' is not found"
+    Read(rec.bucket).check(token)
+    return rec
+
+
+def _may_change(token: Any, rec: Any) -> None:
+    if not (token.permissions.full_access or token.name == rec.creator):
+        raise ForbiddenError(f"Token '{token.name}' can't change link '{rec.id}': "
+                             "only its creator or a full-access token can")
+
+
+# GET links[?bucket=]
+async def list_links(req: Request, ctx: AppContext) -> Response:
+    token = authorize(req, ctx, None)
+    bucket = req.query.get("bucket") or None
+    now = time.time()
+    links = [r.describe(now) for r in ctx.links.list(bucket=bucket) if Read(r.bucket).allows(token)]
+    return json_response({"links": links})
+
+
+async def show_link(req: Request, ctx: AppContext, link_id: str) -> Response:
+    token = authorize(req, ctx, None)
+    rec = _visible(ctx, token, link_id)
+    return json_response(rec.describe(time.time(), with_receipts=True))
+
+
+# GET|HEAD links/{file_name+}: a download, or one link's details (see the module docstring)
+async def get_link(req: Request, ctx: AppContext, file_name: str) -> Response:
+    if not is_link_request(req) and "?" not in req.target and LINK_ID.fullmatch(file_name):
+        return await show_link(req, ctx, file_name)
+    return await download(req, ctx, file_name)
+
+
+# PATCH links/{link_id}  body: {"expire_at"?, "max_downloads"?, "password"?} (null clears the last two)
+async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
+    token = authorize(req, ctx, None)
+    doc = await read_json(req)
+    if not isinstance(doc, dict):
+        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    rec = _visible(ctx, token, link_id)
+    _may_change(token, rec)
+    changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
+    if not changes:
+        raise InvalidInputError("Nothing to update: give 'expire_at', 'max_downloads' or 'password'")
+    if "expire_at" in changes and changes["expire_at"] is None:
+        raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+    if "password" in changes:
+        _opt_str(changes, "password")
+    rec = await trio.to_thread.run_sync(partial(ctx.links.update, rec.id, **changes))
+    return json_response(rec.describe(time.time()))
+
+
+# DELETE links/{link_id}: revoke (the record stays for the listing and its receipts)
+async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
+    token = authorize(req, ctx, None)
+    rec = _visible(ctx, token, link_id)
+    _may_change(token, rec)
+    await trio.to_thread.run_sync(ctx.links.revoke, rec.id)
+    return empty_response()
+
+
+async def _not_a_link(req: Request, ctx: AppContext, link_id: str) -> Response:  # pragma: no cover
+    raise NotFoundError("Link is not found")
+
+
+ROUTES = [
+    Route("GET", "links", list_links),
+    Route("POST", "links/{file_name+}", create_link),
+    Route("GET", "links/{file_name+}", get_link),
+    Route("PATCH", "links/{link_id}", update_link),
+    Route("DELETE", "links/{link_id}", revoke_link),
+]

@@ -1,0 +1,82 @@
+"""The share-link room: the server link key, the link registry and the resolved-record cache.
+
+Owns: loading (or creating, on first start) ``<data>/.edge/link.key`` and opening the
+``LinkRegistry`` at start-up, putting them on the context (``ctx.links`` = registry,
+``ctx.services["links"]`` = ``LinkRoom``), and the small cache of "this record is in that link's
+query result" answers.
+Must not: log the key material (only its fingerprint), import ``edge.http``, decide link rules
+(``edge.links.rules``) or serve anything.
+
+Why a cache: resolving a link runs its stored query over the bucket until the record is found.
+A viewer seeking through a file sends many Range requests for the same link and record; without
+the cache each would rescan (upstream keeps 8 entries for 600 s for the same reason). Only the
+fact "(link, entry, ts) is in the result" is cached, never payloads or refs: the record is looked
+up again on every request, so a removed record is a 404 at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+
+from edge.links import LinkRegistry, ServerKey, load_or_create
+
+log = logging.getLogger("edge.links")
+
+CACHE_ENTRIES = 64
+CACHE_TTL_S = 600.0
+
+
+@dataclass
+class LinkRoom:
+    """What the link handlers need besides the registry: the key and the resolution cache."""
+
+    key: ServerKey
+    registry: LinkRegistry
+    _resolved: OrderedDict = field(default_factory=OrderedDict)
+
+    def is_resolved(self, link_id: str, entry: str, ts_us: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        k = (link_id, entry, ts_us)
+        at = self._resolved.get(k)
+        if at is None:
+            return False
+        if now - at > CACHE_TTL_S:
+            del self._resolved[k]
+            return False
+        self._resolved.move_to_end(k)
+        return True
+
+    def remember(self, link_id: str, entry: str, ts_us: int, now: float | None = None) -> None:
+        self._resolved[(link_id, entry, ts_us)] = time.monotonic() if now is None else now
+        self._resolved.move_to_end((link_id, entry, ts_us))
+        while len(self._resolved) > CACHE_ENTRIES:
+            self._resolved.popitem(last=False)
+
+
+def _open(data_path: Any) -> LinkRoom:
+    key = load_or_create(data_path)
+    registry = LinkRegistry.open(data_path, key=key.material)
+    return LinkRoom(key, registry)
+
+
+async def start(ctx: Any, nursery: trio.Nursery) -> None:
+    """Room starter (``edge.main.ROOM_STARTERS``): key + registry on ``ctx``; no background task.
+
+    A damaged key file raises ``ConfigError`` naming the path, which stops start-up: silently
+    making a new key would invalidate every link without anybody noticing.
+    """
+    room = await trio.to_thread.run_sync(partial(_open, ctx.config.data_path))
+    ctx.links = room.registry
+    ctx.services["links"] = room
+    for line in room.registry.load_report:
+        log.warning("links: %s", line)
+    # The fingerprint says which key is in use (after a restore, say) without revealing it.
+    log.info("links: %d link(s) loaded, key fingerprint %s",
+             len(room.registry.list()), room.key.fingerprint)

@@ -1,0 +1,288 @@
+"""The upload staging area: one folder per upload under ``<data>/.edge/uploads/<id>/``.
+
+Owns: the folder layout (``data`` = the bytes received so far, ``state.json`` = the upload's
+row), creating and loading uploads, appending a PATCH's bytes and making them durable, rolling a
+refused chunk back, the limits (largest upload, uploads in progress, staging space) and the
+settings that set them.
+Must not: import trio, HTTP or services, decide when an upload expires (the service's reaper
+does, on the Trio clock) or write records (the service hands the file to the store).
+
+Durability rule: ``state.json`` is the truth. Its ``offset`` is raised only after the data file
+was fdatasync'ed up to it, and the state is replaced atomically (tmp + fsync + rename + fsync
+dir). Bytes past ``offset`` were never acknowledged, so loading (and every new chunk) truncates
+them away: after ``kill -9`` the client resumes exactly at the offset it was last told.
+A folder is published by renaming it from ``.<id>.tmp`` so a crash during creation leaves
+nothing that looks like an upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from edge.config import GiB, parse_float, parse_int, parse_size
+from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
+from edge.store import files
+from edge.uploads.protocol import Checksum, Destination, Event, State, advance
+
+STATE_FILE = "state.json"
+DATA_FILE = "data"
+FORMAT_VERSION = 1
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Settings with safe defaults; a bad value stops start-up naming the variable (ConfigError)."""
+
+    max_bytes: int = 16 * GiB          # EDGE_UPLOAD_MAX_BYTES: the largest single upload (Tus-Max-Size)
+    max_active: int = 64               # EDGE_UPLOADS_MAX_ACTIVE: uploads in progress at once
+    staging_bytes: int = 64 * GiB      # EDGE_UPLOAD_STAGING_BYTES: sum of Upload-Length in progress
+    expire_s: float = 24 * 3600.0      # EDGE_UPLOAD_EXPIRE_S: idle time before the reaper deletes one
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Limits":
+        values: dict[str, object] = {}
+        if env.get("EDGE_UPLOAD_MAX_BYTES"):
+            values["max_bytes"] = parse_size(env["EDGE_UPLOAD_MAX_BYTES"], "EDGE_UPLOAD_MAX_BYTES")
+        if env.get("EDGE_UPLOADS_MAX_ACTIVE"):
+            values["max_active"] = parse_int(env["EDGE_UPLOADS_MAX_ACTIVE"], "EDGE_UPLOADS_MAX_ACTIVE", 1)
+        if env.get("EDGE_UPLOAD_STAGING_BYTES"):
+            values["staging_bytes"] = parse_size(env["EDGE_UPLOAD_STAGING_BYTES"], "EDGE_UPLOAD_STAGING_BYTES")
+        if env.get("EDGE_UPLOAD_EXPIRE_S"):
+            values["expire_s"] = parse_float(env["EDGE_UPLOAD_EXPIRE_S"], "EDGE_UPLOAD_EXPIRE_S")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Upload:
+    """One upload's row; everything but ``fd`` is persisted in ``state.json``."""
+
+    id: str
+    length: int
+    dest: Destination
+    metadata: str                      # the raw Upload-Metadata, echoed by HEAD
+    created_s: float                   # wall clock (epoch seconds)
+    expires_s: float                   # wall clock; Upload-Expires; extended by every PATCH
+    offset: int = 0                    # durable bytes
+    state: State = State.CREATED
+
+    @property
+    def full(self) -> bool:
+        return self.offset == self.length
+
+    def to_json(self) -> bytes:
+        d = self.dest
+        return json.dumps({
+            "version": FORMAT_VERSION, "id": self.id, "length": self.length, "offset": self.offset,
+            "state": self.state.value, "metadata": self.metadata, "created_s": self.created_s,
+            "expires_s": self.expires_s, "bucket": d.bucket, "entry": d.entry, "ts_us": d.ts_us,
+            "content_type": d.content_type, "labels": d.labels,
+        }, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Upload":
+        o = json.loads(raw)
+        if o.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unknown state version {o.get('version')!r}")
+        dest = Destination(o["bucket"], o["entry"], int(o["ts_us"]), o["content_type"], dict(o["labels"]))
+        return cls(o["id"], int(o["length"]), dest, o["metadata"], float(o["created_s"]),
+                   float(o["expires_s"]), int(o["offset"]), State(o["state"]))
+
+
+def not_found(upload_id: str) -> NotFoundError:
+    return NotFoundError(f"Upload '{upload_id}' is not found")
+
+
+class ChunkWriter:
+    """The bytes of one PATCH: appended as they arrive, kept by ``commit`` or dropped by ``rollback``.
+
+    Why truncate to ``offset`` first: an earlier PATCH that broke off (client gone, server killed)
+    may have left unacknowledged bytes; the client resumes at ``offset`` and resends them.
+    """
+
+    def __init__(self, staging: "Staging", upload: Upload, checksum: Checksum | None):
+        self.staging = staging
+        self.upload = upload
+        self.checksum = checksum
+        self.hasher = hashlib.new(checksum.algorithm) if checksum else None
+        self.received = 0
+        self.overflow = False   # the client sent more than Upload-Length: keep nothing of this PATCH
+        with files.translate_errors():
+            self.fd = os.open(staging.data_path(upload.id), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            files.truncate(self.fd, upload.offset)
+        except BaseException:
+            files.close(self.fd)
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        if self.upload.offset + self.received + len(chunk) > self.upload.length:
+            self.overflow = True
+            raise BadRequestError(f"Upload-Length of {self.upload.length} bytes exceeded")
+        files.append(self.fd, [chunk])
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        self.received += len(chunk)
+
+    def checksum_ok(self) -> bool:
+        return self.hasher is None or self.hasher.digest() == self.checksum.digest  # type: ignore[union-attr]
+
+    def commit(self, now_s: float) -> Upload:
+        """Blocking (fdatasync + atomic state write): run it in a worker thread."""
+        try:
+            if self.received:
+                files.datasync(self.fd)
+        finally:
+            files.close(self.fd)
+        up = self.upload
+        if self.received:
+            up.offset += self.received
+            up.state = advance(up.state, Event.CHUNK)
+        up.expires_s = now_s + self.staging.limits.expire_s
+        self.staging.save(up)
+        return up
+
+    def rollback(self) -> None:
+        """Nothing of this chunk is kept (checksum mismatch)."""
+        try:
+            files.truncate(self.fd, self.upload.offset)
+        finally:
+            files.close(self.fd)
+
+
+class Staging:
+    def __init__(self, root: Path, limits: Limits, free_bytes: Callable[[Path], int] = files.free_bytes):
+        self.root = Path(root)
+        self.limits = limits
+        self.free_bytes = free_bytes
+        self.uploads: dict[str, Upload] = {}
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path, limits: Limits, free_bytes: Callable[[Path], int] = files.free_bytes
+             ) -> tuple["Staging", list[str]]:
+        """Load every upload, repair what a crash left; returns the staging area and a report."""
+        staging = cls(root, limits, free_bytes)
+        report: list[str] = []
+        for parent in files.make_dirs(staging.root):
+            files.fsync_dir(parent)
+        for item in files.list_dir(staging.root):
+            path = Path(item.path)
+            if not item.is_dir() or not _ID_RE.match(item.name):
+                report.append(f"removed unfinished upload folder {item.name}")
+                files.remove_tree(path) if item.is_dir() else files.unlink(path)
+                continue
+            try:
+                up = Upload.from_json(files.read_file(path / STATE_FILE) or b"")
+            except (ValueError, KeyError, TypeError) as exc:
+                report.append(f"removed upload {item.name}: unreadable state ({exc})")
+                files.remove_tree(path)
+                continue
+            if up.state != State.COMPLETE:
+                staging._repair(up, report)
+            staging.uploads[up.id] = up
+        return staging, report
+
+    def _repair(self, up: Upload, report: list[str]) -> None:
+        size = files.file_size(self.data_path(up.id))
+        if size is None:
+            files.touch(self.data_path(up.id))
+            size = 0
+        if size < up.offset:   # should not happen (data is synced before state); trust the data
+            report.append(f"upload {up.id}: data shorter than its state, offset {up.offset} -> {size}")
+            up.offset = size
+            self.save(up)
+        elif size > up.offset:
+            with files.translate_errors():
+                os.truncate(self.data_path(up.id), up.offset)
+
+    # --- paths and bookkeeping -------------------------------------------------------------
+
+    def folder(self, upload_id: str) -> Path:
+        return self.root / upload_id
+
+    def data_path(self, upload_id: str) -> Path:
+        return self.root / upload_id / DATA_FILE
+
+    def save(self, up: Upload) -> None:
+        files.atomic_write(self.folder(up.id) / STATE_FILE, up.to_json())
+
+    def get(self, upload_id: str) -> Upload:
+        up = self.uploads.get(upload_id) if _ID_RE.match(upload_id or "") else None
+        if up is None:
+            raise not_found(upload_id)
+        return up
+
+    def in_progress(self) -> list[Upload]:
+        return [u for u in self.uploads.values() if u.state in (State.CREATED, State.RECEIVING)]
+
+    def reserved_bytes(self) -> int:
+        return sum(u.length for u in self.in_progress())
+
+    # --- creating and removing -------------------------------------------------------------
+
+    def check_limits(self, length: int) -> None:
+        lim = self.limits
+        if length > lim.max_bytes:
+            raise PayloadTooLargeError(f"Upload-Length {length} exceeds the largest upload of {lim.max_bytes} bytes")
+        if len(self.in_progress()) >= lim.max_active:
+            raise RateLimitedError(f"Too many uploads in progress ({lim.max_active}); finish or terminate one first")
+        reserved = self.reserved_bytes()
+        if reserved + length > lim.staging_bytes:
+            raise DiskFullError(f"Not enough upload staging space: {length} bytes requested, "
+                                f"{lim.staging_bytes - reserved} of {lim.staging_bytes} left")
+        if self.free_bytes(self.root) < length:
+            raise DiskFullError(files.DISK_FULL_MESSAGE)
+
+    def create(self, upload_id: str, length: int, dest: Destination, metadata: str, now_s: float) -> Upload:
+        """Blocking: checks the limits, then publishes the folder atomically."""
+        if not _ID_RE.match(upload_id):
+            raise ValueError(f"bad upload id {upload_id!r}")
+        self.check_limits(length)
+        up = Upload(upload_id, length, dest, metadata, now_s, now_s + self.limits.expire_s)
+        tmp = self.root / f".{upload_id}.tmp"
+        files.make_dirs(tmp)
+        files.touch(tmp / DATA_FILE)
+        files.atomic_write(tmp / STATE_FILE, up.to_json())
+        files.rename(tmp, self.folder(upload_id))
+        self.uploads[upload_id] = up
+        return up
+
+    def open_chunk(self, up: Upload, checksum: Checksum | None) -> ChunkWriter:
+        return ChunkWriter(self, up, checksum)
+
+    def mark_complete(self, up: Upload, now_s: float) -> None:
+        """The record is durable: keep only a tombstone (HEAD answers the full offset until expiry)."""
+        up.state = advance(up.state, Event.COMMIT)
+        up.expires_s = now_s + self.limits.expire_s
+        self.save(up)
+        files.unlink(self.data_path(up.id))
+
+    def remove(self, up: Upload, event: Event) -> None:
+        """Terminate or expire: the folder goes, and with it every byte of the upload."""
+        up.state = advance(up.state, event)
+        self.uploads.pop(up.id, None)
+        folder = self.folder(up.id)
+        # Rename first so a crash half-way through rmtree never leaves a loadable half-upload.
+        doomed = self.root / f".{up.id}.del"
+        try:
+            files.rename(folder, doomed)
+        except Exception:
+            doomed = folder
+        files.remove_tree(doomed)
+
+
+def new_upload_id() -> str:
+    return os.urandom(16).hex()
+
+
+def wall_now() -> float:
+    return time.time()
