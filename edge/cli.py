@@ -89,7 +89,29 @@ def _serve(config) -> int:
     except OSError as exc:
         logging.getLogger("edge").error("cannot start: %s", exc)
         return 1
+    except BaseException as exc:
+        errors = _config_errors(exc)
+        if not errors:
+            raise
+        for error in errors:
+            print(f"edge: configuration error: {error}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _config_errors(exc: BaseException) -> list[ConfigError] | None:
+    """The ConfigErrors ``exc`` consists of, else None (Trio wraps what is raised in a nursery)."""
+    if isinstance(exc, ConfigError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found: list[ConfigError] = []
+        for inner in exc.exceptions:
+            sub = _config_errors(inner)
+            if sub is None:
+                return None
+            found += sub
+        return found
+    return None
 
 
 def _check(config) -> int:

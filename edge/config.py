@@ -78,6 +78,7 @@ class Config:
     host: str = "0.0.0.0"
     port: int = 8383
     api_token: str = ""
+    init_api_token: str = ""          # RS_INIT_API_TOKEN (1.21): created once, never provisioned
     api_base_path: str = "/"
     public_url: str = ""
     log_level: str = "INFO"
@@ -105,7 +106,7 @@ class Config:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_token)
+        return bool(self.api_token or self.init_api_token)
 
     @property
     def public_base_url(self) -> str:
@@ -131,9 +132,11 @@ class Config:
             values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
             if not 0 <= int(values["port"]) <= 65535:  # type: ignore[arg-type]
                 raise ConfigError(f"RS_PORT: {values['port']} is not a TCP port")
-        values["api_token"] = get("RS_API_TOKEN", "") or get("RS_INIT_API_TOKEN", "")
+        values["api_token"] = get("RS_API_TOKEN", "")
+        if not values["api_token"] and get("RS_INIT_API_TOKEN", ""):
+            values["init_api_token"] = get("RS_INIT_API_TOKEN", "")
         if get("RS_DISABLE_AUTH") and parse_bool(get("RS_DISABLE_AUTH", ""), "RS_DISABLE_AUTH"):
-            values["api_token"] = ""
+            values["api_token"] = values["init_api_token"] = ""
         if get("RS_API_BASE_PATH"):
             values["api_base_path"] = normalise_base_path(get("RS_API_BASE_PATH", ""))
         if get("RS_PUBLIC_URL"):
@@ -183,7 +186,7 @@ class Config:
             if f.name == "env":
                 continue
             value = getattr(self, f.name)
-            if f.name == "api_token":
+            if f.name in ("api_token", "init_api_token"):
                 value = "***" if value else "(empty: authentication disabled)"
             lines.append(f"{f.name} = {value}")
         return lines

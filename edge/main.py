@@ -31,6 +31,7 @@ log = logging.getLogger("edge")
 # Rooms that add background services register a starter here (see ``_start_rooms``): an async
 # callable (ctx, nursery) -> None that puts its tasks into the serving nursery and fills ctx.
 ROOM_STARTERS = [
+    "edge.services.provisioning:start",   # first: buckets exist before the other rooms start
     "edge.services.queries:start",
     "edge.services.links:start",
     "edge.services.uploads:start",
@@ -55,8 +56,11 @@ def _open_tokens(config: Config) -> Any:
 
     repo = TokenRepository.open(config.data_path, auth_enabled=config.auth_enabled)
     env = dict(config.env)
-    env["RS_API_TOKEN"] = config.api_token  # the flag may override the variable
-    env.pop("RS_INIT_API_TOKEN", None)
+    if config.init_api_token and not config.api_token:
+        env["RS_API_TOKEN"] = ""  # 1.21: created once, not provisioned (spec §2.1)
+        env["RS_INIT_API_TOKEN"] = config.init_api_token
+    else:
+        env["RS_API_TOKEN"] = config.api_token  # the flag may override the variable
     for line in repo.provision(env, datetime.now(timezone.utc)) or []:
         log.info("tokens: %s", line)
     return repo
@@ -104,12 +108,9 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
         ctx = AppContext(config=config, engine=engine, flusher=flusher)
         ctx.storage = StorageService(engine, flusher)
         ctx.tokens = _open_tokens(config)
-        try:
-            from .auth.throttle import AuthThrottle
+        from .services.provisioning import auth_throttle
 
-            ctx.throttle = AuthThrottle()
-        except ImportError:
-            pass
+        ctx.throttle = auth_throttle(config.env)
         async with trio.open_nursery() as durable:
             await durable.start(flusher.run)
             async with trio.open_nursery() as serving:

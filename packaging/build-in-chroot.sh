@@ -81,7 +81,12 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # that only the host bundle has).
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$ROOT/etc/hosts"
-inroot() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 "$@"; }
+# A clean environment; pip gets the host's CA bundle explicitly (a self-built CPython's pip
+# uses its own certifi bundle, not the system one).
+CHROOT_ENV=(/usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+    PIP_DISABLE_PIP_VERSION_CHECK=1)
+inroot() { chroot "$ROOT" "${CHROOT_ENV[@]}" "$@"; }
 [ "$(inroot uname -m)" = "$UNAME_M" ] || { echo "chroot is not $UNAME_M" >&2; exit 1; }
 
 # --- Python >= 3.11 --------------------------------------------------------------------------
@@ -130,8 +135,9 @@ log "built $OUT ($(stat -c %s "$OUT") bytes): $(file -b "$OUT" | cut -d, -f1-2)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log "in-chroot run on 127.0.0.1:$PORT"
 rm -rf "$ROOT/tmp/edge-smoke"
-inroot env RS_HOST=127.0.0.1 RS_PORT="$PORT" RS_DATA_PATH=/tmp/edge-smoke /build/src/dist/edge serve \
-    >"$ROOT/tmp/edge-run.log" 2>&1 &
+# chroot and env exec, so $! is the server's bootloader itself
+chroot "$ROOT" "${CHROOT_ENV[@]}" RS_HOST=127.0.0.1 RS_PORT="$PORT" RS_DATA_PATH=/tmp/edge-smoke \
+    /build/src/dist/edge serve >"$ROOT/tmp/edge-run.log" 2>&1 &
 PID=$!
 t_start=$(date +%s.%N); ok=0
 for _ in $(seq 1 600); do
@@ -144,6 +150,8 @@ if [ $ok = 1 ]; then
     echo "   alive after $(awk -v a="$t_start" -v b="$t_alive" 'BEGIN{printf "%.2f", b-a}') s"
 fi
 kill -TERM $PID 2>/dev/null || true
+for _ in $(seq 1 300); do kill -0 $PID 2>/dev/null || break; sleep 0.1; done
+kill -0 $PID 2>/dev/null && { echo "   no exit 30 s after SIGTERM: SIGKILL"; pkill -KILL -P $PID || true; kill -KILL $PID; }
 rc=0; wait $PID || rc=$?
 [ $ok = 1 ] && [ $rc = 0 ] || { echo "in-chroot run failed (alive=$ok rc=$rc)"; cat "$ROOT/tmp/edge-run.log"; exit 1; }
 echo "   SIGTERM -> exit 0"

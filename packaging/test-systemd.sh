@@ -51,12 +51,12 @@ curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/v1/alive" || fail "alive did 
 echo "ok   GET /api/v1/alive on 127.0.0.1:$PORT"
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/api/v1/b/unit-test" || fail "create bucket"
 echo "ok   bucket created"
-echo "info memory/tasks: MainPID $(show MainPID), $(ctl status edge --no-pager | grep -E 'Tasks|Memory' | xargs)"
+echo "info MainPID (bootloader) $(show MainPID), tasks $(show TasksCurrent)"
 # crash: SIGKILL the serving child -> the bootloader dies of it -> restart
 MAIN=$(show MainPID)
 CHILD=$(nsenter -t "$INIT" -a cat "/proc/$MAIN/task/$MAIN/children" | xargs)
 [ -n "$CHILD" ] || fail "no server child under the bootloader (pid $MAIN)"
-nsenter -t "$INIT" -a kill -KILL $CHILD
+nsenter -t "$INIT" -a sh -c "kill -KILL $CHILD"
 for _ in $(seq 1 100); do [ "$(show NRestarts)" -ge 1 ] && [ "$(show ActiveState)" = active ] && break; sleep 0.2; done
 [ "$(show NRestarts)" -ge 1 ] && [ "$(show ActiveState)" = active ] || fail "not restarted after SIGKILL (restarts $(show NRestarts), $(show ActiveState))"
 echo "ok   restarted after SIGKILL of the server (NRestarts=$(show NRestarts))"

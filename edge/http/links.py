@@ -28,7 +28,7 @@ from typing import Any
 import trio
 
 from ..auth.policy import Read
-from ..errors import ForbiddenError, InvalidInputError, NotFoundError
+from ..errors import ForbiddenError, InvalidInputError
 from ..links import new_link_id
 from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
@@ -90,13 +90,15 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     doc = await read_json(req)
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: expected a JSON object")
-    for field in ("bucket", "query", "expire_at"):
-        if field not in doc:
-            raise _missing(field)
+    if "bucket" not in doc:
+        raise _missing("bucket")
     bucket = doc["bucket"]
     if not isinstance(bucket, str):
         raise InvalidInputError("Invalid JSON: invalid type for `bucket`, expected a string")
-    Read(bucket).check(token)                   # upstream's 403 text
+    Read(bucket).check(token)                   # upstream's 403 text, before any other field
+    for field in ("query", "expire_at"):
+        if field not in doc:
+            raise _missing(field)
     query = doc["query"]
     if not isinstance(query, dict) or query.get("query_type") != QUERY:
         raise InvalidInputError("Only 'Query' type is supported for query links")
@@ -204,10 +206,6 @@ async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     _may_change(token, rec)
     await trio.to_thread.run_sync(ctx.links.revoke, rec.id)
     return empty_response()
-
-
-async def _not_a_link(req: Request, ctx: AppContext, link_id: str) -> Response:  # pragma: no cover
-    raise NotFoundError("Link is not found")
 
 
 ROUTES = [

@@ -76,7 +76,7 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     ctx.links = room.registry
     ctx.services["links"] = room
     for line in room.registry.load_report:
-        log.warning("links: %s", line)
+        log.warning("%s", line)
     # The fingerprint says which key is in use (after a restore, say) without revealing it.
-    log.info("links: %d link(s) loaded, key fingerprint %s",
+    log.info("%d share link(s) loaded, key fingerprint %s",
              len(room.registry.list()), room.key.fingerprint)
