@@ -348,7 +348,7 @@ class _Server:
             if conn.broken:
                 logger.debug("handler failed after the client went away", exc_info=True)
                 return False
-            logger.exception("unhandled error in handler for %s %s", head.method, head.target)
+            logger.exception("unhandled error in handler for %s %s", head.method, head.target.split("?", 1)[0])
             await self._send_simple(conn, 500, "Internal Server Error")
             return False
         close = not head.keep_alive or self.closing or body.failed or conn.broken

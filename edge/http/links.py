@@ -81,6 +81,8 @@ def _opt_str(doc: dict, key: str, limit: int | None = None) -> str | None:
         raise InvalidInputError(f"'{key}' must be a string")
     if value is not None and limit is not None and len(value) > limit:
         raise InvalidInputError(f"'{key}' is longer than {limit} characters")
+    if value == "":
+        raise InvalidInputError(f"'{key}' must not be empty (use null to clear it)")
     return value
 
 

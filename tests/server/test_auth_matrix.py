@@ -125,9 +125,9 @@ ROWS = [
         body=_q("REMOVE", entries=["no-entry"], start=1, stop=2)),
     Row("POST", f"io/{OTHER}/q", f"read:{OTHER}", pending=True, body=_q("QUERY", entries=["e"])),
     # query links (§11): create checks Read on the body's bucket; download is anonymous
-    Row("POST", "links/file.bin", f"read:{BUCKET}", pending=True,
+    Row("POST", "links/file.bin", f"read:{BUCKET}",
         body=json.dumps({"bucket": BUCKET, "entry": "e", "query": {"query_type": "QUERY"}}).encode()),
-    Row("POST", "links/file.bin", f"read:{OTHER}", pending=True,
+    Row("POST", "links/file.bin", f"read:{OTHER}",
         body=json.dumps({"bucket": OTHER, "entry": "e", "query": {"query_type": "QUERY"}}).encode()),
     # replications (§13), lifecycles (§14): all FullAccess
     Row("GET", "replications", "full", pending=True),

@@ -226,7 +226,8 @@ def test_list_show_patch_revoke(server, bucket_name):
     for key in ("id", "file_name", "bucket", "entry", "record_entry", "created_at", "expire_at",
                 "downloads", "max_downloads", "has_password", "revoked"):
         assert key in row
-    assert "ct" not in str(row) and row["file_name"] == "shot.png"
+    ct = urllib.parse.parse_qs(urllib.parse.urlsplit(doc["link"]).query)["ct"][0]
+    assert ct not in str(row) and row["file_name"] == "shot.png"
     r = requests.patch(f"{api}/links/{doc['id']}", json={"max_downloads": 3, "expire_at": doc["expire_at"] + 60,
                                                          "password": "pw"})
     assert r.status_code == 200, r.headers
@@ -236,6 +237,7 @@ def test_list_show_patch_revoke(server, bucket_name):
     assert r.json()["has_password"] is False and r.json()["max_downloads"] is None
     assert requests.get(doc["link"]).status_code == 200
     assert requests.patch(f"{api}/links/{doc['id']}", json={"expire_at": "soon"}).status_code == 422
+    assert requests.patch(f"{api}/links/{doc['id']}", json={"password": ""}).status_code == 422
     assert requests.delete(f"{api}/links/{doc['id']}").status_code == 200
     assert requests.get(f"{api}/links/{doc['id']}").json()["revoked"] is True
     assert _err(requests.get(doc["link"])) == UNIFORM
