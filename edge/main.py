@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import __version__
+from . import __version__, sdnotify
 from .config import Config
 from .services.commit import Flusher
 from .services.storage import StorageService
@@ -81,11 +81,24 @@ async def _start_rooms(ctx: Any, nursery: trio.Nursery) -> None:
 
 
 async def watch_signals(stopping: trio.Event) -> None:
+    """SIGTERM/SIGINT start the graceful shutdown; repeats are ignored until the very end.
+
+    The receiver stays open for the whole drain (it runs in the ``durable`` nursery): the one-file
+    binary gets a SIGTERM sent to its process group twice (directly and forwarded by the
+    launcher), and a second signal must not kill the process mid-drain. SIG_IGN first, so that
+    closing the receiver at the end restores "ignore", not "die".
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if stopping.is_set():
+                log.info("received %s again; already shutting down", name)
+                continue
+            log.info("received %s, shutting down", name)
+            sdnotify.notify("STOPPING=1")
             stopping.set()
-            return
 
 
 async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_signals: bool = False,
@@ -113,9 +126,9 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
         ctx.throttle = auth_throttle(config.env)
         async with trio.open_nursery() as durable:
             await durable.start(flusher.run)
+            if handle_signals:
+                durable.start_soon(watch_signals, stopping)  # open until the very end of the drain
             async with trio.open_nursery() as serving:
-                if handle_signals:
-                    serving.start_soon(watch_signals, stopping)
                 await _start_rooms(ctx, serving)
                 app = build_app(ctx)
                 bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, stopping,

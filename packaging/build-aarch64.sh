@@ -3,7 +3,7 @@
 # x86_64 host under emulation: qemu-user-static + binfmt_misc run an arm64 Debian chroot
 # (debootstrap --arch=arm64), PyInstaller builds natively inside it (PyInstaller cannot
 # cross-build), and the result is run in the chroot and smoke-tested from the host with
-# QEMU_LD_PREFIX. Needs root. Default suite bookworm (binary needs glibc >= 2.36, ~12 min
+# QEMU_LD_PREFIX. Needs root. Default suite bookworm (binary needs glibc >= 2.36, ~9 min
 # first time on 2 cores); EDGE_ARM64_SUITE=bullseye gives glibc >= 2.30 but compiles
 # CPython under qemu (~30 min more, once per chroot). Extra arguments go to
 # build-in-chroot.sh (e.g. --prepare-only, --no-smoke, --root DIR).

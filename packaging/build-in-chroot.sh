@@ -5,8 +5,8 @@
 # /api/v1/alive, SIGTERM, exit code 0) and, unless --no-smoke, the full packaging/smoke.py
 # from the host. Runs packaging/build.sh in the chroot, so the build recipe is the same.
 #
-#   packaging/build-in-chroot.sh --arch amd64 --suite bullseye  # x86_64, needs glibc >= 2.30 (CPython 3.11 self-built, ~6 min first time)
-#   packaging/build-in-chroot.sh --arch arm64 --suite bookworm  # aarch64, glibc >= 2.36 (~12 min first time under qemu)
+#   packaging/build-in-chroot.sh --arch amd64 --suite bullseye  # x86_64, needs glibc >= 2.30 (CPython 3.11 self-built: ~7 min first time, then ~25 s)
+#   packaging/build-in-chroot.sh --arch arm64 --suite bookworm  # aarch64, glibc >= 2.36 (~9 min first time under qemu, then ~2 min)
 #   packaging/build-in-chroot.sh --arch arm64 --suite bullseye  # aarch64, glibc >= 2.30 (~40 min first time: CPython under qemu)
 #
 # Options: --root DIR (chroot; default /var/tmp/edge-chroot-ARCH-SUITE, reused between runs),

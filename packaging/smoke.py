@@ -145,6 +145,8 @@ def main() -> int:
     ap.add_argument("--binary", required=True, help="path of the edge executable (or a name on PATH)")
     ap.add_argument("--alive-timeout", type=float, default=15.0)
     ap.add_argument("--stop-timeout", type=float, default=10.0)
+    ap.add_argument("--max-start-s", type=float, default=None,
+                    help="fail if start to first 200 from /api/v1/alive takes longer (seconds)")
     ap.add_argument("--start-only", action="store_true", help="start, wait for alive, SIGTERM; no other checks")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     args = ap.parse_args()
@@ -180,7 +182,8 @@ def main() -> int:
 
         t = srv.start(args.alive_timeout)
         fig["start_to_alive_s"] = round(t, 4)
-        check(True, f"first 200 from GET /api/v1/alive after {t:.3f} s")
+        limit = f" (limit {args.max_start_s} s)" if args.max_start_s else ""
+        check(args.max_start_s is None or t <= args.max_start_s, f"first 200 from GET /api/v1/alive after {t:.3f} s{limit}")
 
         import asyncio
 

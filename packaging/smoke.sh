@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${EDGE_SKIP_BUILD:-0}" = 1 ] || packaging/build.sh
-"${SMOKE_PYTHON:-python3}" packaging/smoke.py --binary dist/edge "$@"
+"${SMOKE_PYTHON:-python3}" packaging/smoke.py --binary dist/edge --max-start-s "${EDGE_MAX_START_S:-1.5}" "$@"
 if command -v systemd-analyze >/dev/null; then packaging/check-unit.sh dist/edge; fi
