@@ -33,6 +33,7 @@ log = logging.getLogger("edge")
 ROOM_STARTERS = [
     "edge.services.provisioning:start",   # first: buckets exist before the other rooms start
     "edge.services.queries:start",
+    "edge.services.attachments:start",
     "edge.services.links:start",
     "edge.services.uploads:start",
     "edge.services.mail:start",

@@ -17,7 +17,7 @@ from ..auth.policy import Write
 from ..errors import InvalidInputError
 from ..formats import batch_v1
 from ..services import batch as service
-from ..services.attachments import HOOK_NAME, is_meta
+from ..services.attachments import HOOK_NAME, is_meta, meta_write_check
 from .context import AppContext, authorize
 from .errors import header_safe, status_of
 from .request import empty_response, parse_u64
@@ -68,7 +68,9 @@ def declared_length(req: Request, total: int, *, required: bool) -> int:
             return total
     else:
         declared = parse_u64(text, LENGTH_NOT_NUMBER)
-    if declared != total:
+    # The framed length must agree too: x-reduct-content-length only stands in for a body whose
+    # transport length is unknown (chunked, or decoded by the front).
+    if declared != total or (req.body.length is not None and req.body.length != total):
         raise InvalidInputError(LENGTH_MISMATCH)
     return declared
 
@@ -83,7 +85,9 @@ def _ts_key(item: Any) -> int:
 
 
 def write_hook(ctx: AppContext) -> Any:
-    return ctx.services.get(HOOK_NAME)
+    # The attachments room registers the hook at start-up; the fallback keeps the $meta rules in
+    # force for batches even where it was not started (tests with a bare AppContext).
+    return ctx.services.get(HOOK_NAME) or meta_write_check
 
 
 # POST /b/{bucket}/{entry}/batch

@@ -402,11 +402,8 @@ def serialize_response_head(status: int, headers: list[tuple[str, str]], content
     tail.append("\r\n")
     text = "".join(tail)
     nlines = len(headers) + len(tail) - 4  # one LF per header; tail adds status, date, framing, blank
-    try:
-        head = text.encode("latin-1")
-    except UnicodeEncodeError:
-        # Non-latin-1 text (e.g. a bucket name in x-reduct-error): UTF-8 beats failing the response.
-        head = text.encode("utf-8")
+    # UTF-8 on the wire, as upstream sends label values (reduct-py decodes header bytes as UTF-8).
+    head = text.encode("utf-8")
     # Each line contributes exactly one LF; anything else is header injection.
     if head.count(b"\n") != nlines or head.count(b"\r") != nlines:
         raise ValueError("CR or LF inside a response header")

@@ -177,7 +177,9 @@ class BatchWriter:
             if run.writers:
                 durability = run.entry.flush()
                 done = [rec for w, rec in run.writers if w.state == "published"]
-                self.storage.after_write(self.bucket_name, run.name, done)
+                extra = self.storage.after_write(self.bucket_name, run.name, done)
+                if extra is not None:
+                    durability.merge(extra)
                 if self.durability is None:
                     self.durability = durability
                 else:
@@ -323,7 +325,12 @@ async def change_batch(storage: Any, bucket_name: str, items: Iterable[ChangeIte
             durability.close()
         raise
     for name, ts, update in updated:
-        storage.after_update(bucket_name, name, ts, update)
+        extra = storage.after_update(bucket_name, name, ts, update)
+        if extra is not None:
+            if durability is None:
+                durability = extra
+            else:
+                durability.merge(extra)
     if durability is not None:
         await storage.flusher.wait_durable(durability)
     return errors

@@ -44,6 +44,9 @@ class StorageService:
         self.update_hooks: list[Callable[[str, str, int, Mapping[str, str]], None]] = []
         # Woken after every flush, so continuous queries see new records at once.
         self.new_data = trio.Event()
+        # Hooks may return a Durability (e.g. the replication log's fd); it joins the write's own
+        # group commit, so the record and its logged event are synced by the same fdatasync pass.
+        self.merges_hook_durability = True
         self.records_written = 0
         self.bytes_written = 0
 
@@ -96,32 +99,51 @@ class StorageService:
                 writer.abort()
                 raise
             durability = entry.flush()
-            self._after_write(bucket_name, entry_name, [(ts_us, length, content_type, labels)])
+            extra = self._after_write(bucket_name, entry_name, [(ts_us, length, content_type, labels)])
+            if extra is not None:
+                durability.merge(extra)
         await self.flusher.wait_durable(durability)
 
-    def _after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> None:
+    @staticmethod
+    def _merge(extra: Any, d: Any) -> Any:
+        if d is None:
+            return extra
+        if extra is None:
+            return d
+        extra.merge(d)
+        return extra
+
+    def _after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> Any:
+        extra = None
         for ts_us, size, content_type, labels in records:
             self.records_written += 1
             self.bytes_written += size
             for hook in self.write_hooks:
-                hook(bucket, entry, ts_us, (size, content_type, labels))
+                extra = self._merge(extra, hook(bucket, entry, ts_us, (size, content_type, labels)))
         self.notify_new_data()
+        return extra
 
-    def after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> None:
-        """For batch writers: report records that were flushed (before acknowledging them)."""
+    def after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> Any:
+        """For batch writers: report flushed records before acknowledging them; returns a
+        Durability the caller must merge into its own (or None)."""
         if records:
-            self._after_write(bucket, entry, records)
+            return self._after_write(bucket, entry, records)
+        return None
 
-    def after_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> None:
+    def after_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Any:
+        extra = None
         for hook in self.update_hooks:
-            hook(bucket, entry, ts_us, update)
+            extra = self._merge(extra, hook(bucket, entry, ts_us, update))
+        return extra
 
     async def update_labels(self, bucket_name: str, entry_name: str, ts_us: int, update: dict[str, str]) -> None:
         entry = self.engine.get_bucket(bucket_name).get_entry(entry_name)
         async with self.entry_lock(bucket_name, entry_name):
             entry.update_labels(ts_us, update)
             durability = entry.flush()
-        self.after_update(bucket_name, entry_name, ts_us, update)
+        extra = self.after_update(bucket_name, entry_name, ts_us, update)
+        if extra is not None:
+            durability.merge(extra)
         await self.flusher.wait_durable(durability)
 
     async def remove_record(self, bucket_name: str, entry_name: str, ts_us: int) -> None:
