@@ -38,6 +38,7 @@ RESOURCE_MODULES = [
     "links",
     "replications",
     "lifecycles",
+    "uploads",
 ]
 # Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
 ROOT_MODULES: list[str] = []
@@ -92,6 +93,10 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
             if known:
                 raise MethodNotAllowedError("Method not allowed")
             raise NotFoundError("Not found")
+        if req.headers.get("content-encoding") is not None:
+            from .encoding import wrap_body
+
+            req.body = wrap_body(req)  # gzip/zstd bodies of 1.21 replications (spec §13.3)
         return await handler(req, ctx, **params)
 
     async def app(req: Request) -> Response:

@@ -20,7 +20,7 @@ from email.utils import formatdate
 from typing import Any, Awaitable, Callable
 
 from ..auth.policy import Write
-from ..errors import EdgeError, NotReadyError
+from ..errors import EdgeError, MethodNotAllowedError, NotReadyError
 from ..model import DEFAULT_CONTENT_TYPE
 from ..uploads.protocol import (
     CHECKSUM_ALGORITHMS, EXPOSE_HEADERS, OFFSET_CONTENT_TYPE, TUS_EXTENSIONS, TUS_VERSION, TusVersionError,
@@ -149,6 +149,15 @@ async def terminate(req: Request, ctx: AppContext, upload_id: str) -> Response:
     return Response(204, [])
 
 
+# POST /uploads/{upload_id} with X-HTTP-Method-Override (tus: for proxies and browsers without PATCH)
+async def method_override(req: Request, ctx: AppContext, upload_id: str) -> Response:
+    method = (req.headers.get("x-http-method-override") or "").strip().upper()
+    handler = {"PATCH": append, "DELETE": terminate, "HEAD": status}.get(method)
+    if handler is None:
+        raise MethodNotAllowedError("Method not allowed")
+    return await handler(req, ctx, upload_id=upload_id)
+
+
 ROUTES = [
     Route("OPTIONS", "uploads", discover),
     Route("POST", "uploads", create),
@@ -156,4 +165,5 @@ ROUTES = [
     Route("HEAD", "uploads/{upload_id}", status),
     Route("PATCH", "uploads/{upload_id}", append),
     Route("DELETE", "uploads/{upload_id}", terminate),
+    Route("POST", "uploads/{upload_id}", method_override),
 ]

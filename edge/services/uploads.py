@@ -75,6 +75,9 @@ class UploadService:
         self._deadlines: dict[str, float] = {}
         self._locks: dict[str, trio.Lock] = {}
         self._changed = trio.Event()
+        # Creations one at a time: the limits (count, staging bytes) are checked and the upload
+        # registered in one worker-thread call, and two such calls must not interleave.
+        self._create_lock = trio.Lock()
         self.expired = 0
         for up in staging.uploads.values():
             self._set_deadline(up)
@@ -108,7 +111,9 @@ class UploadService:
             up = self.staging.uploads.get(upload_id)
             self._forget(upload_id)
             if up is not None:
-                await trio.to_thread.run_sync(self.staging.remove, up, Event.EXPIRE)
+                # Detached before the await: a PATCH arriving meanwhile gets 404, not a vanishing folder.
+                self.staging.detach(up, Event.EXPIRE)
+                await trio.to_thread.run_sync(self.staging.delete, up.id)
                 log.info("upload %s expired at offset %d of %d", up.id, up.offset, up.length)
                 self.expired += 1
                 count += 1
@@ -162,7 +167,9 @@ class UploadService:
 
     async def create(self, dest: Destination, length: int, metadata: str) -> Upload:
         self.check_destination(dest, length)
-        up = await trio.to_thread.run_sync(self.staging.create, new_upload_id(), length, dest, metadata, self.wall())
+        async with self._create_lock:
+            up = await trio.to_thread.run_sync(self.staging.create, new_upload_id(), length, dest, metadata,
+                                               self.wall())
         self._set_deadline(up)
         if length == 0:
             async with self._lock(up.id):
@@ -263,7 +270,8 @@ class UploadService:
             up = self.staging.uploads.get(upload_id)
             if up is None:
                 raise not_found(upload_id)
-            await trio.to_thread.run_sync(self.staging.remove, up, Event.TERMINATE)
+            self.staging.detach(up, Event.TERMINATE)
+            await trio.to_thread.run_sync(self.staging.delete, up.id)
         finally:
             lock.release()
             self._forget(upload_id)

@@ -266,18 +266,25 @@ class Staging:
         self.save(up)
         files.unlink(self.data_path(up.id))
 
-    def remove(self, up: Upload, event: Event) -> None:
-        """Terminate or expire: the folder goes, and with it every byte of the upload."""
+    def detach(self, up: Upload, event: Event) -> None:
+        """Terminate or expire in memory: from now on the upload is unknown (404), before any I/O."""
         up.state = advance(up.state, event)
         self.uploads.pop(up.id, None)
-        folder = self.folder(up.id)
+
+    def delete(self, upload_id: str) -> None:
+        """Blocking: the folder goes, and with it every byte of the upload."""
+        folder = self.folder(upload_id)
         # Rename first so a crash half-way through rmtree never leaves a loadable half-upload.
-        doomed = self.root / f".{up.id}.del"
+        doomed = self.root / f".{upload_id}.del"
         try:
             files.rename(folder, doomed)
         except Exception:
             doomed = folder
         files.remove_tree(doomed)
+
+    def remove(self, up: Upload, event: Event) -> None:
+        self.detach(up, event)
+        self.delete(up.id)
 
 
 def new_upload_id() -> str:
