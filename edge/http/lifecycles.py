@@ -1,38 +1,72 @@
-"""Lifecycles resource (spec §14): listing works so SDKs can start; creation is not built yet.
+"""Lifecycles resource (spec §14): list, get, create, update, mode, delete. FullAccess.
 
-Owns: /lifecycles routes until the lifecycle room replaces this module.
+Owns: these routes and reading their JSON bodies.
+Must not: validate settings or run anything (``edge.services.lifecycles`` does).
 """
 
 from __future__ import annotations
 
 from ..auth.policy import FullAccess
-from ..errors import BadRequestError, NotFoundError
+from ..errors import InvalidInputError
 from .context import AppContext, authorize
-from .request import json_response
+from .request import empty_response, json_response, read_json
 from .routing import Route
 from .types import Request, Response
+
+MODES = ("enabled", "disabled", "dry_run")
+
+
+def _service(ctx: AppContext):
+    return ctx.services["lifecycles"]
 
 
 async def list_lifecycles(req: Request, ctx: AppContext) -> Response:
     authorize(req, ctx, FullAccess())
-    return json_response({"lifecycles": []})
+    return json_response({"lifecycles": _service(ctx).list_info()})
 
 
 async def get_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    raise NotFoundError(f"Lifecycle '{name}' does not exist")
+    return json_response(_service(ctx).get(name).detail())
 
 
-async def not_built(req: Request, ctx: AppContext, name: str) -> Response:
+async def create_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    raise BadRequestError("Lifecycles are not supported by this server yet")
+    await _service(ctx).create(name, await read_json(req))
+    return empty_response()
+
+
+async def update_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).get(name)
+    await _service(ctx).update(name, await read_json(req))
+    return empty_response()
+
+
+async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).get(name)
+    doc = await read_json(req)
+    if not isinstance(doc, dict) or "mode" not in doc:
+        raise InvalidInputError("Invalid JSON: missing field `mode`")
+    if doc["mode"] not in MODES:
+        raise InvalidInputError(
+            f"Invalid JSON: unknown variant `{doc['mode']}`, expected `enabled`, `disabled` or `dry_run`")
+    _service(ctx).set_mode(name, doc["mode"])
+    return empty_response()
+
+
+async def remove_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).remove(name)
+    return empty_response()
 
 
 ROUTES = [
     Route("GET", "lifecycles", list_lifecycles),
+    Route("PATCH", "lifecycles/{name}/mode", set_mode),
     Route("GET", "lifecycles/{name}", get_lifecycle),
-    Route("POST", "lifecycles/{name}", not_built),
-    Route("PUT", "lifecycles/{name}", not_built),
-    Route("DELETE", "lifecycles/{name}", get_lifecycle),
-    Route("PATCH", "lifecycles/{name}/mode", get_lifecycle),
+    Route("POST", "lifecycles/{name}", create_lifecycle),
+    Route("PUT", "lifecycles/{name}", update_lifecycle),
+    Route("DELETE", "lifecycles/{name}", remove_lifecycle),
 ]

@@ -1,38 +1,76 @@
-"""Replications resource (spec §13): listing works so SDKs can start; creation is not built yet.
+"""Replications resource (spec §13.1): list, get, create, update, mode, delete. FullAccess.
 
-Owns: /replications routes until the replication room replaces this module.
+Owns: these routes, reading their JSON bodies (``422 Invalid JSON: ...``) and the mode body.
+Must not: validate settings (``edge.replication.settings``), decide about buckets, registry or
+senders (``edge.services.replication``).
 """
 
 from __future__ import annotations
 
 from ..auth.policy import FullAccess
-from ..errors import BadRequestError, NotFoundError
+from ..errors import InvalidInputError
 from .context import AppContext, authorize
-from .request import json_response
+from .request import empty_response, json_response, read_json
 from .routing import Route
 from .types import Request, Response
 
 
+def _service(ctx: AppContext):
+    return ctx.services["replication"]
+
+
 async def list_replications(req: Request, ctx: AppContext) -> Response:
     authorize(req, ctx, FullAccess())
-    return json_response({"replications": []})
+    return json_response({"replications": _service(ctx).list_info()})
 
 
 async def get_replication(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    raise NotFoundError(f"Replication '{name}' does not exist")
+    return json_response(_service(ctx).get(name).detail())
 
 
-async def not_built(req: Request, ctx: AppContext, name: str) -> Response:
+async def create_replication(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    raise BadRequestError("Replications are not supported by this server yet")
+    doc = await read_json(req)
+    await _service(ctx).create(name, doc)
+    return empty_response()
+
+
+async def update_replication(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).get(name)   # 404 before the body is judged
+    doc = await read_json(req)
+    await _service(ctx).update(name, doc)
+    return empty_response()
+
+
+MODES = ("enabled", "paused", "disabled")
+
+
+async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).get(name)
+    doc = await read_json(req)
+    if not isinstance(doc, dict) or "mode" not in doc:
+        raise InvalidInputError("Invalid JSON: missing field `mode`")
+    mode = doc["mode"]
+    if mode not in MODES:
+        raise InvalidInputError(f"Invalid JSON: unknown variant `{mode}`, expected `enabled`, `paused` or `disabled`")
+    _service(ctx).set_mode(name, mode)
+    return empty_response()
+
+
+async def remove_replication(req: Request, ctx: AppContext, name: str) -> Response:
+    authorize(req, ctx, FullAccess())
+    _service(ctx).remove(name)
+    return empty_response()
 
 
 ROUTES = [
     Route("GET", "replications", list_replications),
+    Route("PATCH", "replications/{name}/mode", set_mode),
     Route("GET", "replications/{name}", get_replication),
-    Route("POST", "replications/{name}", not_built),
-    Route("PUT", "replications/{name}", not_built),
-    Route("DELETE", "replications/{name}", get_replication),
-    Route("PATCH", "replications/{name}/mode", get_replication),
+    Route("POST", "replications/{name}", create_replication),
+    Route("PUT", "replications/{name}", update_replication),
+    Route("DELETE", "replications/{name}", remove_replication),
 ]

@@ -1,0 +1,48 @@
+"""Hourly replication diagnostics (spec §13.2): ``{ok, errored, errors{status: {count, last_message}}}``.
+
+Owns: the counters, kept as one bucket per minute for the last 60 minutes.
+Must not: know HTTP, trio or the store. Pure, stdlib only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+
+class Diagnostics:
+    """Hourly counters, kept as one bucket per minute (at most 60)."""
+
+    def __init__(self) -> None:
+        self._minutes: deque[tuple[int, dict]] = deque()
+
+    def _bucket(self) -> dict:
+        minute = int(time.time() // 60)
+        if not self._minutes or self._minutes[-1][0] != minute:
+            self._minutes.append((minute, {"ok": 0, "errored": 0, "errors": {}}))
+        while self._minutes and self._minutes[0][0] <= minute - 60:
+            self._minutes.popleft()
+        return self._minutes[-1][1]
+
+    def ok(self, n: int = 1) -> None:
+        self._bucket()["ok"] += n
+
+    def error(self, status: int, message: str, n: int = 1) -> None:
+        b = self._bucket()
+        b["errored"] += n
+        e = b["errors"].setdefault(str(status), {"count": 0, "last_message": ""})
+        e["count"] += n
+        e["last_message"] = message
+
+    def hourly(self) -> dict:
+        self._bucket()
+        out: dict[str, Any] = {"ok": 0, "errored": 0, "errors": {}}
+        for _, b in self._minutes:
+            out["ok"] += b["ok"]
+            out["errored"] += b["errored"]
+            for status, e in b["errors"].items():
+                agg = out["errors"].setdefault(status, {"count": 0, "last_message": ""})
+                agg["count"] += e["count"]
+                agg["last_message"] = e["last_message"]
+        return out

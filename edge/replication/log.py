@@ -1,0 +1,294 @@
+"""The transaction log of one replication: what is still to be sent, durable and bounded.
+
+Owns: the folder ``<data>/.edge/replications/<name>/`` with
+  ``<first seq, 20 digits>.seg``  append-only segments of CRC-framed events, and
+  ``cursor``                      the sequence number of the first event not yet delivered.
+Must not: import trio, know HTTP or the store's records (an event is only (entry, ts[, update])),
+or fsync on its own in ``append`` (it hands back a ``Durability`` that joins group commit).
+
+Frame: ``u32 length | u32 crc32(payload) | payload``, payload = ``u64 seq | u8 kind | u64 ts |
+u16 len(entry) | entry utf-8 | update JSON (kind U only)``. Every event has a sequence number,
+one more than the previous; a segment holds at most ``segment_events`` events.
+
+Durability. ``append`` writes the frame with one ``writev`` (it is in the page cache at once, so
+a SIGKILL cannot lose it) and returns a Durability holding the segment fd (and the folder when a
+segment was created). The write hook merges it into the write's own Durability, so the record
+and its log event are fsynced by the same group commit before the client gets 200.
+
+The cursor is written without fsync (two CRC'd slots, alternately): losing its last advance
+after a power cut only re-sends events, and the destination answers 409 for records it already
+has, which counts as delivered. A cursor older than the oldest segment means "from the oldest".
+
+Bounded: when more than ``limit`` events are pending, the oldest are dropped (the cursor jumps)
+and counted in ``dropped``; segments wholly behind the cursor are deleted (compaction).
+Recovery: a torn tail of the last segment (short frame or bad CRC) is truncated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from ..store import files
+
+WRITE = 0x57   # "W"
+UPDATE = 0x55  # "U"
+_HEAD = struct.Struct(">II")
+_FIXED = struct.Struct(">QBQH")
+_SLOT = struct.Struct(">QQQI")   # seq, dropped, generation, crc
+SLOT_SIZE = 32
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    kind: int
+    entry: str
+    ts_us: int
+    update: Mapping[str, str] | None = None
+
+
+def encode(seq: int, kind: int, entry: str, ts_us: int, update: Mapping[str, str] | None = None) -> bytes:
+    name = entry.encode()
+    payload = _FIXED.pack(seq, kind, ts_us, len(name)) + name
+    if kind == UPDATE:
+        payload += json.dumps(dict(update or {}), separators=(",", ":")).encode()
+    return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_frames(data: bytes | memoryview) -> tuple[list[Event], int]:
+    """Whole valid frames from the start of ``data``; returns (events, bytes consumed)."""
+    events, pos, view = [], 0, memoryview(data)
+    while pos + _HEAD.size <= len(view):
+        length, crc = _HEAD.unpack_from(view, pos)
+        end = pos + _HEAD.size + length
+        if length < _FIXED.size or end > len(view):
+            break
+        payload = view[pos + _HEAD.size:end]
+        if zlib.crc32(payload) != crc:
+            break
+        seq, kind, ts, n = _FIXED.unpack_from(payload, 0)
+        entry = bytes(payload[_FIXED.size:_FIXED.size + n]).decode()
+        update = json.loads(bytes(payload[_FIXED.size + n:])) if kind == UPDATE else None
+        events.append(Event(seq, kind, entry, ts, update))
+        pos = end
+    return events, pos
+
+
+def _seg_name(first: int) -> str:
+    return f"{first:020d}.seg"
+
+
+class ReplicationLog:
+    def __init__(self, path: Path, limit: int = 1_000_000, segment_events: int = 65_536):
+        self.path = Path(path)
+        self.limit = max(1, limit)
+        self.segment_events = segment_events
+        self.dropped = 0              # events dropped because the log was full (total, persisted)
+        self.recovered_bytes = 0      # torn tail cut at open
+        self._segments: list[int] = []   # first seq of every segment, ascending
+        self._head = 0                # seq of the next event to append
+        self.cursor = 0               # seq of the first undelivered event
+        self._fd: int | None = None   # active (last) segment, O_APPEND
+        self._active_count = 0
+        self._gen = 0
+        self._cursor_fd: int | None = None
+        # reader: where the next read() continues (may be ahead of the cursor: events in flight)
+        self._r_seq = 0
+        self._r_seg: int | None = None
+        self._r_off = 0
+        self._r_fd: int | None = None
+
+    # --- opening and recovery --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, limit: int = 1_000_000, segment_events: int = 65_536) -> "ReplicationLog":
+        log = cls(path, limit, segment_events)
+        log._load()
+        return log
+
+    def _load(self) -> None:
+        files.make_dirs(self.path)
+        self._segments = sorted(int(e.name[:-4]) for e in files.list_dir(self.path)
+                                if e.name.endswith(".seg") and e.name[:-4].isdigit())
+        self.cursor, self.dropped, self._gen = self._read_cursor()
+        if not self._segments:
+            self._head = self.cursor
+            self._new_segment(self._head)
+        else:
+            last = self._segments[-1]
+            with files.translate_errors():
+                fd = os.open(self.path / _seg_name(last), os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            count, end = self._scan_tail(fd)
+            size = files.fd_size(fd)
+            if end < size:  # torn tail: a frame that never completed (or bit rot at the end)
+                self.recovered_bytes = size - end
+                files.truncate(fd, end)
+                files.datasync(fd)
+            self._fd, self._active_count, self._head = fd, count, last + count
+        self.cursor = min(max(self.cursor, self._segments[0]), self._head)
+        self._r_seq = self.cursor
+
+    def _scan_tail(self, fd: int) -> tuple[int, int]:
+        count = end = 0
+        while True:
+            data = files.pread(fd, end, READ_CHUNK)
+            if not data:
+                return count, end
+            events, used = decode_frames(data)
+            if not events:
+                # One frame bigger than the chunk? Read exactly that frame, else it is torn.
+                if len(data) >= _HEAD.size:
+                    length, _ = _HEAD.unpack_from(data, 0)
+                    big = files.pread(fd, end, _HEAD.size + length)
+                    events, used = decode_frames(big)
+                if not events:
+                    return count, end
+            count += len(events)
+            end += used
+
+    def _read_cursor(self) -> tuple[int, int, int]:
+        with files.translate_errors():
+            self._cursor_fd = os.open(self.path / "cursor", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        raw = files.pread(self._cursor_fd, 0, 2 * SLOT_SIZE)
+        best = (0, 0, 0)
+        for i in range(2):
+            slot = raw[i * SLOT_SIZE:i * SLOT_SIZE + _SLOT.size]
+            if len(slot) < _SLOT.size:
+                continue
+            seq, dropped, gen, crc = _SLOT.unpack(slot)
+            if zlib.crc32(slot[:24]) == crc and gen >= best[2]:
+                best = (seq, dropped, gen)
+        return best
+
+    def _write_cursor(self) -> None:
+        self._gen += 1
+        body = struct.pack(">QQQ", self.cursor, self.dropped, self._gen)
+        slot = body + struct.pack(">I", zlib.crc32(body))
+        with files.translate_errors():
+            os.pwrite(self._cursor_fd, slot, (self._gen % 2) * SLOT_SIZE)
+
+    def _new_segment(self, first: int) -> None:
+        if self._fd is not None:
+            files.close(self._fd)
+        with files.translate_errors():
+            self._fd = os.open(self.path / _seg_name(first), os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o644)
+        self._segments.append(first)
+        self._active_count = 0
+
+    # --- writing ---------------------------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def pending(self) -> int:
+        return self._head - self.cursor
+
+    def append(self, kind: int, entry: str, ts_us: int, update: Mapping[str, str] | None = None) -> files.Durability:
+        """Log one event; the returned Durability must be synced before the write is acknowledged."""
+        durability = files.Durability()
+        if self._active_count >= self.segment_events:
+            self._new_segment(self._head)
+            durability.add_dir(self.path)
+        files.append(self._fd, [encode(self._head, kind, entry, ts_us, update)])
+        durability.add_fd(f"replog:{self.path}:{self._segments[-1]}", self._fd)
+        self._head += 1
+        self._active_count += 1
+        if self.pending > self.limit:
+            lost = self.pending - self.limit
+            self.dropped += lost
+            self.cursor += lost
+            self._write_cursor()
+            self._compact()
+        return durability
+
+    # --- reading and delivering ------------------------------------------------------------
+
+    def read(self, max_events: int) -> list[Event]:
+        """Up to ``max_events`` events after the last read (from the cursor after ``rewind``)."""
+        if self._r_seq < self.cursor:
+            self._r_seq, self._r_seg = self.cursor, None   # the log dropped what we were at
+        out: list[Event] = []
+        while len(out) < max_events and self._r_seq < self._head:
+            if self._r_seg is None:
+                self._position(self._r_seq)
+            buf = files.pread(self._r_fd, self._r_off, READ_CHUNK)
+            events, _ = decode_frames(buf)
+            if not events and len(buf) >= _HEAD.size:   # one frame larger than READ_CHUNK
+                length, _ = _HEAD.unpack_from(buf, 0)
+                buf = files.pread(self._r_fd, self._r_off, _HEAD.size + length)
+                events, _ = decode_frames(buf)
+            if not events:
+                # End of this segment: continue in the next one, if there is one yet.
+                nxt = [s for s in self._segments if s > self._r_seg]
+                if not nxt:
+                    break
+                self._open_reader(nxt[0])
+                continue
+            pos = 0
+            for ev in events:
+                if len(out) >= max_events:
+                    break
+                pos += _HEAD.size + _HEAD.unpack_from(buf, pos)[0]
+                if ev.seq >= self._r_seq:   # frames before the cursor are skipped, not returned
+                    out.append(ev)
+                    self._r_seq = ev.seq + 1
+            self._r_off += pos
+        return out
+
+    def _position(self, seq: int) -> None:
+        first = max((s for s in self._segments if s <= seq), default=self._segments[0])
+        self._open_reader(first)
+
+    def _open_reader(self, first: int) -> None:
+        if self._r_fd is not None:
+            files.close(self._r_fd)
+        with files.translate_errors():
+            self._r_fd = os.open(self.path / _seg_name(first), os.O_RDONLY | os.O_CLOEXEC)
+        self._r_seg, self._r_off = first, 0
+
+    def rewind(self) -> None:
+        """Forget events read but not committed: the next read starts at the cursor again."""
+        self._r_seq, self._r_seg = self.cursor, None
+
+    def commit(self, next_seq: int) -> None:
+        """Everything before ``next_seq`` is delivered: advance (never move back) and compact."""
+        if next_seq <= self.cursor:
+            return
+        self.cursor = min(next_seq, self._head)
+        self._write_cursor()
+        self._compact()
+
+    def _compact(self) -> None:
+        # A segment is garbage when the next one starts at or before the cursor.
+        while len(self._segments) > 1 and self._segments[1] <= self.cursor:
+            first = self._segments.pop(0)
+            if self._r_seg == first:
+                files.close(self._r_fd)
+                self._r_fd, self._r_seg = None, None
+            files.unlink(self.path / _seg_name(first))
+
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._r_fd, self._cursor_fd):
+            if fd is not None:
+                files.close(fd)
+        self._fd = self._r_fd = self._cursor_fd = None
+
+    def destroy(self) -> None:
+        """Close and delete the whole folder (replication removed)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+

@@ -1,0 +1,337 @@
+"""Lifecycles (spec §14): settings, registry, provisioning and one periodic task each.
+
+Owns: ``LifecycleSettings`` parsing with the spec's 422 texts, ``<data>/.edge/lifecycles.json``
+(atomic), ``RS_LIFECYCLE_<ID>_*`` provisioning, and the runs: type ``delete`` removes the records
+older than ``now - older_than`` of the selected entries (``$meta`` never; ``when`` if given),
+``compress`` only counts (records are not recompressed: this store keeps payloads as written).
+Modes: ``enabled`` removes, ``dry_run`` counts what it would remove, ``disabled`` does nothing.
+A pass runs right after create / enable / update, then every ``interval``.
+Must not: know HTTP; remove without the entry lock, or answer before the removal is durable
+(each chunk: entry lock, remove, ``flush``, ``flusher.wait_durable``).
+
+``interval`` must be >= 10m; ``EDGE_LIFECYCLE_MIN_INTERVAL_S`` lowers that bound for tests.
+``processing_interval`` is validated and shown but not used to split a run: a run walks
+everything older than the cutoff in bounded chunks (``CHUNK`` timestamps per lock hold).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import trio
+
+from ..config import parse_float
+from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, InvalidInputError, NotFoundError
+from ..query.select import is_meta, select_entries
+from ..query.when import compile_when
+from ..query.when.values import parse_duration
+from ..store import files
+
+log = logging.getLogger("edge.lifecycles")
+
+TYPES = ("delete", "compress")
+MODES = ("enabled", "disabled", "dry_run")
+CHUNK = 10_000
+HOUR_US = 3600 * 1_000_000
+
+
+def _rfc3339(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+
+
+def _duration_us(value: Any, field_name: str) -> int:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"Invalid lifecycle {field_name} '{value}': must be a duration string")
+    d = parse_duration(value)
+    if d is None:
+        raise InvalidInputError(f"Invalid lifecycle {field_name} '{value}': invalid duration")
+    return d.us
+
+
+def parse_lifecycle(doc: Any, *, min_interval_s: float = 600.0) -> dict:
+    """A LifecycleSettings body -> normalised dict (the wire shape); 422 with the spec's texts."""
+    if not isinstance(doc, dict):
+        raise InvalidInputError("Invalid JSON: invalid type, expected struct LifecycleSettings")
+    for key in ("type", "bucket", "older_than"):
+        if doc.get(key) is None:
+            raise InvalidInputError(f"Invalid JSON: missing field `{key}`")
+    kind, mode = doc["type"], doc.get("mode") or "enabled"
+    if kind not in TYPES:
+        raise InvalidInputError(f"Invalid JSON: unknown variant `{kind}`, expected `delete` or `compress`")
+    if mode not in MODES:
+        raise InvalidInputError(f"Invalid JSON: unknown variant `{mode}`, expected `enabled`, `disabled` or `dry_run`")
+    if not isinstance(doc["bucket"], str):
+        raise InvalidInputError("Invalid JSON: invalid type, expected a string")
+    entries = doc.get("entries") or []
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise InvalidInputError("Invalid JSON: invalid type, expected a sequence of strings")
+    older = doc["older_than"]
+    if _duration_us(older, "older_than") < HOUR_US:
+        raise InvalidInputError(f"Lifecycle older_than '{older}' is shorter than minimum allowed value of 1h")
+    interval = doc.get("interval") or "3600s"   # reduct-py sends null for "default"
+    if _duration_us(interval, "interval") < min_interval_s * 1_000_000:
+        raise InvalidInputError(f"Lifecycle interval '{interval}' is shorter than minimum allowed value of 10m")
+    processing = doc.get("processing_interval")
+    if processing is not None and _duration_us(processing, "processing_interval") <= 0:
+        raise InvalidInputError(f"Invalid lifecycle processing_interval '{processing}': must be greater than 0")
+    when = doc.get("when")
+    if when is not None:
+        if kind == "compress":
+            raise InvalidInputError("Lifecycle type 'compress' does not support 'when' condition")
+        if not isinstance(when, dict):
+            raise InvalidInputError("Invalid lifecycle condition: Condition must be a JSON object")
+        if "#ext" in when:
+            raise InvalidInputError("Lifecycle 'when' condition does not support '#ext' directive")
+        try:
+            compile_when(when)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"Invalid lifecycle condition: {exc.message}") from None
+    return {"type": kind, "bucket": doc["bucket"], "entries": list(entries), "older_than": older,
+            "interval": interval, "processing_interval": processing, "when": when, "mode": mode}
+
+
+_NAME_RE = re.compile(r"RS_LIFECYCLE_(.+)_NAME")
+
+
+def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) -> dict[str, dict]:
+    out = {}
+    for var in sorted(env):
+        m = _NAME_RE.fullmatch(var)
+        if not m or not env[var].strip():
+            continue
+        prefix, name = f"RS_LIFECYCLE_{m.group(1)}_", env[var].strip()
+        get = lambda k: (env.get(prefix + k) or "").strip() or None  # noqa: E731
+        doc: dict[str, Any] = {"type": (get("TYPE") or "delete").lower(), "bucket": get("BUCKET"),
+                               "older_than": get("OLDER_THAN"), "interval": get("INTERVAL"),
+                               "processing_interval": get("PROCESSING_INTERVAL"),
+                               "entries": [e.strip() for e in (get("ENTRIES") or "").split(",") if e.strip()],
+                               "mode": (get("MODE") or "enabled").lower()}
+        try:
+            if get("WHEN"):
+                doc["when"] = json.loads(get("WHEN"))
+            out[name] = parse_lifecycle(doc, min_interval_s=min_interval_s)
+        except (ValueError, InvalidInputError) as exc:
+            raise ConfigError(f"{prefix}*: lifecycle '{name}': {getattr(exc, 'message', exc)}") from None
+    return out
+
+
+class _View:
+    __slots__ = ("ts_us", "labels", "computed")
+
+    def __init__(self, ref: Any):
+        self.ts_us, self.labels, self.computed = ref.ts_us, ref.labels, {}
+
+
+class Lifecycle:
+    def __init__(self, name: str, settings: dict, provisioned: bool):
+        self.name, self.settings, self.provisioned = name, settings, provisioned
+        self.is_running = False
+        self.last_run: datetime | None = None
+        self.stats: dict[str, Any] = {"runs": 0, "last_matched": 0, "last_removed": 0, "total_removed": 0,
+                                      "last_error": None}
+        self.scope: trio.CancelScope | None = None
+        self.wake = trio.Event()
+
+    def info(self) -> dict:
+        return {"name": self.name, "is_provisioned": self.provisioned, "is_running": self.is_running,
+                "type": self.settings["type"], "mode": self.settings["mode"], "last_run": _rfc3339(self.last_run)}
+
+    def detail(self) -> dict:
+        return {"info": self.info(), "settings": dict(self.settings), "stats": dict(self.stats)}
+
+
+class LifecycleService:
+    def __init__(self, engine: Any, storage: Any, config: Any):
+        self.engine, self.storage, self.config = engine, storage, config
+        env = dict(getattr(config, "env", {}) or {})
+        self.env = env
+        text = env.get("EDGE_LIFECYCLE_MIN_INTERVAL_S", "").strip()
+        self.min_interval_s = parse_float(text, "EDGE_LIFECYCLE_MIN_INTERVAL_S") if text else 600.0
+        self.path = config.data_path / ".edge" / "lifecycles.json"
+        self.lifecycles: dict[str, Lifecycle] = {}
+        self.nursery: trio.Nursery | None = None
+
+    # --- registry ---------------------------------------------------------------------------
+
+    def load(self) -> list[str]:
+        raw = files.read_file(self.path)
+        for doc in (json.loads(raw)["lifecycles"] if raw else []):
+            lc = Lifecycle(doc["name"], doc["settings"], bool(doc.get("provisioned")))
+            if doc.get("last_run"):
+                lc.last_run = datetime.fromisoformat(doc["last_run"].replace("Z", "+00:00"))
+            self.lifecycles[lc.name] = lc
+        lines = []
+        wanted = parse_env_lifecycles(self.env, self.min_interval_s)
+        for name, settings in wanted.items():
+            lc = self.lifecycles.get(name)
+            if lc is None:
+                self.lifecycles[name] = Lifecycle(name, settings, True)
+            else:
+                lc.settings, lc.provisioned = settings, True
+            lines.append(f"Provisioned lifecycle '{name}'")
+        for name, lc in self.lifecycles.items():
+            if lc.provisioned and name not in wanted:
+                lc.provisioned = False
+        self._save()
+        return lines
+
+    def _save(self) -> None:
+        files.make_dirs(self.path.parent)
+        docs = [{"name": lc.name, "provisioned": lc.provisioned, "settings": lc.settings,
+                 "last_run": _rfc3339(lc.last_run)} for lc in self.lifecycles.values()]
+        files.atomic_write(self.path, json.dumps({"lifecycles": docs}, indent=1).encode())
+
+    def get(self, name: str) -> Lifecycle:
+        lc = self.lifecycles.get(name)
+        if lc is None:
+            raise NotFoundError(f"Lifecycle '{name}' does not exist")
+        return lc
+
+    def _parse(self, name: str, doc: Any) -> dict:
+        settings = parse_lifecycle(doc, min_interval_s=self.min_interval_s)
+        try:
+            self.engine.get_bucket(settings["bucket"])
+        except NotFoundError:
+            raise NotFoundError(f"Bucket '{settings['bucket']}' for lifecycle '{name}' does not exist") from None
+        return settings
+
+    async def create(self, name: str, doc: Any) -> None:
+        if name in self.lifecycles:
+            raise AlreadyExistsError(f"Lifecycle '{name}' already exists")
+        lc = Lifecycle(name, self._parse(name, doc), False)
+        self.lifecycles[name] = lc
+        self._save()
+        await self.nursery.start(self.run_lifecycle, lc)
+
+    async def update(self, name: str, doc: Any) -> None:
+        lc = self.get(name)
+        if lc.provisioned:
+            raise ConflictError(f"Can't update provisioned lifecycle '{name}'")
+        lc.settings = self._parse(name, doc)
+        self._save()
+        if lc.scope is not None:
+            lc.scope.cancel()
+        await self.nursery.start(self.run_lifecycle, lc)
+
+    def set_mode(self, name: str, mode: str) -> None:
+        lc = self.get(name)
+        changed = lc.settings["mode"] != mode
+        lc.settings = {**lc.settings, "mode": mode}
+        self._save()
+        if changed:
+            lc.wake.set()   # enabling (or dry_run) runs a pass at once
+
+    def remove(self, name: str) -> None:
+        lc = self.get(name)
+        if lc.provisioned:
+            raise ConflictError(f"Can't remove provisioned lifecycle '{name}'")
+        if lc.scope is not None:
+            lc.scope.cancel()
+        del self.lifecycles[name]
+        self._save()
+
+    def list_info(self) -> list[dict]:
+        return [lc.info() for lc in self.lifecycles.values()]
+
+    # --- runs -------------------------------------------------------------------------------
+
+    async def run_lifecycle(self, lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            lc.scope = scope
+            task_status.started()
+            while True:
+                lc.wake = trio.Event()
+                if lc.settings["mode"] != "disabled":
+                    await self.run_once(lc)
+                    interval_s = _duration_us(lc.settings["interval"], "interval") / 1_000_000
+                else:
+                    interval_s = float("inf")
+                with trio.move_on_after(interval_s):
+                    await lc.wake.wait()
+
+    async def run_once(self, lc: Lifecycle) -> int:
+        """One pass; returns the number of records removed (or that would be, in dry_run)."""
+        s = lc.settings
+        lc.is_running = True
+        matched = removed = 0
+        try:
+            bucket = self.engine.get_bucket(s["bucket"])
+            cutoff = int(datetime.now(timezone.utc).timestamp() * 1_000_000) - _duration_us(s["older_than"], "older_than")
+            template = compile_when(s["when"])[0] if s.get("when") else None
+            names = [n for n in select_entries(s["entries"] or None, bucket.entry_names(include_meta=True))
+                     if not is_meta(n)]
+            really = s["type"] == "delete" and s["mode"] == "enabled"
+            for name in names:
+                cond = template.clone_fresh() if template is not None else None
+                m, r = await self._process_entry(bucket, s["bucket"], name, cutoff, cond, really)
+                matched += m
+                removed += r
+            lc.stats["last_error"] = None
+        except EdgeError as exc:
+            lc.stats["last_error"] = exc.message
+            log.warning("lifecycle '%s': %s", lc.name, exc.message)
+        finally:
+            lc.is_running = False
+            lc.last_run = datetime.now(timezone.utc)
+            lc.stats["runs"] += 1
+            lc.stats["last_matched"] = matched
+            lc.stats["last_removed"] = removed
+            lc.stats["total_removed"] += removed
+            self._save()
+        return removed if s["mode"] == "enabled" else matched
+
+    async def _process_entry(self, bucket: Any, bucket_name: str, name: str, cutoff: int, cond: Any,
+                             really: bool) -> tuple[int, int]:
+        matched = removed = 0
+        start: int | None = None
+        while True:
+            durability = None
+            async with self.storage.entry_lock(bucket_name, name):
+                try:
+                    entry = bucket.get_entry(name)
+                except NotFoundError:
+                    return matched, removed
+                stamps, last = [], None
+                for ref in entry.iter_refs(start, cutoff):
+                    last = ref.ts_us
+                    if cond is None or cond.evaluate(_View(ref)):
+                        stamps.append(ref.ts_us)
+                    if len(stamps) >= CHUNK:
+                        break
+                matched += len(stamps)
+                if really:
+                    for ts in stamps:
+                        try:
+                            entry.remove_record(ts)
+                            removed += 1
+                        except NotFoundError:
+                            pass
+                    if stamps:
+                        durability = entry.flush()
+            if durability is not None:
+                await self.storage.flusher.wait_durable(durability)
+            if last is None or len(stamps) < CHUNK:
+                return matched, removed
+            start = last + 1
+            await trio.sleep(0)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            for lc in list(self.lifecycles.values()):
+                await nursery.start(self.run_lifecycle, lc)
+            task_status.started()
+            await trio.sleep_forever()
+
+
+async def start(ctx: Any, nursery: trio.Nursery) -> None:
+    """Room starter: registry + provisioning, then the periodic tasks."""
+    service = LifecycleService(ctx.engine, ctx.storage, ctx.config)
+    for line in service.load():
+        log.info("lifecycles: %s", line)
+    ctx.services["lifecycles"] = service
+    await nursery.start(service.run)

@@ -1,0 +1,523 @@
+"""Replications (spec §13): the registry, the write hooks that log events, one sender task each.
+
+Owns: ``<data>/.edge/replications.json`` (atomic), provisioning from ``RS_REPLICATION_<ID>_*``,
+the write/update hooks on ``StorageService`` (filter by ``entries`` and ``when``, append to the
+replication's ``ReplicationLog`` and hand its Durability to the write being acknowledged), and
+the sender tasks in the serving nursery (destination bucket creation, batch protocol v1 POST and
+PATCH, compression, retries with exponential backoff, diagnostics).
+Must not: know our own HTTP layer, hold more than one batch of payload in memory, or advance a
+log cursor before the destination answered 200.
+
+Durability of the log (the choice): a write hook returns the log's Durability; a StorageService
+that sets ``merges_hook_durability`` merges it into the write's own, so one group commit syncs
+record and event together. With an older StorageService the hook fdatasyncs the log itself
+before returning (correct, slower). Either way the event is on disk before the 200.
+
+Memory/files while catching up: the sender reads at most ``LOOKAHEAD`` small events from the log
+and one batch of payloads (<= ~8 MB, or one bigger record streamed 1 MiB at a time) from the
+store; the log keeps one writer fd and one reader fd open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections import deque
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import quote
+
+import trio
+
+from ..config import parse_bool, parse_float, parse_int
+from ..errors import AlreadyExistsError, ConflictError, EdgeError, InvalidInputError, NotFoundError
+from ..formats import batch_v1
+from ..query.select import select_entries
+from ..query.when import compile_when
+from ..replication.client import HttpClient, HttpError
+from ..replication.diagnostics import Diagnostics
+from ..replication.log import UPDATE, WRITE, Event, ReplicationLog
+from ..replication.settings import ReplicationSettings, parse_env_replications, parse_settings, to_record, to_wire
+from ..store import files
+
+log = logging.getLogger("edge.replication")
+
+MAX_RECORDS = 80
+MAX_BYTES = 8_000_000
+MAX_HEADER_BYTES = 256_000
+LOOKAHEAD = 512
+COALESCE_BYTES = 256 * 1024
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 10.0
+RETRY_STATUSES = {401, 403, 404, 408, 425, 429}
+
+
+class _Retry(Exception):
+    """The destination cannot take the batch now; keep it and try again after a backoff."""
+
+
+def _version_tuple(text: str | None) -> tuple[int, int]:
+    try:
+        major, minor = (text or "0.0").split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
+
+
+class _View:
+    __slots__ = ("ts_us", "labels", "computed")
+
+    def __init__(self, ts_us: int, labels: Mapping[str, str]):
+        self.ts_us, self.labels, self.computed = ts_us, labels, {}
+
+
+class Replication:
+    def __init__(self, service: "ReplicationService", name: str, settings: ReplicationSettings,
+                 provisioned: bool, rlog: ReplicationLog):
+        self.service, self.name, self.provisioned, self.log = service, name, provisioned, rlog
+        self.diagnostics = Diagnostics()
+        self.scope: trio.CancelScope | None = None
+        self.failing = False
+        self.skipped = 0          # events whose record was gone before it could be sent
+        self._wake = trio.Event()
+        self._dropped_seen = rlog.dropped
+        self.apply(settings)
+
+    def apply(self, settings: ReplicationSettings) -> None:
+        self.settings = settings
+        self._entry_ok: dict[str, bool] = {}
+        self._conditions: dict[str, Any] = {}
+        self._template = compile_when(settings.when)[0] if settings.when else None
+        self._buffer: deque[Event] = deque()
+        self._bucket_ready = False
+        self._dst_version = (0, 0)
+        self.failing = False
+        self.log.rewind()
+
+    # --- the hook side ----------------------------------------------------------------------
+
+    def matches_entry(self, entry: str) -> bool:
+        ok = self._entry_ok.get(entry)
+        if ok is None:
+            patterns = list(self.settings.entries)
+            ok = True if not patterns else bool(select_entries(patterns, [entry]))
+            if len(self._entry_ok) > 10_000:
+                self._entry_ok.clear()
+            self._entry_ok[entry] = ok
+        return ok
+
+    def matches_record(self, entry: str, ts_us: int, labels: Mapping[str, str]) -> bool:
+        if self._template is None:
+            return True
+        cond = self._conditions.get(entry)
+        if cond is None:   # stateful operators count per entry, over the event stream
+            cond = self._conditions[entry] = self._template.clone_fresh()
+        return bool(cond.evaluate(_View(ts_us, labels)))
+
+    def log_event(self, kind: int, entry: str, ts_us: int, update: Mapping[str, str] | None = None) -> Any:
+        durability = self.log.append(kind, entry, ts_us, update)
+        if self.log.dropped != self._dropped_seen:
+            lost = self.log.dropped - self._dropped_seen
+            self._dropped_seen = self.log.dropped
+            self.diagnostics.error(507, f"Transaction log is full ({self.log.limit} events): "
+                                        f"dropped {lost} oldest event(s), {self.log.dropped} in total", lost)
+        self._wake.set()
+        return durability
+
+    # --- info -------------------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.settings.mode != "disabled" and not self.failing
+
+    def info(self) -> dict:
+        return {"name": self.name, "mode": self.settings.mode, "is_active": self.is_active,
+                "is_provisioned": self.provisioned, "pending_records": self.log.pending}
+
+    def detail(self) -> dict:
+        return {"info": self.info(), "settings": to_wire(self.settings),
+                "diagnostics": {"hourly": self.diagnostics.hourly()}}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- the sender -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        settings = self.settings
+        client = HttpClient(settings.dst_host, timeout_s=self.service.timeout_s,
+                            verify_ssl=self.service.verify_ssl, ca_path=self.service.ca_path)
+        backoff = BACKOFF_START_S
+        with trio.CancelScope() as scope:
+            self.scope = scope
+            task_status.started()
+            try:
+                while True:
+                    if self.settings.mode != "enabled" or self.log.pending == 0:
+                        self.failing = False if self.log.pending == 0 else self.failing
+                        await self._wake.wait()
+                        self._wake = trio.Event()
+                        continue
+                    try:
+                        if not self._bucket_ready:
+                            await self._ensure_bucket(client)
+                        await self._send_one_batch(client)
+                        self.failing = False
+                        backoff = BACKOFF_START_S
+                    except (HttpError, _Retry, EdgeError) as exc:
+                        self.failing = True
+                        log.info("replication '%s': %s; retrying in %.1f s", self.name, exc, backoff)
+                        with trio.move_on_after(backoff):
+                            await trio.sleep_forever()
+                        backoff = min(backoff * 2, BACKOFF_MAX_S)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+
+    def _headers(self) -> list[tuple[str, str]]:
+        token = self.settings.dst_token
+        return [("Authorization", f"Bearer {token}")] if token else []
+
+    def _note_version(self, resp: Any) -> None:
+        if resp.header("x-reduct-api"):
+            self._dst_version = _version_tuple(resp.header("x-reduct-api"))
+
+    async def _ensure_bucket(self, client: HttpClient) -> None:
+        path = f"/api/v1/b/{quote(self.settings.dst_bucket, safe='')}"
+        resp = await client.request("GET", path, self._headers())
+        self._note_version(resp)
+        if resp.status == 404:
+            resp = await client.request("POST", path, self._headers())
+            if resp.status not in (200, 409):
+                self._request_error(resp, 1)
+                raise _Retry(f"cannot create bucket '{self.settings.dst_bucket}': {resp.status}")
+        elif resp.status != 200:
+            self._request_error(resp, 1)
+            raise _Retry(f"destination bucket check answered {resp.status}")
+        self._bucket_ready = True
+
+    def _request_error(self, resp: Any, n: int) -> None:
+        message = resp.header("x-reduct-error") or resp.body[:200].decode("utf-8", "replace")
+        self.diagnostics.error(resp.status, message, n)
+
+    def _fill(self) -> None:
+        if len(self._buffer) < LOOKAHEAD // 2:
+            self._buffer.extend(self.log.read(LOOKAHEAD - len(self._buffer)))
+
+    async def _send_one_batch(self, client: HttpClient) -> None:
+        self._fill()
+        if not self._buffer:
+            self.log.commit(self.log.head)   # everything buffered was dropped meanwhile
+            return
+        first = self._buffer[0]
+        run: list[Event] = []
+        stamps: set[int] = set()
+        for ev in self._buffer:
+            if ev.kind != first.kind or ev.entry != first.entry or ev.ts_us in stamps or len(run) >= MAX_RECORDS:
+                break
+            run.append(ev)
+            stamps.add(ev.ts_us)
+        if first.kind == WRITE:
+            used = await self._send_writes(client, run)
+        else:
+            used = await self._send_updates(client, run)
+        for _ in range(used):
+            self._buffer.popleft()
+        self.log.commit(run[used - 1].seq + 1)
+
+    def _dst_path(self, entry: str) -> str:
+        return (f"/api/v1/b/{quote(self.settings.dst_bucket, safe='')}/"
+                f"{quote(self.settings.dst_entry(entry), safe='/$')}/batch")
+
+    async def _send_writes(self, client: HttpClient, run: list[Event]) -> int:
+        """Send a prefix of ``run`` as one POST batch; returns how many events it consumed."""
+        try:
+            entry = self.service.engine.get_bucket(self.settings.src_bucket).get_entry(run[0].entry)
+        except NotFoundError:
+            self.skipped += len(run)
+            return len(run)
+        refs, used, total, header_bytes = [], 0, 0, 0
+        for ev in run:
+            if refs and (total >= MAX_BYTES or header_bytes >= MAX_HEADER_BYTES):
+                break
+            used += 1
+            try:
+                ref = entry.get(ev.ts_us)
+            except NotFoundError:
+                self.skipped += 1   # removed (or evicted) before we could send it
+                continue
+            value = batch_v1.format_record_header(ref.size, ref.content_type, ref.labels)
+            refs.append((ref, value))
+            total += ref.size
+            header_bytes += len(value) + 40
+        if not refs:
+            return used
+        refs.sort(key=lambda r: r[0].ts_us)
+        headers = self._headers() + [("Content-Type", "application/octet-stream")]
+        headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value in refs]
+        body: AsyncIterator[bytes] = self._payloads(entry, [r for r, _ in refs])
+        length: int | None = total
+        compression = self.settings.compression
+        if compression != "none" and self._dst_version >= (1, 21):
+            headers.append(("Content-Encoding", compression))
+            body, length = _compressed(body, compression), None
+        resp = await client.request("POST", self._dst_path(run[0].entry), headers, body, length)
+        self._note_version(resp)
+        self._account(resp, len(refs))
+        return used
+
+    async def _payloads(self, entry: Any, refs: list[Any]) -> AsyncIterator[bytes]:
+        # Small records are coalesced so 80 x 1 KB leave in one send, not 80.
+        pending = bytearray()
+        for ref in refs:
+            for chunk in entry.read_payload(ref):
+                if len(chunk) >= COALESCE_BYTES:
+                    if pending:
+                        yield bytes(pending)
+                        pending.clear()
+                    yield chunk
+                else:
+                    pending += chunk
+                    if len(pending) >= COALESCE_BYTES:
+                        yield bytes(pending)
+                        pending.clear()
+        if pending:
+            yield bytes(pending)
+
+    async def _send_updates(self, client: HttpClient, run: list[Event]) -> int:
+        headers = self._headers() + [("Content-Type", "application/octet-stream")]
+        headers += [(batch_v1.time_header_name(ev.ts_us), batch_v1.format_record_header(0, "", ev.update or {}))
+                    for ev in run]
+        resp = await client.request("PATCH", self._dst_path(run[0].entry), headers, b"")
+        self._note_version(resp)
+        self._account(resp, len(run))
+        return len(run)
+
+    def _account(self, resp: Any, n: int) -> None:
+        if resp.status == 200:
+            failed = 0
+            for name, value in resp.headers:
+                if name.startswith(batch_v1.ERROR_PREFIX):
+                    status_text, _, message = value.partition(",")
+                    if status_text.strip() == "409":
+                        continue   # already there (a re-send after a crash): delivered
+                    failed += 1
+                    self.diagnostics.error(int(status_text) if status_text.strip().isdigit() else 0, message)
+            self.diagnostics.ok(n - failed)
+            return
+        self._request_error(resp, n)
+        error = resp.header("x-reduct-error") or ""
+        if resp.status == 404 and error.startswith("Bucket"):
+            self._bucket_ready = False
+        if resp.status >= 500 or resp.status in RETRY_STATUSES and not error.startswith("Entry"):
+            raise _Retry(f"destination answered {resp.status} {error}")
+        # Any other 4xx: the destination refuses this batch for good; it is counted, not retried.
+
+
+async def _compressed(body: AsyncIterator[bytes], kind: str) -> AsyncIterator[bytes]:
+    if kind == "gzip":
+        comp: Any = zlib.compressobj(6, zlib.DEFLATED, 31)
+    else:
+        import zstandard
+
+        comp = zstandard.ZstdCompressor(level=3).compressobj()
+    async for chunk in body:
+        out = comp.compress(chunk)
+        if out:
+            yield out
+    yield comp.flush()
+
+
+class ReplicationService:
+    def __init__(self, engine: Any, storage: Any, config: Any):
+        env = dict(getattr(config, "env", {}) or {})
+        self.engine, self.storage, self.config = engine, storage, config
+        self.state_dir = config.data_path / ".edge"
+        self.registry_path = self.state_dir / "replications.json"
+        self.logs_dir = self.state_dir / "replications"
+        self.timeout_s = parse_float(env["RS_REPLICATION_TIMEOUT"], "RS_REPLICATION_TIMEOUT") \
+            if env.get("RS_REPLICATION_TIMEOUT", "").strip() else 5.0
+        self.log_size = parse_int(env["RS_REPLICATION_LOG_SIZE"], "RS_REPLICATION_LOG_SIZE", 1) \
+            if env.get("RS_REPLICATION_LOG_SIZE", "").strip() else 1_000_000
+        self.verify_ssl = parse_bool(env["RS_REPLICATION_VERIFY_SSL"], "RS_REPLICATION_VERIFY_SSL") \
+            if env.get("RS_REPLICATION_VERIFY_SSL", "").strip() else True
+        self.ca_path = env.get("RS_REPLICATION_CA_PATH") or None
+        self.env = env
+        self.replications: dict[str, Replication] = {}
+        self.nursery: trio.Nursery | None = None
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def _open_log(self, name: str) -> ReplicationLog:
+        return ReplicationLog.open(self.logs_dir / quote(name, safe=""), self.log_size)
+
+    def load(self) -> list[str]:
+        lines = []
+        raw = files.read_file(self.registry_path)
+        docs = json.loads(raw)["replications"] if raw else []
+        for doc in docs:
+            try:
+                settings = parse_settings(doc["settings"])
+            except (EdgeError, KeyError) as exc:
+                lines.append(f"replication '{doc.get('name')}' skipped: {exc}")
+                continue
+            self.replications[doc["name"]] = Replication(self, doc["name"], settings, bool(doc.get("provisioned")),
+                                                         self._open_log(doc["name"]))
+        wanted = parse_env_replications(self.env)
+        for name, settings in wanted.items():
+            rep = self.replications.get(name)
+            if rep is None:
+                self.replications[name] = Replication(self, name, settings, True, self._open_log(name))
+            else:
+                rep.provisioned = True
+                rep.apply(settings)
+            lines.append(f"Provisioned replication '{name}'")
+        for name, rep in self.replications.items():
+            if rep.provisioned and name not in wanted:
+                rep.provisioned = False
+                lines.append(f"Replication '{name}' is no longer provisioned")
+        self._save()
+        return lines
+
+    def _save(self) -> None:
+        files.make_dirs(self.state_dir)
+        docs = [{"name": r.name, "provisioned": r.provisioned, "settings": to_record(r.settings)}
+                for r in self.replications.values()]
+        files.atomic_write(self.registry_path, json.dumps({"replications": docs}, indent=1).encode())
+
+    # --- hooks (synchronous, before the write is acknowledged) -----------------------------
+
+    def _finish(self, durability: Any) -> Any:
+        if durability is None:
+            return None
+        if getattr(self.storage, "merges_hook_durability", False):
+            return durability
+        durability.sync()   # older StorageService: make the event durable right here
+        return None
+
+    def on_write(self, bucket: str, entry: str, ts_us: int, meta: Any) -> Any:
+        durability = None
+        for rep in self.replications.values():
+            s = rep.settings
+            if s.src_bucket != bucket or s.mode == "disabled" or not rep.matches_entry(entry):
+                continue
+            if not rep.matches_record(entry, ts_us, meta[2]):
+                continue
+            d = rep.log_event(WRITE, entry, ts_us)
+            if durability is None:
+                durability = d
+            else:
+                durability.merge(d)
+        return self._finish(durability)
+
+    def on_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Any:
+        durability = None
+        for rep in self.replications.values():
+            s = rep.settings
+            if s.src_bucket != bucket or s.mode == "disabled" or not rep.matches_entry(entry):
+                continue
+            if rep._template is not None:
+                try:
+                    labels = self.engine.get_bucket(bucket).get_entry(entry).get(ts_us).labels
+                except NotFoundError:
+                    continue
+                if not rep.matches_record(entry, ts_us, labels):
+                    continue
+            d = rep.log_event(UPDATE, entry, ts_us, dict(update))
+            if durability is None:
+                durability = d
+            else:
+                durability.merge(d)
+        return self._finish(durability)
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def get(self, name: str) -> Replication:
+        rep = self.replications.get(name)
+        if rep is None:
+            raise NotFoundError(f"Replication '{name}' does not exist")
+        return rep
+
+    def _validate(self, name: str, settings: ReplicationSettings) -> None:
+        try:
+            self.engine.get_bucket(settings.src_bucket)
+        except NotFoundError:
+            raise NotFoundError(f"Source bucket '{settings.src_bucket}' for replication '{name}' does not exist") from None
+        if settings.src_bucket == settings.dst_bucket and self._is_self(settings.dst_host):
+            raise InvalidInputError("Source and destination buckets must be different")
+
+    def _is_self(self, url: str) -> bool:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", str(getattr(self.config, "host", ""))}
+        return parts.hostname in local and (parts.port or 80) == getattr(self.config, "port", None)
+
+    async def create(self, name: str, doc: Any) -> None:
+        if name in self.replications:
+            raise AlreadyExistsError(f"Replication '{name}' already exists")
+        settings = parse_settings(doc)
+        self._validate(name, settings)
+        rep = Replication(self, name, settings, False, self._open_log(name))
+        self.replications[name] = rep
+        self._save()
+        await self.nursery.start(rep.run)
+
+    async def update(self, name: str, doc: Any) -> None:
+        rep = self.get(name)
+        if rep.provisioned:
+            raise ConflictError(f"Can't update provisioned replication '{name}'")
+        settings = parse_settings(doc, previous=rep.settings)
+        self._validate(name, settings)
+        old = rep.settings
+        if rep.scope is not None:
+            rep.scope.cancel()
+        if settings.src_bucket != old.src_bucket:   # old events name records of another bucket
+            rep.log.destroy()
+            rep.log = self._open_log(name)
+        rep.apply(settings)
+        self._save()
+        await self.nursery.start(rep.run)
+
+    def set_mode(self, name: str, mode: str) -> None:
+        rep = self.get(name)
+        rep.settings = rep.settings.with_mode(mode)
+        self._save()
+        rep.wake()
+
+    def remove(self, name: str) -> None:
+        rep = self.get(name)
+        if rep.provisioned:
+            raise ConflictError(f"Can't remove provisioned replication '{name}'")
+        if rep.scope is not None:
+            rep.scope.cancel()
+        del self.replications[name]
+        rep.log.destroy()
+        self._save()
+
+    def list_info(self) -> list[dict]:
+        return [r.info() for r in self.replications.values()]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the sender tasks; close the logs when the server stops."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                for rep in self.replications.values():
+                    await nursery.start(rep.run)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            for rep in self.replications.values():
+                rep.log.close()
+
+
+async def start(ctx: Any, nursery: trio.Nursery) -> None:
+    """Room starter: registry + provisioning, the hooks, and the sender tasks."""
+    service = ReplicationService(ctx.engine, ctx.storage, ctx.config)
+    for line in service.load():   # small files; Trio objects are made here, on the Trio thread
+        log.info("replication: %s", line)
+    ctx.storage.write_hooks.append(service.on_write)
+    ctx.storage.update_hooks.append(service.on_update)
+    ctx.services["replication"] = service
+    await nursery.start(service.run)
