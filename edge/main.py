@@ -36,6 +36,7 @@ ROOM_STARTERS = [
     "edge.services.attachments:start",
     "edge.services.links:start",
     "edge.services.uploads:start",
+    "edge.services.upload_links:start",
     "edge.services.mail:start",
     "edge.services.replication:start",
     "edge.services.lifecycles:start",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from typing import Awaitable, Callable
 
 from .. import API_VERSION, REDUCT_VERSION
@@ -39,9 +40,10 @@ RESOURCE_MODULES = [
     "replications",
     "lifecycles",
     "uploads",
+    "upload_links",
 ]
 # Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
-ROOT_MODULES: list[str] = []
+ROOT_MODULES: list[str] = ["ui", "metrics"]
 
 API_HEADERS = [("x-reduct-api", API_VERSION), ("server", f"ReductStore {REDUCT_VERSION}")]
 
@@ -78,7 +80,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
                     ("vary", "origin")]
         return []
 
-    async def dispatch(req: Request) -> Response:
+    async def dispatch(req: Request, matched: list) -> Response:
         path = req.path
         if path.startswith(api_prefix):
             handler, params, known = api_router.match(req.method, path[len(api_prefix):])
@@ -97,6 +99,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
             from .encoding import wrap_body
 
             req.body = wrap_body(req)  # gzip/zstd bodies of 1.21 replications (spec §13.3)
+        matched.append(handler)
         return await handler(req, ctx, **params)
 
     async def app(req: Request) -> Response:
@@ -107,14 +110,19 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
             origin_headers = cors_headers(req)
             headers += [h for h in origin_headers if h[0] == "access-control-allow-origin"]
             return Response(200, headers)
+        started = time.perf_counter()
+        matched: list = []
         try:
-            response = await dispatch(req)
+            response = await dispatch(req, matched)
         except EdgeError as exc:
             response = error_response(exc)
         except Exception as exc:  # a bug: logged with traceback by error_response, answered 500
             response = error_response(exc)
         response.headers.extend(API_HEADERS)
         response.headers.extend(cors_headers(req))
+        metrics = ctx.services.get("metrics")
+        if metrics is not None:
+            metrics.observe(req, response, matched[0] if matched else None, time.perf_counter() - started)
         return response
 
     return app

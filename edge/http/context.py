@@ -84,6 +84,29 @@ def client_ip(req: Request) -> str:
     return peer
 
 
+_HOST_RE = None
+
+
+def public_base_url(req: Request, ctx: AppContext) -> str:
+    """Base of URLs handed out (links, upload locations), ending in ``/``.
+
+    ``RS_PUBLIC_URL`` when configured; otherwise the Host the client used, so that a browser on
+    the LAN gets a URL it can reach (the listen address 0.0.0.0 is not one); otherwise the
+    configured listen address.
+    """
+    import re
+
+    global _HOST_RE
+    if ctx.config.public_url:
+        return ctx.config.public_base_url
+    host = req.headers.get("host")
+    if _HOST_RE is None:
+        _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+    if host and _HOST_RE.match(host):
+        return f"http://{host}{ctx.config.api_base_path}"
+    return ctx.config.public_base_url
+
+
 def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
     """Authenticate the bearer token and check ``policy``; returns the token (401/403 raised here).
 

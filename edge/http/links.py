@@ -32,7 +32,7 @@ from ..errors import ForbiddenError, InvalidInputError
 from ..links import new_link_id
 from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
-from .context import AppContext, authorize
+from .context import AppContext, authorize, public_base_url
 from .link_download import download, is_link_request
 from .request import empty_response, json_response, read_json
 from .routing import Route
@@ -47,10 +47,10 @@ def _missing(field: str) -> InvalidInputError:
     return InvalidInputError(f"Invalid JSON: missing field `{field}`")
 
 
-def _base_url(ctx: AppContext, value: Any) -> str:
+def _base_url(req: Request, ctx: AppContext, value: Any) -> str:
     """``base_url`` must be absolute with a host; a ``/`` is appended (spec §11.1)."""
     if value is None:
-        return ctx.config.public_base_url
+        return public_base_url(req, ctx)
     prefix = "Invalid base_url provided for query link: "
     if not isinstance(value, str):
         raise InvalidInputError(prefix + "expected a string")
@@ -121,7 +121,7 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     expire_at = doc["expire_at"]
     if isinstance(expire_at, bool) or not isinstance(expire_at, int) or expire_at < 0:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
-    base = _base_url(ctx, doc.get("base_url"))
+    base = _base_url(req, ctx, doc.get("base_url"))
     max_downloads = _opt_int(doc, "max_downloads")
     password = _opt_str(doc, "password")
     receipt_to = _opt_str(doc, "receipt_to", MAX_RECEIPT_TO)

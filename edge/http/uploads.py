@@ -27,7 +27,8 @@ from ..uploads.protocol import (
     UnsupportedMediaTypeError, check_content_type, check_tus_resumable, destination, parse_checksum,
     parse_length, parse_metadata, parse_offset,
 )
-from .context import AppContext, authorize
+from .context import AppContext, authorize, public_base_url
+from .upload_links import check_link_access, create_with_link, upload_link_secret
 from .errors import error_response
 from .routing import Route
 from .types import Request, Response
@@ -69,13 +70,18 @@ def _expires(up: Any) -> tuple[str, str]:
     return ("upload-expires", formatdate(up.expires_s, usegmt=True))
 
 
-def _location(ctx: AppContext, upload_id: str) -> str:
-    return f"{ctx.config.public_base_url}api/v1/uploads/{upload_id}"
+def _location(req: Request, ctx: AppContext, upload_id: str) -> str:
+    return f"{public_base_url(req, ctx)}api/v1/uploads/{upload_id}"
 
 
 def _upload_for(req: Request, ctx: AppContext, upload_id: str) -> tuple[Any, Any]:
     """401, then 404, then 403: the bucket to check is the one stored with the upload."""
     check_tus_resumable(req.headers.get("tus-resumable"))
+    link = upload_link_secret(req)
+    if link is not None:                        # an upload-link page: only its own uploads (else 404)
+        svc = _service(ctx)
+        check_link_access(req, ctx, link, upload_id)
+        return svc, svc.get(upload_id)
     token = authorize(req, ctx, None)
     svc = _service(ctx)
     up = svc.get(upload_id)
@@ -98,17 +104,23 @@ async def discover(req: Request, ctx: AppContext, upload_id: str | None = None) 
 @_tus
 async def create(req: Request, ctx: AppContext) -> Response:
     check_tus_resumable(req.headers.get("tus-resumable"))
-    token = authorize(req, ctx, None)
+    link = upload_link_secret(req)              # an upload link replaces the token (edge.http.upload_links)
+    token = authorize(req, ctx, None) if link is None else None
     svc = _service(ctx)
     length = parse_length(req.headers.get("upload-length"), req.headers.get("upload-defer-length"))
     raw = req.headers.get("upload-metadata") or ""
-    dest = destination(parse_metadata(raw), time.time_ns() // 1000, DEFAULT_CONTENT_TYPE)
-    Write(dest.bucket).check(token)
+    metadata = parse_metadata(raw)
+    dest = destination(metadata, time.time_ns() // 1000, DEFAULT_CONTENT_TYPE)
+    if link is None:
+        Write(dest.bucket).check(token)
     with_body = (req.headers.get("content-type") or "").split(";")[0].strip().lower() == OFFSET_CONTENT_TYPE \
         and req.body.length != 0
     checksum = parse_checksum(req.headers.get("upload-checksum")) if with_body else None
-    up = await svc.create(dest, length, raw)
-    location = ("location", _location(ctx, up.id))
+    if link is None:
+        up = await svc.create(dest, length, raw)
+    else:
+        up = await create_with_link(req, ctx, link, metadata, length, lambda: svc.create(dest, length, raw))
+    location = ("location", _location(req, ctx, up.id))
     if with_body:
         try:
             up = await svc.append(up.id, 0, req.body, checksum)

@@ -1,0 +1,232 @@
+"""``GET <base>metrics`` (Prometheus text format) and ``GET <base>metrics/history`` (JSON rates).
+
+Owns: these two ROOT routes, their access rule and the scrape-time collector that reads the
+server's own statistics (store, flusher, queries, links, uploads, upload links, mail,
+replication, process) when Prometheus asks, so nothing is computed between scrapes.
+Must not: count requests (``edge.services.metrics.Recorder`` does, via the app hook), change
+any state, or put unbounded label values in the exposition other than bucket and replication
+names (both are few on a device, chosen by the operator).
+Reads other rooms only through what they already expose (``outbox.list()``, ``Replication.info()``
+and ``.diagnostics.hourly()``); a room that is missing or fails is left out of the scrape.
+
+Access (``EDGE_METRICS_ACCESS``): ``token`` (default) needs a full-access token when
+authentication is enabled; ``open`` serves anyone (for a Prometheus on the local network
+without a token). With authentication disabled both are open.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Any, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+
+from ..auth.policy import FullAccess
+from ..errors import NotReadyError
+from .context import AppContext, authorize
+from .request import json_response
+from .routing import Route
+from .types import Request, Response
+
+log = logging.getLogger("edge.metrics")
+
+
+def _gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
+    if labels:
+        g = GaugeMetricFamily(name, doc, labels=list(labels))
+        g.add_metric(list(labels.values()), value)
+        return g
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _stats(obj: Any) -> Any:
+    fn = getattr(obj, "statistics", None)
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception:  # a room's statistics must never break a scrape
+        log.exception("statistics of %r failed", obj)
+        return None
+
+
+class ServerCollector:
+    """Reads ``ctx`` at scrape time; registered once per recorder registry."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Any]:
+        ctx = self.ctx
+        storage = ctx.storage
+        recorder = ctx.services.get("metrics")
+        yield _counter("edge_records_written", "Records written (all write paths)",
+                       getattr(storage, "records_written", 0))
+        yield _counter("edge_record_bytes_written", "Payload bytes of records written",
+                       getattr(storage, "bytes_written", 0))
+        if recorder is not None:
+            yield _counter("edge_records_read", "Records served by reads, batches and link downloads",
+                           recorder.records_read)
+            yield _counter("edge_record_bytes_read", "Payload bytes served by record reads", recorder.bytes_read)
+
+        fs = _stats(ctx.flusher)
+        if fs is not None:
+            yield _counter("edge_fsync", "fdatasync rounds of the group commit", fs.syncs)
+            yield _counter("edge_fsync_seconds", "Time spent in fsync rounds", fs.sync_seconds_total)
+            yield _counter("edge_fsync_waiters", "Writers acknowledged after a group commit", fs.waiters_served)
+            yield _counter("edge_fsync_failures", "Failed fsync rounds", fs.failures)
+
+        yield from self._buckets()
+
+        qs = _stats(ctx.queries)
+        if qs is not None:
+            g = GaugeMetricFamily("edge_open_queries", "Queries currently registered", labels=["scope"])
+            g.add_metric(["entry"], qs.entry_queries)
+            g.add_metric(["bucket"], qs.bucket_queries)
+            yield g
+            yield _counter("edge_queries_opened", "Queries created", qs.opened)
+            yield _counter("edge_queries_expired", "Queries dropped by the TTL reaper", qs.reaped)
+
+        yield from self._links()
+        yield from self._rooms()
+
+    def _buckets(self) -> Iterator[Any]:
+        engine = self.ctx.engine
+        size = GaugeMetricFamily("edge_bucket_size_bytes", "Bucket size incl. metadata", labels=["bucket"])
+        quota = GaugeMetricFamily("edge_bucket_quota_bytes", "Bucket quota (0 = none)", labels=["bucket", "quota_type"])
+        entries = GaugeMetricFamily("edge_bucket_entries", "Entries per bucket", labels=["bucket"])
+        for name in engine.bucket_names():
+            try:
+                b = engine.get_bucket(name)
+                info = b.info()
+            except Exception:   # removed between listing and reading
+                continue
+            size.add_metric([name], info.size)
+            qt = getattr(b.settings.quota_type, "name", str(b.settings.quota_type))
+            quota.add_metric([name, qt], b.settings.quota_size or 0)
+            entries.add_metric([name], info.entry_count)
+        yield size
+        yield quota
+        yield entries
+        try:
+            du = shutil.disk_usage(self.ctx.config.data_path)
+            yield _gauge("edge_disk_total_bytes", "Size of the file system holding the data folder", du.total)
+            yield _gauge("edge_disk_free_bytes", "Free bytes on the file system holding the data folder", du.free)
+        except OSError:
+            pass
+        es = _stats(engine)
+        if isinstance(es, dict) and "open_fds" in es:
+            yield _gauge("edge_store_open_files", "Files the store holds open", es["open_fds"])
+
+    def _links(self) -> Iterator[Any]:
+        links = self.ctx.links
+        if links is not None:
+            try:
+                recs = links.list()
+                yield _counter("edge_link_downloads", "Counted downloads over all share links",
+                               sum(r.downloads for r in recs))
+                yield _gauge("edge_links", "Share links known (any state)", len(recs))
+            except Exception:
+                log.exception("link statistics failed")
+        ul = _stats(self.ctx.services.get("upload_links"))
+        if isinstance(ul, dict):
+            yield _gauge("edge_upload_links", "Upload links known (any state)", ul.get("links", 0))
+            yield _counter("edge_upload_link_files", "Files accepted through upload links", ul.get("files", 0))
+            yield _counter("edge_upload_link_bytes", "Bytes announced by uploads through upload links",
+                           ul.get("bytes", 0))
+            yield _counter("edge_upload_link_refused", "Uploads refused by upload links", ul.get("refused", 0))
+
+    def _rooms(self) -> Iterator[Any]:
+        services = self.ctx.services
+        uploads = services.get("uploads")
+        staging = getattr(uploads, "staging", None)
+        if staging is not None:
+            yield _gauge("edge_uploads_in_progress", "tus uploads staged", len(getattr(staging, "uploads", {})))
+            yield _counter("edge_uploads_expired", "tus uploads removed by the reaper", getattr(uploads, "expired", 0))
+        mail = services.get("mail")
+        outbox = getattr(mail, "outbox", None)
+        if outbox is not None:
+            g = GaugeMetricFamily("edge_mail_outbox", "Mails in the outbox by state", labels=["state"])
+            counts: dict[str, int] = {"queued": 0, "sending": 0, "sent": 0, "failed": 0}
+            try:
+                for m in outbox.list():
+                    counts[str(m.state)] = counts.get(str(m.state), 0) + 1
+            except Exception:
+                log.exception("mail outbox statistics failed")
+            for state, n in sorted(counts.items()):
+                g.add_metric([state], n)
+            yield g
+            yield _gauge("edge_mail_enabled", "1 when a mail host is configured", int(bool(getattr(mail, "enabled", False))))
+        yield from self._replication(services.get("replication"))
+
+    def _replication(self, svc: Any) -> Iterator[Any]:
+        reps = getattr(svc, "replications", None)
+        if not isinstance(reps, dict):
+            return
+        pending = GaugeMetricFamily("edge_replication_pending_records", "Records waiting in the replication log",
+                                    labels=["replication"])
+        active = GaugeMetricFamily("edge_replication_active", "1 when the replication reaches its destination",
+                                   labels=["replication"])
+        ok = GaugeMetricFamily("edge_replication_ok_last_hour", "Records replicated in the last hour",
+                               labels=["replication"])
+        errored = GaugeMetricFamily("edge_replication_errors_last_hour", "Records that failed in the last hour",
+                                    labels=["replication"])
+        for name, rep in sorted(reps.items()):
+            try:
+                info = rep.info()
+                hourly = rep.diagnostics.hourly()
+            except Exception:
+                log.exception("replication statistics of %s failed", name)
+                continue
+            pending.add_metric([str(name)], info.get("pending_records", 0))
+            active.add_metric([str(name)], int(bool(info.get("is_active"))))
+            ok.add_metric([str(name)], hourly.get("ok", 0))
+            errored.add_metric([str(name)], hourly.get("errored", 0))
+        yield from (pending, active, ok, errored)
+
+
+def _recorder(ctx: AppContext) -> Any:
+    rec = ctx.services.get("metrics")
+    if rec is None:
+        raise NotReadyError("Metrics are not available")
+    if not getattr(rec, "_edge_collectors", False):
+        rec.registry.register(ServerCollector(ctx))
+        try:
+            ProcessCollector(registry=rec.registry)     # process_resident_memory_bytes, process_open_fds ...
+        except Exception:  # pragma: no cover - non-Linux
+            pass
+        rec._edge_collectors = True
+    return rec
+
+
+def _check_access(req: Request, ctx: AppContext, rec: Any) -> None:
+    if getattr(rec, "access", "token") != "open":
+        authorize(req, ctx, FullAccess())
+
+
+# GET <base>metrics
+async def metrics(req: Request, ctx: AppContext) -> Response:
+    rec = _recorder(ctx)
+    _check_access(req, ctx, rec)
+    body = generate_latest(rec.registry)
+    return Response(200, [("content-type", CONTENT_TYPE_LATEST), ("cache-control", "no-store")], body)
+
+
+# GET <base>metrics/history  (the console's rate chart)
+async def history(req: Request, ctx: AppContext) -> Response:
+    rec = _recorder(ctx)
+    _check_access(req, ctx, rec)
+    return json_response(rec.history(), headers=[("cache-control", "no-store")])
+
+
+ROUTES = [
+    Route("GET", "metrics", metrics),
+    Route("GET", "metrics/history", history),
+]

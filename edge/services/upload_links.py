@@ -1,0 +1,76 @@
+"""The upload-link room: opens the registry and offers the hook the tus handler calls.
+
+Owns: ``ctx.services["upload_links"]`` (an ``UploadLinkService``), opened at start-up (room
+starter ``edge.services.upload_links:start``) or lazily by ``ensure`` on first use.
+Must not: import ``edge.http``, build responses, or touch uploads/records itself: the tus
+service stages and writes, this room only says yes (and counts) or raises.
+
+The tus hook (``edge/http/uploads.py``), for a request carrying ``Upload-Link: <secret>``:
+
+    creation:          grant = links.authorize_upload(secret, metadata, length, client_ip)
+                       try: up = await svc.create(...)
+                       except BaseException: links.release(grant); raise
+                       links.bind(grant, up.id)
+    HEAD/PATCH/DELETE: links.check_access(secret, upload_id)
+
+``edge.http.upload_links.create_with_link`` / ``check_link_access`` wrap exactly that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import trio
+
+from edge.errors import BadRequestError
+from edge.uploadlinks import UploadLinkRegistry
+from edge.uploadlinks.registry import Grant
+
+log = logging.getLogger("edge.upload_links")
+
+# Metadata an anonymous uploader may send; everything else (ts, label-*) is the link owner's call.
+ALLOWED_METADATA = frozenset({"bucket", "entry", "filename", "filetype", "name", "type", "relativePath"})
+
+
+class UploadLinkService:
+    def __init__(self, registry: UploadLinkRegistry):
+        self.registry = registry
+
+    def authorize_upload(self, secret: str, metadata: Mapping[str, str], length: int | None, client: str) -> Grant:
+        """Raise (404 uniform, 403 scope/limit, 413 size, 400 metadata) or reserve one file."""
+        self.registry.resolve(secret)            # unknown/revoked/expired: the uniform 404 first
+        extra = sorted(k for k in metadata if k not in ALLOWED_METADATA)
+        if extra:
+            raise BadRequestError(f"Upload-Metadata key '{extra[0]}' is not accepted through an upload link")
+        return self.registry.reserve(secret, bucket=metadata.get("bucket", ""), entry=metadata.get("entry", ""),
+                                     length=length, filename=metadata.get("filename", ""), client=client)
+
+    def release(self, grant: Grant) -> None:
+        self.registry.release(grant)
+
+    def bind(self, grant: Grant, upload_id: str) -> None:
+        self.registry.bind(grant, upload_id)
+
+    def check_access(self, secret: str, upload_id: str) -> None:
+        self.registry.check_access(secret, upload_id)
+
+    def statistics(self) -> dict:
+        return self.registry.statistics()
+
+
+def ensure(ctx: Any) -> UploadLinkService:
+    """The service on ``ctx``, opening the registry if the room starter has not run (small, sync)."""
+    svc = ctx.services.get("upload_links")
+    if svc is None:
+        registry = UploadLinkRegistry.open(ctx.config.data_path)
+        for line in registry.load_report:
+            log.warning("%s", line)
+        svc = ctx.services["upload_links"] = UploadLinkService(registry)
+    return svc
+
+
+async def start(ctx: Any, nursery: trio.Nursery) -> None:
+    """Room starter: open the registry before the HTTP front listens; no background task."""
+    svc = await trio.to_thread.run_sync(ensure, ctx)
+    log.info("%d upload link(s) loaded", len(svc.registry.list()))
