@@ -2,7 +2,7 @@
 """Smoke test of an `edge` executable (the one-file binary from packaging/build.sh, or the
 `edge` console script installed by pip): starts `BINARY serve` on a free loopback port with a
 fresh temporary RS_DATA_PATH, measures the time from process start to the first 200 from
-GET /api/v1/alive, writes and reads a record with reduct-py, GETs /ui/ (warns on 404),
+GET /api/v1/alive, writes and reads a record with reduct-py, GETs /ui/, /ui/js/app.js and /metrics (all 200),
 measures idle RSS (the bootloader and its Python child together), sends SIGTERM and checks
 exit code 0 within --stop-timeout, restarts on the same data, checks the record is intact,
 and stops it with SIGTERM to the whole process group (the server then receives it twice),
@@ -191,12 +191,11 @@ def main() -> int:
         asyncio.run(read_record(url))
         check(True, "wrote and read back a record with reduct-py")
 
-        ui = http_get(port, "/ui/")
-        fig["ui_status"] = ui
-        if ui == 404:
-            print(f"warn GET /ui/ -> 404 (no web console bundled yet)")
-        else:
-            check(ui == 200, f"GET /ui/ -> {ui}")
+        # The console and the metrics are part of the one file: served from inside the binary.
+        for path in ("/ui/", "/ui/js/app.js", "/metrics"):
+            status = http_get(port, path)
+            fig[f"status {path}"] = status
+            check(status == 200, f"GET {path} -> {status}")
 
         time.sleep(1.0)  # let start-up garbage settle before reading idle memory
         main_rss, total_rss = srv.rss()
