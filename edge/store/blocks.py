@@ -35,6 +35,13 @@ class MetaTable:
             idx = self._add(meta, ct, labels)
         return idx
 
+    def intern_known(self, meta: bytes, content_type: str, labels: Mapping[str, str]) -> int:
+        """``intern_raw`` for a writer that still has what ``meta`` encodes: no JSON decode."""
+        idx = self._by_key.get(meta)
+        if idx is None:
+            idx = self._add(meta, content_type, dict(labels))
+        return idx
+
     def intern(self, content_type: str, labels: Mapping[str, str]) -> int:
         meta = encode_meta(content_type, labels)
         idx = self._by_key.get(meta)

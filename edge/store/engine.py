@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from edge.errors import AlreadyExistsError, NotFoundError
+from edge.errors import AlreadyExistsError, NotFoundError, StorageIOError
 from edge.model import BucketSettings
 from edge.store import files
 from edge.store.bucket import SETTINGS, Bucket, check_bucket_name, settings_from_json
@@ -23,7 +23,7 @@ class Engine:
     def __init__(self, data_path: Path, defaults: BucketSettings, free_bytes: Callable[[Path], int] | None):
         self.data_path = Path(data_path)
         self.defaults = defaults
-        self.free_bytes = free_bytes or files.free_bytes
+        self.free_bytes = free_bytes or files.CachedFreeBytes()
         self.fds = files.FdCache(256)
         self.buckets: dict[str, Bucket] = {}
         self.recovery_report: list[str] = []
@@ -44,12 +44,22 @@ class Engine:
             if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
                 continue
             raw = files.read_file(engine.data_path / e.name / SETTINGS)
+            broken = False
             if raw is None:
                 settings, provisioned = defaults, False
             else:
-                settings, provisioned = settings_from_json(raw, defaults)
+                try:
+                    settings, provisioned = settings_from_json(raw, defaults)
+                except StorageIOError as exc:
+                    # A damaged settings file must not keep the server (and every other bucket)
+                    # down: keep its bytes for a human, go on with the defaults, report it.
+                    files.atomic_write(engine.data_path / e.name / (SETTINGS + ".bad"), raw)
+                    engine.recovery_report.append(
+                        f"{e.name}: {SETTINGS} unreadable ({exc.message}); defaults used, "
+                        f"old bytes kept in {SETTINGS}.bad")
+                    settings, provisioned, broken = defaults, False, True
             bucket = Bucket(engine, e.name, settings, provisioned)
-            if raw is None:
+            if raw is None or broken:
                 bucket.save()
             engine.buckets[e.name] = bucket
             bucket.load(engine.recovery_report)

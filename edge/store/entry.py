@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from edge.store.bucket import Bucket
 
 STREAM_THRESHOLD = 1 << 20  # buffered bytes above which a record is written through
+WRITEBACK_STEP = 2 << 20  # a streaming record starts the disk's writeback every this many bytes
 META_BLOCK_SIZE = 128 * 1024  # upstream's block size for $meta entries
 JOURNAL = "journal.log"
 MARKER = ".entry"
@@ -83,6 +84,8 @@ class RecordWriter:
         self.chunks: list[bytes] = []
         self.state = "open"  # open -> ready -> published | aborted
         self.stream_start = -1  # file offset of the frame when streaming
+        self.decoded: tuple[str, Mapping[str, str]] = ("", {})  # what ``meta`` encodes
+        self.kicked = 0  # streaming: file offset up to which writeback was started
 
     @property
     def streaming(self) -> bool:
@@ -141,6 +144,8 @@ class Entry:
         self._labelled = 0  # records whose labels live in the journal
         self._to_seal: set[int] = set()
         self._disjoint = True  # no block's time range reaches into the next block
+        self._blk_owner: tuple[str, str] | None = None
+        self._blk_keys: dict[int, str] = {}
 
     # --- naming -----------------------------------------------------------------------------
 
@@ -154,6 +159,18 @@ class Entry:
 
     def _blk(self, block_id: int) -> Path:
         return self.dir / block_file_name(block_id)
+
+    def _blk_key(self, block_id: int) -> str:
+        """``str(self._blk(block_id))`` from a cache: three Path joins per record read cost
+        ~20 % of a 1 KB batch read. The cache follows bucket and entry renames."""
+        owner = (self.bucket.name, self.name)
+        if self._blk_owner != owner:
+            self._blk_owner = owner
+            self._blk_keys = {}
+        key = self._blk_keys.get(block_id)
+        if key is None:
+            key = self._blk_keys[block_id] = str(self.dir / block_file_name(block_id))
+        return key
 
     def _idx(self, block_id: int) -> Path:
         return self.dir / index_file_name(block_id)
@@ -246,7 +263,7 @@ class Entry:
                 yield from heapq.merge(*snaps, key=lambda r: r.ts_us)
 
     def _read_fd(self, ref: RecordRef) -> int:
-        fd, _ = self.bucket.fds.get(self._blk(ref.block_id))
+        fd, _ = self.bucket.fds.get(self._blk_key(ref.block_id))
         return fd
 
     def read_payload(self, ref: RecordRef, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -265,6 +282,42 @@ class Entry:
         if len(trailer) != TRAILER.size or TRAILER.unpack(trailer)[0] != crc:
             self.bucket.stats["corrupt_reads"] += 1
             raise CorruptRecordError(f"Record {ref.ts_us} in {self.bucket.name}/{self.name} is corrupted")
+
+    def read_verified(self, refs: list[RecordRef], span_limit: int = 4 << 20) -> list[bytes | memoryview]:
+        """The payloads of ``refs`` (in order), each verified against its crc.
+
+        Neighbouring frames of one block (only a frame head between them) are read with one
+        pread: a batch of 85 x 1 KB records costs one syscall instead of 170. A run is cut at a
+        gap (removed records), at another block and at ``span_limit`` bytes.
+        """
+        out: list[bytes | memoryview] = []
+        i, n = 0, len(refs)
+        tsize = TRAILER.size
+        while i < n:
+            first = refs[i]
+            base = first.payload_offset
+            end = base + first.size + tsize
+            j = i + 1
+            while j < n:
+                r = refs[j]
+                if (r.block_id != first.block_id or r.payload_offset < end or r.payload_offset - end > 4096
+                        or r.payload_offset + r.size + tsize - base > span_limit):
+                    break
+                end = r.payload_offset + r.size + tsize
+                j += 1
+            view = memoryview(files.pread(self._read_fd(first), base, end - base))
+            for r in refs[i:j]:
+                off = r.payload_offset - base
+                payload = view[off : off + r.size]
+                trailer = view[off + r.size : off + r.size + tsize]
+                if len(trailer) != tsize:
+                    raise CorruptRecordError(f"Record {r.ts_us} in {self.bucket.name}/{self.name} is truncated")
+                if TRAILER.unpack(trailer)[0] != zlib.crc32(payload):
+                    self.bucket.stats["corrupt_reads"] += 1
+                    raise CorruptRecordError(f"Record {r.ts_us} in {self.bucket.name}/{self.name} is corrupted")
+                out.append(payload)
+            i = j
+        return out
 
     def read_range(self, ref: RecordRef, offset: int, length: int) -> bytes:
         length = max(0, min(length, ref.size - offset))
@@ -323,6 +376,7 @@ class Entry:
         b.reserved += length
         self._pending_ts.add(ts_us)
         w = RecordWriter(self, b, ts_us, length, meta, need)
+        w.decoded = (content_type, labels)
         self._writers.add(w)
         return w
 
@@ -359,7 +413,7 @@ class Entry:
         self._drop_if_unused(b)
 
     def _open_block_for_write(self, b: Block) -> int:
-        fd, created = self.bucket.fds.get(self._blk(b.id), create=True)
+        fd, created = self.bucket.fds.get(self._blk_key(b.id), create=True)
         if created:
             self._new_dirs.add(self.dir)
         if b.has_idx:
@@ -384,19 +438,23 @@ class Entry:
             self._abort(w)
             raise
         w.stream_start = start
+        w.kicked = start
         b.file_size = files.fd_size(fd)
         b.streamer = w
         w.chunks = []
-        self._touched.add(str(self._blk(b.id)))
+        self._touched.add(self._blk_key(b.id))
 
     def _stream_append(self, w: RecordWriter, chunks: list) -> None:
         b = w.block
-        fd, _ = self.bucket.fds.get(self._blk(b.id))
+        fd, _ = self.bucket.fds.get(self._blk_key(b.id))
         try:
             b.file_size += files.append(fd, chunks)
         except EdgeError:
             self._abort(w)
             raise
+        if b.file_size - w.kicked >= WRITEBACK_STEP:
+            files.start_writeback(fd, w.kicked, b.file_size - w.kicked)
+            w.kicked = b.file_size
 
     def flush(self) -> files.Durability:
         """Write every finished buffered record (one writev per block), publish them, return
@@ -440,7 +498,7 @@ class Entry:
                     b.file_size = pos
             for w in writers:
                 self._publish(w)
-            self._touched.add(str(self._blk(block_id)))
+            self._touched.add(self._blk_key(block_id))
         self._seal_ready_blocks()
         if self._touched or self._new_dirs or self._journal_dirty:
             self._recent.append((self._touched, self._new_dirs, self._journal_dirty))
@@ -454,7 +512,7 @@ class Entry:
         for paths, dirs, journal in self._recent:
             for p in paths:
                 try:
-                    fd, _ = self.bucket.fds.get(Path(p))
+                    fd, _ = self.bucket.fds.get(p)
                 except StorageIOError:
                     continue  # block deleted meanwhile (FIFO, removal)
                 d.add_fd(p, fd)
@@ -473,7 +531,7 @@ class Entry:
         b = w.block
         begin = b.next_begin
         b.next_begin += w.length
-        ct_labels = self.metas.intern_raw(w.meta)
+        ct_labels = self.metas.intern_known(w.meta, *w.decoded)
         ct, labels = self.metas.get(ct_labels)
         size = record_size(w.ts_us, begin, w.length, ct, labels, False)
         b.insert(w.ts_us, w.stream_start + len(w.head), w.length, begin, ct_labels, False, size)
@@ -507,21 +565,31 @@ class Entry:
             return
         path = self._blk(b.id)
         fd, _ = self.bucket.fds.get(path)
-        # the idx claims "these frames are in the .blk"; make that true on disk first
-        files.datasync(fd)
-        # walk the frame headers with small preads instead of reading the payloads
+        # No fsync here (three of them, inline, were ~30 % of a 1 KB batch write): the .idx is a
+        # cache. Every frame it lists is synced by group commit before it is acknowledged, and
+        # _load_idx trusts an .idx only if its crc, the .blk size it names and the last frame
+        # agree with the .blk on disk; a missing, torn or early .idx means a rescan, never loss.
+        # Walk the frame headers through a read window: small frames (1 KB records) come 1 MiB
+        # at a time (two preads per frame made sealing ~20 % of a 1 KB batch write); after a
+        # big frame only the next header's neighbourhood is read, never the payloads.
         recs, pos = [], 0
+        window, wstart, frame_len = b"", 0, 0
         while pos < b.file_size:
-            head = decode_head(files.pread(fd, pos, HEADER.size))
+            head = decode_head(window, pos - wstart) if pos - wstart <= len(window) else NEED_MORE
             if head is NEED_MORE:
-                fixed = files.pread(fd, pos, HEADER.size)
-                meta_len = HEADER.unpack(fixed)[3]
-                head = decode_head(files.pread(fd, pos, HEADER.size + meta_len))
+                window = files.pread(fd, pos, (1 << 20) if frame_len < (256 << 10) else (64 << 10))
+                wstart = pos
+                head = decode_head(window)
+                if head is NEED_MORE and len(window) >= HEADER.size:
+                    meta_len = HEADER.unpack_from(window)[3]
+                    window = files.pread(fd, pos, HEADER.size + meta_len)
+                    head = decode_head(window)
             if not isinstance(head, FrameHead):
                 raise CorruptRecordError(f"Block {b.id} of {self.bucket.name}/{self.name} ends inside a frame")
             recs.append(IndexRecord(head.ts_us, pos, head.payload_len, head.meta))
-            pos += head.frame_len
-        files.atomic_write(self._idx(b.id), encode_index(pos, recs))
+            frame_len = head.frame_len
+            pos += frame_len
+        files.replace_unsynced(self._idx(b.id), encode_index(pos, recs))
         b.has_idx = True
         b.idx_dirty = False
 
