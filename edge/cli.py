@@ -13,6 +13,7 @@ import sys
 
 from . import API_VERSION, __version__
 from .errors import ConfigError
+from .mail.settings import add_arguments as add_mail_arguments, env_from_args as mail_env_from_args
 
 LOG_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
               "WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--base-path", help="URL prefix (RS_API_BASE_PATH)")
     serve.add_argument("--cors-allow-origin", help="comma-separated origins (RS_CORS_ALLOW_ORIGIN)")
     serve.add_argument("--sync", choices=["always", "none"], help="fsync policy of acknowledged writes (EDGE_SYNC)")
+    add_mail_arguments(serve)
     check = sub.add_parser("check", help="open the data folder, repair torn tails, report what was dropped")
     check.add_argument("--data-path", help="storage folder (RS_DATA_PATH)")
     return parser
@@ -51,7 +53,8 @@ def _config(args: argparse.Namespace):
                               if getattr(args, "cors_allow_origin", None) is not None else None),
         "sync_policy": getattr(args, "sync", None),
     }
-    return Config.from_env(os.environ, **overrides)
+    # Mail flags are laid over their EDGE_SMTP_* variables: edge.services.mail reads Config.env.
+    return Config.from_env({**os.environ, **mail_env_from_args(args)}, **overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

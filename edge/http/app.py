@@ -37,13 +37,14 @@ RESOURCE_MODULES = [
     "entries",
     "records",
     "links",
+    "share",
     "replications",
     "lifecycles",
     "uploads",
     "upload_links",
 ]
 # Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
-ROOT_MODULES: list[str] = ["ui", "metrics"]
+ROOT_MODULES: list[str] = ["ui", "metrics", "shortlinks"]
 
 API_HEADERS = [("x-reduct-api", API_VERSION), ("server", f"ReductStore {REDUCT_VERSION}")]
 

@@ -192,9 +192,12 @@ async def _count(ctx: AppContext, rec: Any, client: str, req: Request, rp: Range
     """Record the answer (rules.py: HEAD and 416 never count; Range inside a session counts once)."""
     if req.method == "HEAD":
         return
-    await trio.to_thread.run_sync(partial(
-        ctx.links.record_download, rec.id, client, rp.content_length,
-        req.headers.get("range") if rp.partial else None, partial=rp.partial))
+    range_text = req.headers.get("range") if rp.partial else None
+    result = await trio.to_thread.run_sync(partial(
+        ctx.links.record_download, rec.id, client, rp.content_length, range_text, partial=rp.partial))
+    mail = ctx.services.get("mail")        # the receipt hook of the mail room (edge.services.mail)
+    if result.counted and mail is not None:
+        mail.on_download(result.record, client, rp.content_length, range_text, time.time())
 
 
 def _common_headers(rec: Any, etag: str, rp: RangePlan) -> list[tuple[str, str]]:

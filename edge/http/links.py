@@ -30,11 +30,13 @@ import trio
 from ..auth.policy import Read
 from ..errors import ForbiddenError, InvalidInputError
 from ..links import new_link_id
+from ..mail.compose import check_address
 from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
 from .context import AppContext, authorize, public_base_url
 from .link_download import download, is_link_request
 from .request import empty_response, json_response, read_json
+from .shortlinks import short_url
 from .routing import Route
 from .types import Request, Response
 
@@ -125,6 +127,8 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     max_downloads = _opt_int(doc, "max_downloads")
     password = _opt_str(doc, "password")
     receipt_to = _opt_str(doc, "receipt_to", MAX_RECEIPT_TO)
+    if receipt_to is not None:
+        check_address(receipt_to, "receipt_to")   # 422 naming it: a receipt must be deliverable
     ctx.engine.get_bucket(bucket)               # 404 for a bucket that does not exist
 
     issuer = token.name
@@ -137,13 +141,15 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     create = partial(ctx.links.create, token=box.ct, file_name=file_name, bucket=bucket, entry=entry,
                      record_entry=record_entry, record_ts=record_ts, expire_at=expire_at,
                      creator=issuer, link_id=link_id, max_downloads=max_downloads,
-                     password=password, receipt_to=receipt_to)
+                     password=password, receipt_to=receipt_to,
+                     url_params={"ct": box.ct, "s": box.s, "i": issuer, "n": box.n, "base_url": base})
     # A password means scrypt (tens of ms) and every create fsyncs: off the event loop.
     rec = await trio.to_thread.run_sync(create)
     query_string = urllib.parse.urlencode({"ct": box.ct, "s": box.s, "i": issuer, "n": box.n},
                                           quote_via=urllib.parse.quote)
     url = f"{base}api/v1/links/{urllib.parse.quote(file_name, safe='/')}?{query_string}"
-    return json_response({"link": url, "id": rec.id, "expire_at": rec.expire_at})
+    return json_response({"link": url, "id": rec.id, "expire_at": rec.expire_at,
+                          "short_url": short_url(ctx, rec)})
 
 
 # --- management ---------------------------------------------------------------------------------
@@ -165,7 +171,8 @@ async def list_links(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
     bucket = req.query.get("bucket") or None
     now = time.time()
-    links = [r.describe(now) for r in ctx.links.list(bucket=bucket) if Read(r.bucket).allows(token)]
+    links = [{**r.describe(now), "short_url": short_url(ctx, r)}
+             for r in ctx.links.list(bucket=bucket) if Read(r.bucket).allows(token)]
     return json_response({"links": links})
 
 

@@ -15,6 +15,7 @@ FORBIDDEN = {
     "edge.formats": {"trio", "edge.store", "edge.http", "edge.services", "edge.query", "edge.auth", "edge.links"},
     "edge.query.when": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.links": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.mail": {"trio", "edge.store", "edge.http", "edge.services", "edge.query"},
     "edge.uploadlinks": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.auth.tokens": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.auth.policy": {"trio", "edge.store", "edge.http", "edge.services"},
