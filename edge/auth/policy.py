@@ -88,38 +88,32 @@ class FullAccess:
 
 
 @dataclass(frozen=True, slots=True)
-class Read:
+class _BucketAccess:
+    """Full access, or a pattern in the token's ``read`` / ``write`` list that matches ``bucket``."""
+
     bucket: str
     needs_token = True
+    access = ""     # "read" or "write": the permission list consulted, and the word in the 403
 
     def allows(self, token: Token | None) -> bool:
         if token is None:
             return False
         p = token.permissions
-        return p.full_access or any_matches(p.read, self.bucket)
+        return p.full_access or any_matches(getattr(p, self.access), self.bucket)
 
     def check(self, token: Token | None) -> None:
         token = _require(token)
         if not self.allows(token):
             raise ForbiddenError(
-                f"Token '{token.name}' doesn't have read access to bucket '{self.bucket}'"
+                f"Token '{token.name}' doesn't have {self.access} access to bucket '{self.bucket}'"
             )
 
 
 @dataclass(frozen=True, slots=True)
-class Write:
-    bucket: str
-    needs_token = True
+class Read(_BucketAccess):
+    access = "read"
 
-    def allows(self, token: Token | None) -> bool:
-        if token is None:
-            return False
-        p = token.permissions
-        return p.full_access or any_matches(p.write, self.bucket)
 
-    def check(self, token: Token | None) -> None:
-        token = _require(token)
-        if not self.allows(token):
-            raise ForbiddenError(
-                f"Token '{token.name}' doesn't have write access to bucket '{self.bucket}'"
-            )
+@dataclass(frozen=True, slots=True)
+class Write(_BucketAccess):
+    access = "write"

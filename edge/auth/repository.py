@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections import OrderedDict
 from dataclasses import replace
@@ -33,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from edge import durable
 from edge.auth.tokens import (
     FULL_ACCESS,
     INIT_TOKEN_NAME,
@@ -76,24 +76,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
     """tmp + fsync + rename + fsync(dir): readers see the old file or the new one, never half.
 
     A crash leaves at most a stale ``.tmp`` that loading ignores and the next write truncates.
+    OSError propagates (the access-time saver catches it). 0600: the file holds only hashes, but
+    nobody else needs to read them.
     """
-    tmp = path.with_name(path.name + ".tmp")
-    # 0600: the file holds only hashes, but nobody else needs to read them.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    # Without this the rename may not survive power loss and the old file would come back.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    durable.replace_file(path, data, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
 
 
 # --- (de)serialisation of the file -------------------------------------------------------------

@@ -7,9 +7,8 @@ Must not: validate settings or run anything (``edge.services.lifecycles`` does).
 from __future__ import annotations
 
 from ..auth.policy import FullAccess
-from ..errors import InvalidInputError
 from .context import AppContext, authorize
-from .request import empty_response, json_response, read_json
+from .request import empty_response, json_response, read_json, read_mode
 from .routing import Route
 from .types import Request, Response
 
@@ -46,13 +45,7 @@ async def update_lifecycle(req: Request, ctx: AppContext, name: str) -> Response
 async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
     _service(ctx).get(name)
-    doc = await read_json(req)
-    if not isinstance(doc, dict) or "mode" not in doc:
-        raise InvalidInputError("Invalid JSON: missing field `mode`")
-    if doc["mode"] not in MODES:
-        raise InvalidInputError(
-            f"Invalid JSON: unknown variant `{doc['mode']}`, expected `enabled`, `disabled` or `dry_run`")
-    _service(ctx).set_mode(name, doc["mode"])
+    _service(ctx).set_mode(name, await read_mode(req, MODES))
     return empty_response()
 
 

@@ -8,9 +8,8 @@ senders (``edge.services.replication``).
 from __future__ import annotations
 
 from ..auth.policy import FullAccess
-from ..errors import InvalidInputError
 from .context import AppContext, authorize
-from .request import empty_response, json_response, read_json
+from .request import empty_response, json_response, read_json, read_mode
 from .routing import Route
 from .types import Request, Response
 
@@ -50,13 +49,7 @@ MODES = ("enabled", "paused", "disabled")
 async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
     _service(ctx).get(name)
-    doc = await read_json(req)
-    if not isinstance(doc, dict) or "mode" not in doc:
-        raise InvalidInputError("Invalid JSON: missing field `mode`")
-    mode = doc["mode"]
-    if mode not in MODES:
-        raise InvalidInputError(f"Invalid JSON: unknown variant `{mode}`, expected `enabled`, `paused` or `disabled`")
-    _service(ctx).set_mode(name, mode)
+    _service(ctx).set_mode(name, await read_mode(req, MODES))
     return empty_response()
 
 

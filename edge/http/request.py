@@ -78,6 +78,18 @@ async def read_json(req: Request, *, allow_empty: bool = False, error_prefix: st
         raise InvalidInputError(f"{error_prefix}{exc}") from None
 
 
+async def read_mode(req: Request, modes: tuple[str, ...]) -> str:
+    """The ``{"mode": ...}`` body of ``PATCH <resource>/{name}/mode``, one of ``modes`` (422 otherwise)."""
+    doc = await read_json(req)
+    if not isinstance(doc, dict) or "mode" not in doc:
+        raise InvalidInputError("Invalid JSON: missing field `mode`")
+    mode = doc["mode"]
+    if mode not in modes:
+        expected = ", ".join(f"`{m}`" for m in modes[:-1]) + f" or `{modes[-1]}`"
+        raise InvalidInputError(f"Invalid JSON: unknown variant `{mode}`, expected {expected}")
+    return mode
+
+
 def json_response(doc: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
     body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(status, [("content-type", "application/json")] + (headers or []), body)

@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import durable
 from ..errors import ConfigError
 
 KEY_BYTES = 32
@@ -72,15 +73,7 @@ def _create(path: Path) -> None:
     each other's key (``rename`` would, leaving links sealed under a key that is gone).
     """
     tmp = path.with_name(f".{KEY_FILE}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        data = secrets.token_bytes(KEY_BYTES)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.write_new(tmp, secrets.token_bytes(KEY_BYTES), mode=0o600)
     try:
         try:
             os.link(tmp, path)
@@ -93,12 +86,4 @@ def _create(path: Path) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.fsync_dir(path.parent)

@@ -18,9 +18,7 @@ update; receipts live in the same file, bounded to ``MAX_RECEIPTS``.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
-import os
 import re
 import secrets
 import threading
@@ -30,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFullError, InvalidInputError, LinkInvalidError, NotFoundError, StorageIOError
+from .. import durable
+from ..errors import InvalidInputError, LinkInvalidError, NotFoundError
 from . import rules
 from .seal import seal, token_digest, unseal
 
@@ -282,26 +281,22 @@ class LinkRegistry:
 
     def _store(self, rec: LinkRecord) -> None:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
-        _atomic_write(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode())
+        durable.atomic_write(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode(),
+                             failure="Cannot write link record")
         self._links[rec.id] = rec
         self._by_digest[rec.token_hash] = rec.id
 
     def _load(self) -> None:
-        if not self.dir.is_dir():
-            return
-        for path in sorted(self.dir.iterdir()):
-            if path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)    # a write interrupted before its rename
-                continue
-            if path.suffix != ".json":
-                continue
-            try:
-                rec = _from_json(json.loads(path.read_bytes()))
-                if rec.id != path.stem:
-                    raise ValueError("id does not match the file name")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                self.load_report.append(f"skipped link file {path.name}: {exc}")
-                continue
+        def parse(stem: str, doc: Any) -> LinkRecord:
+            rec = _from_json(doc)
+            if rec.id != stem:
+                raise ValueError("id does not match the file name")
+            return rec
+
+        def skipped(path: Path, exc: Exception) -> None:
+            self.load_report.append(f"skipped link file {path.name}: {exc}")
+
+        for rec in durable.load_json_dir(self.dir, parse, skipped):
             self._links[rec.id] = rec
             self._by_digest[rec.token_hash] = rec.id
 
@@ -329,38 +324,3 @@ def _from_json(d: dict) -> LinkRecord:
         raise ValueError("unknown schema version")
     d["receipts"] = tuple(Receipt(**r) for r in d.get("receipts", ()))
     return LinkRecord(**d)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """tmp (O_EXCL, 0600) + write + fsync + rename + fsync dir: a crash leaves old or new, never half.
-
-    OS errors become DiskFullError / StorageIOError here, where they enter (anchors §7.10).
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError("No space left on device") from exc
-        raise StorageIOError(f"Cannot write link record: {exc.strerror or exc}") from exc
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError as exc:
-        raise StorageIOError(f"Cannot sync link records: {exc.strerror or exc}") from exc

@@ -16,9 +16,7 @@ exactly once.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
-import os
 import secrets
 import threading
 import time
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DiskFullError, StorageIOError
+from .. import durable
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
 STATES = (QUEUED, SENDING, SENT, FAILED)
@@ -186,30 +184,25 @@ class Outbox:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
         data = dataclasses.asdict(mail)
         data["v"] = SCHEMA
-        _atomic_write(self.dir / f"{mail.id}.json", json.dumps(data, separators=(",", ":")).encode())
+        durable.atomic_write(self.dir / f"{mail.id}.json", json.dumps(data, separators=(",", ":")).encode(),
+                             failure="Cannot write to the mail outbox")
         self._mails[mail.id] = mail
 
     def _load(self) -> None:
-        if not self.dir.is_dir():
-            return
-        for path in sorted(self.dir.iterdir()):
-            if path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)    # a write interrupted before its rename
-                continue
-            if path.suffix != ".json":
-                continue
-            try:
-                d = json.loads(path.read_bytes())
-                if d.pop("v", None) != SCHEMA:
-                    raise ValueError("unknown schema version")
-                d["recipients"] = tuple(d["recipients"])
-                d["link_ids"] = tuple(d.get("link_ids", ()))
-                mail = Mail(**d)
-                if mail.id != path.stem or mail.state not in STATES:
-                    raise ValueError("id or state does not fit")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                self.load_report.append(f"skipped outbox file {path.name}: {exc}")
-                continue
+        def parse(stem: str, d: Any) -> Mail:
+            if d.pop("v", None) != SCHEMA:
+                raise ValueError("unknown schema version")
+            d["recipients"] = tuple(d["recipients"])
+            d["link_ids"] = tuple(d.get("link_ids", ()))
+            mail = Mail(**d)
+            if mail.id != stem or mail.state not in STATES:
+                raise ValueError("id or state does not fit")
+            return mail
+
+        def skipped(path: Path, exc: Exception) -> None:
+            self.load_report.append(f"skipped outbox file {path.name}: {exc}")
+
+        for mail in durable.load_json_dir(self.dir, parse, skipped):
             self._mails[mail.id] = mail
             if mail.state == SENDING:
                 # Crashed mid-send: we cannot know whether the server took it. Send again
@@ -217,32 +210,3 @@ class Outbox:
                 self._store(dataclasses.replace(mail, state=QUEUED, next_attempt_at=0.0,
                                                 last_error=mail.last_error or "interrupted while sending"))
                 self.load_report.append(f"mail {mail.id} was being sent at a crash: queued again")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """tmp (O_EXCL, 0600) + write + fsync + rename + fsync dir: a crash leaves old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError("No space left on device") from exc
-        raise StorageIOError(f"Cannot write to the mail outbox: {exc.strerror or exc}") from exc

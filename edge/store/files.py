@@ -1,8 +1,8 @@
 """All OS calls of the store: open, write, pread, fsync, rename, unlink, directories.
 
-Owns: file descriptors (an LRU of open fds), durable-write helpers, ``Durability`` (what a flush
-made dirty), and the translation of OSError into edge errors (ENOSPC/EDQUOT -> DiskFullError,
-others -> StorageIOError).
+Owns: file descriptors (an LRU of open fds), ``Durability`` (what a flush made dirty), and the
+store's use of ``edge.durable`` (atomic replacement, directory fsync, and the translation of
+OSError into edge errors: ENOSPC/EDQUOT -> DiskFullError, others -> StorageIOError).
 Must not: know about frames, entries or quotas; import trio. No other store module calls the OS.
 
 Reads use os.pread so no shared file offset is ever moved; appends use O_APPEND + os.writev so
@@ -12,7 +12,6 @@ one syscall carries a whole batch of frames.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import time
@@ -22,17 +21,13 @@ from typing import Callable, Iterator, Sequence
 
 import psutil
 
-from edge.errors import DiskFullError, StorageIOError
-
-DISK_FULL_MESSAGE = "Not enough free disk space"
-_FULL = {errno.ENOSPC, errno.EDQUOT}
-_GONE = {errno.EBADF, errno.ENOENT}
+from edge import durable
+from edge.durable import DISK_FULL_MESSAGE, GONE_ERRNOS  # noqa: F401 - DISK_FULL_MESSAGE: used as files.DISK_FULL_MESSAGE
+from edge.errors import StorageIOError
 
 
 def translate(exc: OSError) -> Exception:
-    if exc.errno in _FULL:
-        return DiskFullError(DISK_FULL_MESSAGE)
-    return StorageIOError(f"Storage I/O error: {exc}")
+    return durable.translate(exc)
 
 
 @contextlib.contextmanager
@@ -100,39 +95,14 @@ def file_size(path: Path) -> int | None:
 
 def fsync_dir(path: Path) -> None:
     # Without this a created/renamed/removed name may not survive a power loss.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise translate(exc) from exc
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in _GONE | {errno.EINVAL}:
-            raise translate(exc) from exc
-    finally:
-        os.close(fd)
+    with translate_errors():
+        durable.fsync_dir(path)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """tmp + fsync + rename + fsync(dir): readers and crashes see the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
     with translate_errors():
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
-    fsync_dir(path.parent)
+        durable.replace_file(path, data, mode=0o644, tmp=path.with_name(path.name + ".tmp"))
 
 
 def replace_unsynced(path: Path, data: bytes) -> None:
@@ -142,20 +112,8 @@ def replace_unsynced(path: Path, data: bytes) -> None:
     index carries a crc and the size of the data it describes) and rebuild. Costs no device
     flush, unlike ``atomic_write``'s two fsyncs.
     """
-    tmp = path.with_name(path.name + ".tmp")
     with translate_errors():
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
+        durable.replace_file(path, data, mode=0o644, tmp=path.with_name(path.name + ".tmp"), sync=False)
 
 
 def unlink(path: Path) -> bool:
@@ -427,7 +385,7 @@ class Durability:
                 try:
                     os.fdatasync(fd)
                 except OSError as exc:
-                    if exc.errno not in _GONE and error is None:
+                    if exc.errno not in GONE_ERRNOS and error is None:
                         error = translate(exc)
             for d in sorted(dirs):
                 try:

@@ -15,10 +15,8 @@ secret learns more (limits reached, wrong entry).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import json
-import os
 import re
 import secrets
 import threading
@@ -27,10 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import (
-    BadRequestError, DiskFullError, ForbiddenError, InvalidInputError, NotFoundError,
-    PayloadTooLargeError, StorageIOError,
-)
+from .. import durable
+from ..errors import BadRequestError, ForbiddenError, InvalidInputError, NotFoundError, PayloadTooLargeError
 
 NOT_FOUND_TEXT = "Upload link not found or has expired"
 MAX_RECEIVED = 500          # uploads remembered per link (the listing's "received" table)
@@ -287,7 +283,9 @@ class UploadLinkRegistry:
     def _store(self, rec: UploadLink) -> None:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
         data = json.dumps(dataclasses.asdict(rec), separators=(",", ":")).encode()
-        _atomic_write(self.dir / f"{rec.id}.json", data)
+        # dir_mode 0o777 (less the umask): what this registry has always created its folder with.
+        durable.atomic_write(self.dir / f"{rec.id}.json", data, failure="Cannot write upload link record",
+                             dir_mode=0o777)
         old = self._links.get(rec.id)
         if old is not None:
             self._by_hash.pop(old.secret_hash, None)
@@ -295,49 +293,13 @@ class UploadLinkRegistry:
         self._by_hash[rec.secret_hash] = rec.id
 
     def _load(self) -> None:
-        if not self.dir.is_dir():
-            return
-        for path in sorted(self.dir.iterdir()):
-            if path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)     # a write interrupted before its rename
-                continue
-            if path.suffix != ".json" or not _ID.fullmatch(path.stem):
-                continue
-            try:
-                doc = json.loads(path.read_bytes())
-                doc["received"] = tuple(Received(**r) for r in doc.get("received", ()))
-                rec = UploadLink(**doc)
-            except (OSError, ValueError, TypeError) as exc:
-                self.load_report.append(f"upload link file {path.name} ignored: {exc}")
-                continue
+        def parse(stem: str, doc: Any) -> UploadLink:
+            doc["received"] = tuple(Received(**r) for r in doc.get("received", ()))
+            return UploadLink(**doc)
+
+        def skipped(path: Path, exc: Exception) -> None:
+            self.load_report.append(f"upload link file {path.name} ignored: {exc}")
+
+        for rec in durable.load_json_dir(self.dir, parse, skipped, names=_ID):
             self._links[rec.id] = rec
             self._by_hash[rec.secret_hash] = rec.id
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """tmp (O_EXCL, 0600) + write + fsync + rename + fsync dir: a crash leaves old or new, never half."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if exc.errno == errno.ENOSPC:
-            raise DiskFullError("No space left on device") from exc
-        raise StorageIOError(f"Cannot write upload link record: {exc.strerror or exc}") from exc

@@ -25,6 +25,13 @@ FORBIDDEN = {
     "edge.http": {"edge.main", "edge.cli"},
 }
 
+# Pure modules: values and bytes in, values out. No file I/O, so not even edge.durable.
+PURE = ("edge.formats", "edge.query.when", "edge.links.seal", "edge.links.rules", "edge.links.tar",
+        "edge.mail.compose", "edge.mail.settings", "edge.auth.tokens", "edge.auth.policy")
+IO_IMPORTS = {"edge.durable", "edge.store", "os", "shutil", "io", "tempfile", "pathlib", "psutil", "trio"}
+IO_CALLS = ("open(", "os.write(", "os.fsync(", "os.fdatasync(", "os.replace(", "os.rename(", "os.unlink(",
+            ".read_bytes(", ".write_bytes(", ".read_text(", ".write_text(", ".mkdir(", ".unlink(")
+
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(EDGE.parent).with_suffix("")
@@ -81,3 +88,40 @@ def test_only_files_module_touches_the_os_in_the_store():
             if call in text.replace("os.open(", "").replace(".open(", ""):
                 offenders.append(f"{path.name}: {call}")
     assert not offenders, offenders
+
+
+def _is_pure(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in PURE)
+
+
+def test_durable_is_the_bottom_layer():
+    """edge.durable (atomic file replacement, directory fsync) may be imported by every layer but the
+    pure one, and itself imports only the standard library and edge.errors."""
+    import sys
+
+    path = EDGE / "durable.py"
+    problems = []
+    for imported in _imports(path, "edge.durable"):
+        top = imported.partition(".")[0]
+        if top == "edge":
+            if imported not in ("edge", "edge.errors"):
+                problems.append(f"edge.durable imports {imported}")
+        elif top not in sys.stdlib_module_names and top != "__future__":
+            problems.append(f"edge.durable imports {imported}")
+    assert not problems, problems
+
+
+def test_pure_modules_do_no_io():
+    offenders = []
+    for path in EDGE.rglob("*.py"):
+        module = _module_name(path)
+        if not _is_pure(module):
+            continue
+        for imported in _imports(path, module):
+            if _banned(imported, IO_IMPORTS):
+                offenders.append(f"{module} imports {imported}")
+        text = path.read_text()
+        for call in IO_CALLS:
+            if call in text:
+                offenders.append(f"{module}: {call}")
+    assert not offenders, "\n".join(sorted(offenders))

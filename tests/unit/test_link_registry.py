@@ -181,7 +181,7 @@ def test_failed_write_changes_nothing(tmp_path, monkeypatch):
     def boom(*a):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(G.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)  # edge.durable does the rename
     with pytest.raises(DiskFullError):
         reg.record_download(rec.id, "c", 1, None, partial=False)
     assert reg.get(rec.id).downloads == 0
