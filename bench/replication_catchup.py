@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -58,6 +59,11 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=20_000)
     ap.add_argument("--large", type=int, default=300)
     args = ap.parse_args()
+    run(args.small, args.large)
+
+
+def run(small: int, large: int) -> None:
+    """Print the catch-up figures for ``small`` x 1 KB and ``large`` x 1 MB records."""
     root = Path(tempfile.mkdtemp(prefix="edge-repl-bench-"))
     env = {"RS_LOG_LEVEL": "WARN"}
     dst = EdgeProcess(root / "dst", env).start()
@@ -66,11 +72,12 @@ def main() -> None:
         requests.post(f"{src.api}/b/src").raise_for_status()
         requests.post(f"{src.api}/replications/r",
                       json={"src_bucket": "src", "dst_bucket": "dst", "dst_host": dst.url}).raise_for_status()
-        phase(src, dst, "small", args.small, 1024)
-        phase(src, dst, "large", args.large, 1024 * 1024)
+        phase(src, dst, "small", small, 1024)
+        phase(src, dst, "large", large, 1024 * 1024)
     finally:
         src.kill()
         dst.kill()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -434,6 +434,7 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=None, help="multiply the record counts")
     ap.add_argument("--sync", default="always", choices=["always", "none"], help="EDGE_SYNC of the server")
     ap.add_argument("--no-ceilings", action="store_true", help="measure edge only")
+    ap.add_argument("--no-replication", action="store_true", help="skip the replication catch-up figure")
     ap.add_argument("--data-root", default=None, help="where the temp data folders go (default: system temp)")
     ap.add_argument("--csv", default=str(HERE / "results.csv"))
     ap.add_argument("--hold", type=float, default=0.0,
@@ -567,6 +568,14 @@ def main() -> int:
     if "10MB" in cells:
         verdicts.append((f"10 MB peak server RSS < {RSS_LIMIT_MB} MB ({max(rss['10MB']):.0f} MB)",
                          max(rss["10MB"]) < RSS_LIMIT_MB))
+    if not args.no_replication:
+        # Replication catch-up (issue 13): a backlog written while the destination (a second edge)
+        # is down, then the time until the source reports nothing pending.
+        import replication_catchup
+
+        print("\nreplication catch-up (source -> a second edge on loopback, EDGE_SYNC=always)")
+        small, large = (2_000, 30) if args.quick else (20_000, 300)
+        replication_catchup.run(small, large)
     print()
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
