@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import os
 import time
+from contextlib import aclosing
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any, AsyncIterator
@@ -40,6 +41,7 @@ from ..query.cursor import BUSY, QueryCursor
 from ..query.plan import QUERY, plan_from_json
 from ..query.select import select_entries
 from .context import AppContext, client_ip
+from .payload import payload_body
 from .records import record_headers
 from .types import FileSegment, Request, Response
 
@@ -226,18 +228,13 @@ async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_nam
             await _count(ctx, rec, client, req, rp)
             return Response(200, headers, body)
         await _count(ctx, rec, client, req, rp)
-        return Response(200, headers, _verified(entry, ref), content_length=length)
+        return Response(200, headers, payload_body(entry, ref), content_length=length)
     await _count(ctx, rec, client, req, rp)
     if length <= SMALL_PARTIAL:
         body = b"".join(p if isinstance(p, bytes) else entry.read_range(ref, p.start, p.length)
                         for p in rp.pieces())
         return Response(206, headers, body)
     return Response(206, headers, _spans(entry, ref, rp), content_length=length)
-
-
-async def _verified(entry: Any, ref: Any) -> AsyncIterator[bytes]:
-    for chunk in entry.read_payload(ref):
-        yield chunk
 
 
 async def _spans(entry: Any, ref: Any, rp: RangePlan) -> AsyncIterator[bytes | FileSegment]:
@@ -307,8 +304,9 @@ async def _tar_body(layout: TarLayout, rp: RangePlan, matches: list[Any],
             m = matches[part.index]
             entry = entries[m.entry]
             if part.offset == 0 and part.length == m.size:
-                for chunk in entry.read_payload(m.ref):     # whole member: crc-verified
-                    yield chunk
+                async with aclosing(payload_body(entry, m.ref)) as parts:  # whole member: crc-verified
+                    async for chunk in parts:
+                        yield chunk
             else:
                 fd, base = entry.payload_fd(m.ref)
                 try:

@@ -7,11 +7,14 @@ plus the helpers that turn a ``services.queries.Batch`` into a streamed response
 ``io_query.py``).
 Must not: filter records or fill batches (``services.queries`` does), buffer more than one batch,
 or send a status after the first body byte: small batches are read and crc-checked before the
-response starts, larger ones stream chunk by chunk from the verified payload iterator.
+response starts, larger ones stream record by record through ``payload.payload_body`` (small
+records verified before their bytes, large ones sendfile'd with their tail held back until their
+crc matched).
 """
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 from ..auth.policy import Read, Write
@@ -20,6 +23,7 @@ from ..model import DEFAULT_CONTENT_TYPE
 from ..query.plan import QUERY, REMOVE, plan_from_json, plan_from_params
 from ..services import queries as service
 from .context import AppContext, authorize
+from .payload import INLINE_BYTES, payload_body
 from .request import json_response, parse_u64, read_json
 from .routing import Route
 from .types import Request, Response
@@ -32,10 +36,28 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-async def _stream(batch: service.Batch) -> AsyncIterator[bytes]:
-    for match in batch.matches:
-        for chunk in batch.entries[match.entry].read_payload(match.ref):
-            yield chunk
+async def _stream(batch: service.Batch) -> AsyncIterator[Any]:
+    """A large batch record by record: runs of small records of one entry (up to ~1 MiB) are read
+    and verified together before their bytes go out; a large record goes through payload_body."""
+    matches = batch.matches
+    i, n = 0, len(matches)
+    while i < n:
+        name = matches[i].entry
+        entry = batch.entries[name]
+        if matches[i].ref.size > INLINE_BYTES:
+            async with aclosing(payload_body(entry, matches[i].ref)) as parts:
+                async for part in parts:
+                    yield part
+            i += 1
+            continue
+        j, total = i, 0
+        while (j < n and total < INLINE_BYTES and matches[j].entry == name
+               and matches[j].ref.size <= INLINE_BYTES):
+            total += matches[j].ref.size
+            j += 1
+        for part in entry.read_verified([m.ref for m in matches[i:j]]):
+            yield part
+        i = j
 
 
 def _read_verified(batch: service.Batch) -> list[Any]:

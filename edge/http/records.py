@@ -1,19 +1,20 @@
 """Single-record resource: POST/GET/HEAD/PATCH/DELETE /b/{bucket}/{entry} (spec §6.2-§6.6).
 
 Owns: these routes and the headers of a single-record response.
-Must not: buffer large payloads (bodies stream in through StorageService, out through the
-store's verified chunk iterator) or answer before a write is durable.
+Must not: buffer large payloads (bodies stream in through StorageService, out through
+``payload.payload_body``: sendfile with a concurrent crc check) or answer before a write is durable.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
 from ..model import DEFAULT_CONTENT_TYPE
 from .context import AppContext, authorize
 from .entries import is_meta_entry, remove_entry
+from .payload import payload_body
 from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_u64
 from .routing import Route
 from .types import Request, Response
@@ -30,11 +31,6 @@ def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
     return headers
 
 
-async def _iterate(chunks: Any) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
 def record_response(entry: Any, entry_name: str, ref: Any, head: bool, status: int = 200,
                     extra: list[tuple[str, str]] | None = None) -> Response:
     headers = record_headers(entry_name, ref) + (extra or [])
@@ -43,7 +39,8 @@ def record_response(entry: Any, entry_name: str, ref: Any, head: bool, status: i
     if ref.size <= SMALL_RECORD_BYTES:
         body = b"".join(entry.read_payload(ref))  # raises CorruptRecordError before any byte is sent
         return Response(status, headers, body)
-    return Response(status, headers, _iterate(entry.read_payload(ref)), content_length=ref.size)
+    # sendfile; the last bytes go out only once the crc matched (else the connection is cut)
+    return Response(status, headers, payload_body(entry, ref), content_length=ref.size)
 
 
 # POST /b/{bucket}/{entry}?ts=

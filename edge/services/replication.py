@@ -30,7 +30,8 @@ from urllib.parse import quote
 import trio
 
 from ..config import parse_bool, parse_float, parse_int
-from ..errors import AlreadyExistsError, ConflictError, EdgeError, InvalidInputError, NotFoundError
+from ..errors import (AlreadyExistsError, ConflictError, CorruptRecordError, EdgeError, InvalidInputError,
+                      NotFoundError)
 from ..formats import batch_v1
 from ..query.select import select_entries
 from ..query.when import compile_when
@@ -47,6 +48,7 @@ MAX_BYTES = 8_000_000
 MAX_HEADER_BYTES = 256_000
 LOOKAHEAD = 512
 COALESCE_BYTES = 256 * 1024
+VERIFY_INLINE_BYTES = 1 << 20  # records up to this size are read (verified) once, kept until sent
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
 RETRY_STATUSES = {401, 403, 404, 408, 425, 429}
@@ -243,19 +245,28 @@ class Replication:
             used += 1
             try:
                 ref = entry.get(ev.ts_us)
+                # Verify before the first byte leaves: a record whose payload fails its CRC is
+                # reported and skipped, never sent as good and never retried forever.
+                payload = b"".join(entry.read_payload(ref)) if ref.size <= VERIFY_INLINE_BYTES else None
+                if payload is None:
+                    for _ in entry.read_payload(ref):
+                        pass
             except NotFoundError:
                 self.skipped += 1   # removed (or evicted) before we could send it
                 continue
+            except CorruptRecordError as exc:
+                self.diagnostics.error(500, exc.message)
+                continue
             value = batch_v1.format_record_header(ref.size, ref.content_type, ref.labels)
-            refs.append((ref, value))
+            refs.append((ref, value, payload))
             total += ref.size
             header_bytes += len(value) + 40
         if not refs:
             return used
         refs.sort(key=lambda r: r[0].ts_us)
         headers = self._headers() + [("Content-Type", "application/octet-stream")]
-        headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value in refs]
-        body: AsyncIterator[bytes] = self._payloads(entry, [r for r, _ in refs])
+        headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value, _ in refs]
+        body: AsyncIterator[bytes] = self._payloads(entry, [(r, p) for r, _, p in refs])
         length: int | None = total
         compression = self.settings.compression
         if compression != "none" and self._dst_version >= (1, 21):
@@ -269,8 +280,8 @@ class Replication:
     async def _payloads(self, entry: Any, refs: list[Any]) -> AsyncIterator[bytes]:
         # Small records are coalesced so 80 x 1 KB leave in one send, not 80.
         pending = bytearray()
-        for ref in refs:
-            for chunk in entry.read_payload(ref):
+        for ref, payload in refs:
+            for chunk in ([payload] if payload is not None else entry.read_payload(ref)):
                 if len(chunk) >= COALESCE_BYTES:
                     if pending:
                         yield bytes(pending)

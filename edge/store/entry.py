@@ -327,6 +327,25 @@ class Entry:
         """(dup'd fd, payload offset) for os.sendfile; the caller closes the fd."""
         return files.dup(self._read_fd(ref)), ref.payload_offset
 
+    def verify_payload(self, fd: int, ref: RecordRef, chunk_size: int = 1 << 20) -> None:
+        """Check ``ref``'s payload against its stored crc, reading through ``fd`` (a ``payload_fd``
+        dup). Touches no entry state but the corrupt-read counter, so it may run in a worker
+        thread while the same bytes are sendfile'd (pread and crc32 release the GIL).
+        Raises CorruptRecordError on a mismatch or a short block file."""
+        crc = 0
+        pos, left = ref.payload_offset, ref.size
+        while left > 0:
+            chunk = files.pread(fd, pos, min(chunk_size, left))
+            if not chunk:
+                raise CorruptRecordError(f"Record {ref.ts_us} in {self.bucket.name}/{self.name} is truncated")
+            crc = zlib.crc32(chunk, crc)
+            pos += len(chunk)
+            left -= len(chunk)
+        trailer = files.pread(fd, pos, TRAILER.size)
+        if len(trailer) != TRAILER.size or TRAILER.unpack(trailer)[0] != crc:
+            self.bucket.stats["corrupt_reads"] += 1
+            raise CorruptRecordError(f"Record {ref.ts_us} in {self.bucket.name}/{self.name} is corrupted")
+
     # --- writing ----------------------------------------------------------------------------
 
     def _choose_block(self, ts_us: int, length: int) -> Block:
