@@ -1,6 +1,7 @@
 """The HTTP/1.1 server on Trio: listeners, the per-connection loop, keep-alive, shutdown.
 
-Owns: binding, accepting (bounded by ``max_connections``), socket I/O for heads, bodies and
+Owns: binding, accepting (past ``max_connections`` each newcomer sheds the longest-idle
+connection, up to a hard limit; policy in ``admission.py``), socket I/O for heads, bodies and
 responses (``os.sendfile`` for ``FileSegment``), keep-alive/idle/head/body/send timeouts,
 pipelining, draining unread bodies, the graceful drain on shutdown, and last-resort 500s.
 Must not: route, authenticate, know ReductStore headers or CORS (``app.py`` does), parse bytes
@@ -30,6 +31,7 @@ import trio
 
 from edge.errors import BadRequestError
 
+from .admission import IdleQueue, admit
 from .protocol import (
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_REQUEST_LINE, HeadReader,
     ProtocolError, RequestHead, body_allowed, parse_query, serialize_response_head, split_target,
@@ -57,7 +59,8 @@ class HttpConfig:
     head_timeout_s: float = 30.0  # the whole request head must arrive within this (slowloris)
     body_timeout_s: float = 30.0  # each body receive must make progress within this
     send_timeout_s: float = 60.0  # each blocked send must make progress within this
-    max_connections: int = 1024  # above it, new connections wait in the listen backlog
+    max_connections: int = 1024  # above it, each newcomer sheds the longest-idle connection
+    max_connections_hard: int = 0  # 0 = 2 x max_connections; above it newcomers are refused
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT
     max_request_line: int = DEFAULT_MAX_REQUEST_LINE
@@ -73,7 +76,7 @@ class _ConnGone(Exception):
 class _Conn:
     """One accepted socket: the byte source of request bodies and the sink of responses."""
 
-    __slots__ = ("raw", "fd", "buf", "client", "cfg", "scope", "idle", "waited", "broken",
+    __slots__ = ("raw", "fd", "buf", "client", "cfg", "idle_scope", "shed", "waited", "broken",
                  "accepted_at")
 
     def __init__(self, raw: socket.socket, client: tuple[str, int], cfg: HttpConfig):
@@ -82,8 +85,10 @@ class _Conn:
         self.buf = bytearray()
         self.client = client
         self.cfg = cfg
-        self.scope: trio.CancelScope | None = None
-        self.idle = False  # parked between requests with nothing received: safe to cancel
+        # Set while parked with nothing of a request received (new, or between requests):
+        # cancelling it closes the connection, and nothing else may be cut from outside.
+        self.idle_scope: trio.CancelScope | None = None
+        self.shed = False  # closed to make room (or for shutdown) while idle
         self.waited = False  # blocked since the last explicit checkpoint
         self.broken = False  # input is unusable (reset, timeout, EOF mid-body)
         self.accepted_at = trio.current_time()
@@ -206,54 +211,88 @@ class _Conn:
         self.raw.close()
 
 
+_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+            b"Too many connections")
+
+
 class _Server:
     def __init__(self, handler: Handler, cfg: HttpConfig):
         self.handler = handler
         self.cfg = cfg
-        self.slots = trio.Semaphore(cfg.max_connections)
-        self.conns: set[_Conn] = set()
+        self.hard_limit = max(cfg.max_connections_hard or 2 * cfg.max_connections,
+                              cfg.max_connections)
+        self.conns: set[_Conn] = set()  # open and counted: accepted, not yet closed nor shed
+        self.idle: IdleQueue[_Conn] = IdleQueue()  # the sheddable ones, longest-idle first
         self.closing = False
+        self.refused_logged_at = -1e9
 
     def begin_shutdown(self) -> None:
         self.closing = True
-        for conn in list(self.conns):
-            if conn.idle and conn.scope is not None:
-                conn.scope.cancel()
+        while (conn := self.idle.pop_oldest()) is not None:
+            self._shed(conn)
+
+    def _shed(self, conn: _Conn) -> None:
+        """Close an idle connection by ending its wait (its task closes the socket). A request
+        that raced in before the wait ended is still served: see ``_read_head``."""
+        conn.shed = True
+        self.conns.discard(conn)
+        if conn.idle_scope is not None:
+            conn.idle_scope.cancel()
 
     async def accept_loop(self, lsock, conns: trio.Nursery) -> None:
         while True:
-            # Waiting here leaves new connections in the kernel backlog until a slot frees.
-            await self.slots.acquire()
             try:
-                tsock, addr = await lsock.accept()
+                tsock, addr = await lsock.accept()  # a checkpoint even when it does not block
             except OSError as exc:
-                self.slots.release()
                 if exc.errno in _ACCEPT_RESOURCE:
                     logger.error("accept failed (%s); retrying in 100 ms", exc)
                     await trio.sleep(0.1)
                 elif exc.errno not in _ACCEPT_TRANSIENT:
                     raise
                 continue
-            except BaseException:
-                self.slots.release()
-                raise
-            conns.start_soon(self.serve_conn, tsock, addr)
+            conn = self._admit(tsock, addr)
+            if conn is not None:
+                conns.start_soon(self.serve_conn, conn)
 
-    async def serve_conn(self, tsock, addr) -> None:
+    def _admit(self, tsock, addr) -> _Conn | None:
+        """Take over an accepted socket: make room by shedding idle connections past
+        ``max_connections``, or refuse it at the hard limit; the ``_Conn`` to serve, or None."""
         try:
             raw = socket.socket(fileno=tsock.detach())
+        except OSError:
+            return None
+        decision = admit(len(self.conns), len(self.idle), self.cfg.max_connections,
+                         self.hard_limit)
+        for _ in range(decision.shed):
+            self._shed(self.idle.pop_oldest())
+        if not decision.keep:
+            now = trio.current_time()
+            if now - self.refused_logged_at > 10:
+                self.refused_logged_at = now
+                logger.warning("%d connections open, none idle: refusing new ones (503)",
+                               len(self.conns))
+            try:
+                raw.setblocking(False)
+                raw.send(_REFUSED)  # best effort: one try, never waits
+            except OSError:
+                pass
+            raw.close()
+            return None
+        try:
             raw.setblocking(False)
             if raw.family in (socket.AF_INET, socket.AF_INET6):
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
-            self.slots.release()
-            return
+            raw.close()
+            return None
         conn = _Conn(raw, tuple(addr[:2]), self.cfg)
         self.conns.add(conn)
+        return conn
+
+    async def serve_conn(self, conn: _Conn) -> None:
         try:
-            linger = False
-            with trio.CancelScope() as conn.scope:
-                linger = await self._conn_loop(conn)
+            linger = await self._conn_loop(conn)
             if linger and not conn.broken:
                 await conn.linger_close()
         except _ConnGone:
@@ -262,8 +301,8 @@ class _Server:
             logger.exception("connection from %s failed", conn.client)
         finally:
             self.conns.discard(conn)
+            self.idle.unpark(conn)
             conn.close()
-            self.slots.release()
 
     async def _conn_loop(self, conn: _Conn) -> bool:
         """Serve requests until the connection ends; True if it ends with input maybe unread."""
@@ -315,15 +354,25 @@ class _Server:
             except OSError:
                 return None
             if data is None:
-                idle = not buf
                 if deadline is None:
                     wait_until = trio.current_time() + cfg.keep_alive_timeout_s
                 else:
                     wait_until = deadline
-                conn.idle = idle
+                idle = not buf  # nothing of a request received: may be shed to make room
+                if idle and self.closing:
+                    return None
                 with trio.move_on_at(wait_until) as cs:
+                    if idle:
+                        conn.idle_scope = cs
+                        self.idle.park(conn)
                     await trio.lowlevel.wait_readable(conn.fd)
-                conn.idle = False
+                if idle:
+                    conn.idle_scope = None
+                    self.idle.unpark(conn)
+                    if conn.shed and not cs.cancelled_caught:
+                        # Input arrived just before the shedding: serve it; count it again.
+                        conn.shed = False
+                        self.conns.add(conn)
                 conn.waited = True
                 if cs.cancelled_caught:
                     if buf:

@@ -351,12 +351,70 @@ async def test_ipv6_and_max_connections(nursery):
     await s1.connect((host, port))
     await s1.send(b"GET /echo HTTP/1.1\r\n\r\n")
     assert (await read_response(s1, bytearray()))[0] == 200
+    await trio.sleep(0.05)  # s1 is parked idle
     s2 = trio.socket.socket(trio.socket.AF_INET6)
-    await s2.connect((host, port))  # accepted by the kernel, served only when a slot frees
+    await s2.connect((host, port))  # the only slot is idle: s1 is shed to make room
     await s2.send(b"GET /echo HTTP/1.1\r\n\r\n")
-    with trio.move_on_after(0.2) as waited:
-        await read_response(s2, bytearray())
-    assert waited.cancelled_caught
-    s1.close()
-    assert (await read_response(s2, bytearray()))[0] == 200
+    with trio.fail_after(1):
+        assert (await read_response(s2, bytearray()))[0] == 200
+    assert await is_closed(s1)
+    stop.set()
+
+
+async def start_small(nursery, **cfg):
+    toy, stop = Toy(), trio.Event()
+    config = HttpConfig(head_timeout_s=5, keep_alive_timeout_s=60, linger_s=0.2, **cfg)
+    (addr,) = await nursery.start(functools.partial(serve_http, toy, host="127.0.0.1", port=0,
+                                                    config=config, shutdown=stop))
+    return toy, addr, stop
+
+
+async def test_full_slots_shed_the_longest_idle_never_a_request(nursery):
+    """Three slots: one request in flight, one head begun, one idle keep-alive connection. Each
+    newcomer sheds the longest-idle connection and is served at once; the other two are untouched."""
+    toy, addr, stop = await start_small(nursery, max_connections=3)
+    busy, partial, kept = await connect(addr), await connect(addr), await connect(addr)
+    await busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    with trio.fail_after(5):
+        await toy.started.wait()
+    await partial.send(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n")  # head not finished
+    await kept.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    assert (await read_response(kept, bytearray()))[0] == 200
+    await trio.sleep(0.05)  # kept is parked idle
+    silent = await connect(addr)  # never sends a byte: sheds kept, and is idle itself
+    await trio.sleep(0.05)
+    assert await is_closed(kept)
+    newcomer, buf = await connect(addr), bytearray()
+    with trio.fail_after(1):
+        await newcomer.send(b"GET /echo?n=1 HTTP/1.1\r\n\r\n")
+        status, headers, _ = await read_response(newcomer, buf)
+    assert status == 200 and headers["x-q"] == "{'n': '1'}"
+    assert await is_closed(silent)
+    # The request in flight and the begun head were left alone and complete normally.
+    await partial.send(b"\r\nabcd")
+    assert (await read_response(partial, bytearray()))[:3:2] == (200, b"abcd")
+    toy.gate.set()
+    assert (await read_response(busy, bytearray()))[:3:2] == (200, b"finished")
+    stop.set()
+
+
+async def test_hard_limit_refuses_with_503_when_nothing_is_idle(nursery):
+    toy, addr, stop = await start_small(nursery, max_connections=1, max_connections_hard=2)
+    busy, partial = await connect(addr), await connect(addr)
+    await busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    with trio.fail_after(5):
+        await toy.started.wait()
+    await partial.send(b"GET /echo HTTP/1.1\r\n")
+    await trio.sleep(0.05)
+    refused, buf = await connect(addr), bytearray()
+    status, headers, body = await read_response(refused, buf)
+    assert (status, headers["connection"], body) == (503, "close", b"Too many connections")
+    assert await is_closed(refused)
+    toy.gate.set()
+    assert (await read_response(busy, bytearray()))[0] == 200  # now idle: the next one sheds it
+    await trio.sleep(0.05)
+    late, buf = await connect(addr), bytearray()
+    await late.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    assert (await read_response(late, buf))[0] == 200
+    assert await is_closed(busy)
     stop.set()
