@@ -112,7 +112,9 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     from .http.front import serve_http
 
     stopping = shutdown if shutdown is not None else trio.Event()
-    log.info("edge %s starting; data in %s", __version__, config.data_path)
+    from .formats import checksum
+
+    log.info("edge %s starting; data in %s; crc32 by %s", __version__, config.data_path, checksum.IMPLEMENTATION)
     for line in config.describe():
         log.debug("setting %s", line)
     engine = await trio.to_thread.run_sync(_open_engine, config)

@@ -10,10 +10,10 @@ Layout (big-endian), see HEADER and TRAILER:
     4       8     ts_us        u64 record timestamp
     12      8     payload_len  u64
     20      4     meta_len     u32 length of the meta JSON
-    24      4     header_crc   u32 zlib.crc32 over bytes 0..23 and the meta bytes
+    24      4     header_crc   u32 CRC-32 (checksum.py) over bytes 0..23 and the meta bytes
     28      M     meta         compact JSON {"c": content_type, "l": {label: value}}
     28+M    P     payload
-    28+M+P  4     payload_crc  u32 zlib.crc32 of the payload
+    28+M+P  4     payload_crc  u32 CRC-32 (checksum.py) of the payload
 
 Why two crcs: the header crc lets the index be rebuilt and metadata served without reading
 payloads, and the trailing payload crc can be computed while a payload streams in, before its
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Mapping
 
 from edge.errors import CorruptRecordError
+from .checksum import crc32
 
 MAGIC = 0x45444731
 HEADER = struct.Struct(">IQQII")  # magic, ts_us, payload_len, meta_len, header_crc
@@ -115,7 +115,7 @@ def encode_head(ts_us: int, payload_len: int, meta: bytes) -> bytes:
     if ts_us < 0 or payload_len < 0 or len(meta) > MAX_META_LEN:
         raise ValueError("frame field out of range")
     fixed = HEADER.pack(MAGIC, ts_us, payload_len, len(meta), 0)[:24]
-    crc = zlib.crc32(meta, zlib.crc32(fixed))
+    crc = crc32(meta, crc32(fixed))
     return fixed + struct.pack(">I", crc) + meta
 
 
@@ -127,7 +127,7 @@ def encode_frame(ts_us: int, payload: bytes, content_type: str, labels: Mapping[
     return (
         encode_head(ts_us, len(payload), encode_meta(content_type, labels))
         + payload
-        + encode_trailer(zlib.crc32(payload))
+        + encode_trailer(crc32(payload))
     )
 
 
@@ -149,7 +149,7 @@ def decode_head(buf: bytes | memoryview, pos: int = 0) -> FrameHead | _NeedMore:
         # The crc is checked before trusting meta_len for anything but "how much to wait for".
         return NEED_MORE
     meta = bytes(buf[pos + HEADER.size : meta_end])
-    crc = zlib.crc32(meta, zlib.crc32(buf[pos : pos + 24]))
+    crc = crc32(meta, crc32(buf[pos : pos + 24]))
     if crc != header_crc:
         raise CorruptRecordError(f"Bad frame header crc at offset {pos}")
     return FrameHead(ts_us, payload_len, meta)
@@ -166,6 +166,6 @@ def decode_frame(buf: bytes | memoryview, pos: int = 0, verify_payload: bool = T
     if len(buf) < end:
         return NEED_MORE
     (payload_crc,) = TRAILER.unpack_from(buf, end - TRAILER.size)
-    if verify_payload and zlib.crc32(buf[payload_start : end - TRAILER.size]) != payload_crc:
+    if verify_payload and crc32(buf[payload_start : end - TRAILER.size]) != payload_crc:
         raise CorruptRecordError(f"Bad payload crc of record {head.ts_us} at offset {pos}")
     return Frame(head, pos, payload_crc)

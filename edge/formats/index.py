@@ -18,11 +18,11 @@ not block state).
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
 from edge.errors import CorruptRecordError
 from edge.formats.frame import HEADER as FRAME_HEADER
+from .checksum import crc32
 
 MAGIC = b"EIDX"
 VERSION = 1
@@ -50,7 +50,7 @@ def encode_index(blk_size: int, records: list[IndexRecord]) -> bytes:
         parts.append(RECORD.pack(r.ts_us, r.frame_offset, r.payload_len, len(r.meta)))
         parts.append(r.meta)
     body = b"".join(parts)
-    return HEADER.pack(MAGIC, VERSION, 0, blk_size, len(records), zlib.crc32(body)) + body
+    return HEADER.pack(MAGIC, VERSION, 0, blk_size, len(records), crc32(body)) + body
 
 
 def decode_index(data: bytes) -> tuple[int, list[IndexRecord]]:
@@ -61,7 +61,7 @@ def decode_index(data: bytes) -> tuple[int, list[IndexRecord]]:
     if magic != MAGIC or version != VERSION:
         raise CorruptRecordError("Bad index magic or version")
     body = memoryview(data)[HEADER.size :]
-    if zlib.crc32(body) != crc:
+    if crc32(body) != crc:
         raise CorruptRecordError("Bad index crc")
     records = []
     pos = HEADER.size

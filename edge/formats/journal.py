@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from edge.errors import CorruptRecordError
+from .checksum import crc32
 
 OP_LABELS = 1
 OP_REMOVE = 2
@@ -50,7 +50,7 @@ def encode_op(op: JournalOp) -> bytes:
     elif op.op != OP_REMOVE:
         raise ValueError(f"unknown journal op {op.op}")
     head = HEADER.pack(len(body), op.op, op.ts_us, op.block_id, op.payload_offset)
-    return head + body + CRC.pack(zlib.crc32(body, zlib.crc32(head)))
+    return head + body + CRC.pack(crc32(body, crc32(head)))
 
 
 def decode_ops(data: bytes) -> tuple[list[JournalOp], int, str]:
@@ -68,7 +68,7 @@ def decode_ops(data: bytes) -> tuple[list[JournalOp], int, str]:
         if end > n:
             return ops, pos, f"incomplete journal op at offset {pos}"
         (crc,) = CRC.unpack_from(data, end - CRC.size)
-        if zlib.crc32(data[pos : end - CRC.size]) != crc:
+        if crc32(data[pos : end - CRC.size]) != crc:
             return ops, pos, f"bad journal crc at offset {pos}"
         labels: dict[str, str] = {}
         if op == OP_LABELS:

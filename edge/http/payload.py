@@ -6,8 +6,8 @@ payloads.
 Must not: send anything itself (``front.py`` does, with ``os.sendfile`` for ``FileSegment``), know
 the frame layout (``Entry.verify_payload`` does) or serve a range (ranges are not crc-checked).
 
-Default path: 1 MiB preads crc'd inline, the last chunk held back until the trailer matched (see
-``SENDFILE`` for why). With ``EDGE_READ_SENDFILE=1``:
+Default path: 1 MiB preads (into a pooled pair of reused buffers) crc'd inline, the last chunk
+held back until the trailer matched (see ``SENDFILE`` for why). With ``EDGE_READ_SENDFILE=1``:
 Why: reading a 10 MB payload to crc it and send it costs ~6.6 ms of event-loop CPU (pread copies
 plus ~2.5 ms of crc32); ``os.sendfile`` moves it for ~1.7 ms (perf-limits.md section 4c). So a
 large payload goes out with sendfile while a worker thread preads and crcs the same (cached)
@@ -38,9 +38,19 @@ VERIFY_THREADS = 3
 # record (7.5-7.8 ms) than pread + inline crc + send (6.0 ms): sendfile alone is ~5.0 ms here, not
 # the 1.7 ms of perf-limits.md 4c, and the check adds ~2.5 ms. So the copying path is the default;
 # EDGE_READ_SENDFILE=1 selects the sendfile path (kept and tested for other machines/kernels).
+# Since then the copying path costs ~4.7 ms per 10 MB record (ISA-L crc32 when ``isal`` is
+# installed, reused read buffers), see bench/RESULTS.md "Issue 8, continued".
 SENDFILE = os.environ.get("EDGE_READ_SENDFILE", "") == "1"
 
 _limiter = trio.CapacityLimiter(VERIFY_THREADS)
+
+CHUNK_BYTES = 1 << 20
+# Pairs of read buffers kept for reuse: a fresh 1 MiB bytes per pread cost ~0.45 ms of page
+# faults per 10 MB record (issue 8). A body takes a pair for its whole life (a chunk is sent
+# before the one after next is read into the same buffer) and gives it back when closed; at most
+# POOL_PAIRS idle pairs are kept (2 MiB each), concurrent bodies beyond that allocate their own.
+POOL_PAIRS = 4
+_pool: list[tuple[bytearray, bytearray]] = []
 
 
 class _Check:
@@ -117,12 +127,23 @@ async def payload_body(entry: Any, ref: Any) -> AsyncIterator[bytes | memoryview
     if not SENDFILE:
         # Chunks are crc'd as they are read; the last one is held back until read_payload has
         # checked the trailer (it raises CorruptRecordError after its final chunk otherwise).
-        held = None
-        for chunk in entry.read_payload(ref):
-            if held is not None:
-                yield held
-            held = chunk
-        yield held
+        # The chunks are views into a pooled pair of buffers, alternately: the held chunk stays
+        # intact while the next is read, and the front has sent a chunk (send_all returned)
+        # before it asks for the next one, which is when its buffer is read into again.
+        bufs = _pool.pop() if _pool else (bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES))
+        chunks = entry.read_payload(ref, CHUNK_BYTES, bufs)
+        try:
+            held = None
+            for chunk in chunks:
+                if held is not None:
+                    yield held
+                held = chunk
+            yield held
+        finally:
+            chunks.close()  # it holds views of bufs: no read into them after this
+            held = chunk = None
+            if len(_pool) < POOL_PAIRS:
+                _pool.append(bufs)
         return
     fd, base = entry.payload_fd(ref)
     try:

@@ -131,8 +131,10 @@ class Entry:
         """Ascending ts in [start, stop); see entry_read.iter_refs."""
         return entry_read.iter_refs(self, start_us, stop_us)
 
-    def read_payload(self, ref: RecordRef, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        return entry_read.read_payload(self, ref, chunk_size)
+    def read_payload(self, ref: RecordRef, chunk_size: int = 1 << 20,
+                     bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
+        """Chunks, crc-checked after the last; with ``bufs`` see entry_read._checked_chunks."""
+        return entry_read.read_payload(self, ref, chunk_size, bufs)
 
     def read_verified(self, refs: list[RecordRef], span_limit: int = 4 << 20) -> list[bytes | memoryview]:
         """The payloads of ``refs`` (in order), each verified; see entry_read.read_verified."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Mapping
 
@@ -21,9 +20,11 @@ from edge.errors import CorruptRecordError, NotFoundError
 from edge.formats.frame import TRAILER
 from edge.store import files
 from edge.store.blocks import Block
+from edge.formats.checksum import crc32
 
 if TYPE_CHECKING:
     from edge.store.entry import Entry
+
 
 
 @dataclass(frozen=True)
@@ -112,16 +113,30 @@ def read_fd(entry: "Entry", ref: RecordRef) -> int:
     return fd
 
 
-def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int) -> Iterator[bytes]:
+def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
+                    bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
     """``ref``'s payload through ``fd`` in chunks, then its trailer checked against their crc.
-    Touches no entry state but the corrupt-read counter (see verify_payload)."""
+    Touches no entry state but the corrupt-read counter (see verify_payload).
+
+    With ``bufs`` (two equal buffers) the chunks are memoryviews read alternately into them: a
+    chunk stays valid while the next one is read (so a caller may hold one back), not longer."""
     crc = 0
     pos, left = ref.payload_offset, ref.size
+    views = None
+    if bufs is not None:
+        views = (memoryview(bufs[0]), memoryview(bufs[1]))
+        chunk_size = len(views[0])
+    k = 0
     while left > 0:
-        chunk = files.pread(fd, pos, min(chunk_size, left))
+        if views is not None:
+            view = views[k & 1][: min(chunk_size, left)]
+            k += 1
+            chunk = view[: files.pread_into(fd, pos, view)]
+        else:
+            chunk = files.pread(fd, pos, min(chunk_size, left))
         if not chunk:
             raise CorruptRecordError(f"Record {ref.ts_us} in {entry.bucket.name}/{entry.name} is truncated")
-        crc = zlib.crc32(chunk, crc)
+        crc = crc32(chunk, crc)
         pos += len(chunk)
         left -= len(chunk)
         yield chunk
@@ -131,9 +146,10 @@ def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int) ->
         raise CorruptRecordError(f"Record {ref.ts_us} in {entry.bucket.name}/{entry.name} is corrupted")
 
 
-def read_payload(entry: "Entry", ref: RecordRef, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def read_payload(entry: "Entry", ref: RecordRef, chunk_size: int = 1 << 20,
+                 bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
     # a generator itself, so the block's fd is looked up at the first chunk, not at the call
-    yield from _checked_chunks(entry, read_fd(entry, ref), ref, chunk_size)
+    yield from _checked_chunks(entry, read_fd(entry, ref), ref, chunk_size, bufs)
 
 
 def read_verified(entry: "Entry", refs: list[RecordRef], span_limit: int = 4 << 20) -> list[bytes | memoryview]:
@@ -165,7 +181,7 @@ def read_verified(entry: "Entry", refs: list[RecordRef], span_limit: int = 4 << 
             trailer = view[off + r.size : off + r.size + tsize]
             if len(trailer) != tsize:
                 raise CorruptRecordError(f"Record {r.ts_us} in {entry.bucket.name}/{entry.name} is truncated")
-            if TRAILER.unpack(trailer)[0] != zlib.crc32(payload):
+            if TRAILER.unpack(trailer)[0] != crc32(payload):
                 entry.bucket.stats["corrupt_reads"] += 1
                 raise CorruptRecordError(f"Record {r.ts_us} in {entry.bucket.name}/{entry.name} is corrupted")
             out.append(payload)

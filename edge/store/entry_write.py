@@ -14,7 +14,6 @@ Functions take the Entry (see entry.py); Entry.begin_write and Entry.flush deleg
 from __future__ import annotations
 
 import bisect
-import zlib
 from typing import TYPE_CHECKING, Mapping
 
 from edge.errors import BadRequestError, ConflictError, CorruptRecordError, EdgeError, StorageIOError
@@ -26,6 +25,7 @@ from edge.store import files
 from edge.store.blocks import Block
 from edge.store.entry_journal import JOURNAL, journal_append
 from edge.store.entry_read import locate
+from edge.formats.checksum import crc32
 
 if TYPE_CHECKING:
     from edge.store.entry import Entry
@@ -64,7 +64,7 @@ class RecordWriter:
         if self.received + n > self.length:
             self.abort()
             raise BadRequestError("Content is bigger than in content-length")
-        self.crc = zlib.crc32(chunk, self.crc)
+        self.crc = crc32(chunk, self.crc)
         self.received += n
         if self.streaming:
             stream_append(self._entry, self, [chunk])

@@ -194,3 +194,30 @@ def test_abandoned_large_reads_leak_no_fds(make_server, tmp_path, sendfile):
     while len(os.listdir(fd_dir)) > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(os.listdir(fd_dir)) <= before
+
+
+def test_concurrent_large_reads_do_not_share_buffers(make_server):
+    """Large bodies read into pooled, reused buffers: bodies streaming at the same time (slow
+    and fast readers, two records, several connections) each get their own bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = make_server({"EDGE_READ_SENDFILE": "0"})
+    big = _payload()
+    other = random.Random(9).randbytes(3 * 1024 * 1024 + 17)
+    _seed(srv.api, "lr", big)
+    r = requests.post(f"{srv.api}/b/lr/big?ts=5000", data=other,
+                      headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200
+
+    def read(i: int) -> bool:
+        ts, want = (BIG_TS, big) if i % 2 else (5000, other)
+        with requests.get(f"{srv.api}/b/lr/big?ts={ts}", stream=True, timeout=60) as resp:
+            got = bytearray()
+            for part in resp.iter_content(1 << 16 if i % 3 else 1 << 20):
+                got += part
+                if i % 3 == 0:
+                    time.sleep(0.001)  # a slow reader keeps its body suspended mid-way
+        return bytes(got) == want
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(read, range(12)))
