@@ -21,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -196,6 +197,10 @@ def main() -> int:
             status = http_get(port, path)
             fig[f"status {path}"] = status
             check(status == 200, f"GET {path} -> {status}")
+        # The fast CRC-32 (isal) must be inside the one file, not silently replaced by zlib's.
+        crc = re.search(r"crc32 by ([^\n]*)", srv.log_path.read_text(errors="replace"))
+        check(crc is not None and crc.group(1).strip() == "isal",
+              f"crc32 implementation: {crc.group(1).strip() if crc else 'not logged'}")
 
         time.sleep(1.0)  # let start-up garbage settle before reading idle memory
         main_rss, total_rss = srv.rss()

@@ -16,10 +16,12 @@ import zlib
 
 try:
     from isal.isal_zlib import crc32 as _fast_crc32
-except ImportError:  # pragma: no cover - depends on the platform's wheels
+    _why_not = ""
+except ImportError as exc:  # pragma: no cover - depends on the platform's wheels
     _fast_crc32 = None
+    _why_not = f" (isal: {exc})"
 
 crc32 = _fast_crc32 if _fast_crc32 is not None else zlib.crc32
-IMPLEMENTATION = "isal" if _fast_crc32 is not None else "zlib"
+IMPLEMENTATION = "isal" if _fast_crc32 is not None else "zlib" + _why_not
 
 assert crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value: both implementations agree
