@@ -17,10 +17,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from ..errors import BadRequestError, PayloadTooLargeError
-from .types import Request
+from ..errors import BadRequestError
+from .types import BodyReads, Request
 
-SHORT_BODY = "Content is shorter than expected: no more data to read"
 IN_CHUNK = 64 * 1024
 ZSTD_SLICE = 8 * 1024
 
@@ -74,7 +73,7 @@ class _Zstd:
         return b""
 
 
-class DecodedBody:
+class DecodedBody(BodyReads):
     length = None
 
     def __init__(self, inner: Any, decoder: Any):
@@ -103,27 +102,6 @@ class DecodedBody:
             self._pending = data
         out, self._out = self._out[:max_bytes], self._out[max_bytes:]
         return out
-
-    async def read_exactly(self, n: int) -> bytes:
-        parts, got = [], 0
-        while got < n:
-            data = await self.receive_some(n - got)
-            if not data:
-                raise BadRequestError(SHORT_BODY)
-            parts.append(data)
-            got += len(data)
-        return b"".join(parts)
-
-    async def read_all(self, limit: int) -> bytes:
-        parts, got = [], 0
-        while True:
-            data = await self.receive_some(1 << 20)
-            if not data:
-                return b"".join(parts)
-            got += len(data)
-            if got > limit:
-                raise PayloadTooLargeError(f"Request body is larger than {limit} bytes")
-            parts.append(data)
 
     async def discard(self) -> None:
         await self._inner.discard()

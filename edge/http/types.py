@@ -111,7 +111,45 @@ class _MemorySource:
         pass
 
 
-class Body:
+class BodyReads:
+    """``read_exactly``/``read_all``/``discard`` in terms of ``receive_some``: one implementation
+    for every body stream (the socket ``Body`` and decoded ``Content-Encoding`` bodies)."""
+
+    __slots__ = ()
+
+    async def receive_some(self, max_bytes: int = 1 << 20) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def read_exactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (``n`` may be less than the body); a short body raises."""
+        parts = [b""]
+        got = 0
+        while got < n:
+            data = await self.receive_some(n - got)
+            if not data:
+                raise BadRequestError(SHORT_BODY)
+            parts.append(data)
+            got += len(data)
+        return parts[-1] if len(parts) <= 2 else b"".join(parts)
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole (rest of the) body; ``PayloadTooLargeError`` if it exceeds ``limit`` bytes."""
+        parts = [b""]
+        got = 0
+        while data := await self.receive_some():
+            got += len(data)
+            if got > limit:
+                raise PayloadTooLargeError(f"Request body is larger than {limit} bytes")
+            parts.append(data)
+        return parts[-1] if len(parts) <= 2 else b"".join(parts)
+
+    async def discard(self) -> None:
+        """Receive and drop the rest of the body."""
+        while await self.receive_some():
+            pass
+
+
+class Body(BodyReads):
     """The request body as a stream. ``length`` is the Content-Length, ``None`` when chunked.
 
     One reader at a time (a handler). The first receive sends ``100 Continue`` if the client
@@ -220,35 +258,11 @@ class Body:
         self.failed = True
         raise BadRequestError(SHORT_BODY)
 
-    async def read_exactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes (``n`` may be less than the body); a short body raises."""
-        parts = [b""]
-        got = 0
-        while got < n:
-            data = await self.receive_some(n - got)
-            if not data:
-                raise BadRequestError(SHORT_BODY)
-            parts.append(data)
-            got += len(data)
-        return parts[-1] if len(parts) <= 2 else b"".join(parts)
-
     async def read_all(self, limit: int) -> bytes:
-        """The whole (rest of the) body; ``PayloadTooLargeError`` if it exceeds ``limit`` bytes."""
+        """As ``BodyReads.read_all``, refusing a declared length over ``limit`` before reading."""
         if self._decoder is None and self._left > limit:
             raise PayloadTooLargeError(f"Request body is larger than {limit} bytes")
-        parts = [b""]
-        got = 0
-        while data := await self.receive_some():
-            got += len(data)
-            if got > limit:
-                raise PayloadTooLargeError(f"Request body is larger than {limit} bytes")
-            parts.append(data)
-        return parts[-1] if len(parts) <= 2 else b"".join(parts)
-
-    async def discard(self) -> None:
-        """Receive and drop the rest of the body, keeping the connection usable."""
-        while await self.receive_some():
-            pass
+        return await BodyReads.read_all(self, limit)
 
     async def drain(self, limit: int) -> bool:
         """Drop up to ``limit`` more bytes; True if the body is now complete (used by the front)."""
