@@ -132,3 +132,12 @@ def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
     if policy is not None:
         policy.check(token)
     return token
+
+
+def require_creator_or_full_access(token: Any, rec: Any, what: str) -> None:
+    """Changing a link (share or upload) needs its creator's token or a full-access one."""
+    from ..errors import ForbiddenError
+
+    if not (token.permissions.full_access or token.name == rec.creator):
+        raise ForbiddenError(f"Token '{token.name}' can't change {what} '{rec.id}': "
+                             "only its creator or a full-access token can")

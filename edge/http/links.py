@@ -28,12 +28,12 @@ from typing import Any
 import trio
 
 from ..auth.policy import Read
-from ..errors import ForbiddenError, InvalidInputError
+from ..errors import InvalidInputError
 from ..links import new_link_id
 from ..mail.compose import check_address
 from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
-from .context import AppContext, authorize, public_base_url
+from .context import AppContext, authorize, public_base_url, require_creator_or_full_access
 from .link_download import download, is_link_request
 from .request import empty_response, json_response, read_json
 from .shortlinks import short_url
@@ -160,12 +160,6 @@ def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
     return rec
 
 
-def _may_change(token: Any, rec: Any) -> None:
-    if not (token.permissions.full_access or token.name == rec.creator):
-        raise ForbiddenError(f"Token '{token.name}' can't change link '{rec.id}': "
-                             "only its creator or a full-access token can")
-
-
 # GET links[?bucket=]
 async def list_links(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
@@ -196,7 +190,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: expected a JSON object")
     rec = _visible(ctx, token, link_id)
-    _may_change(token, rec)
+    require_creator_or_full_access(token, rec, "link")
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
     if not changes:
         raise InvalidInputError("Nothing to update: give 'expire_at', 'max_downloads' or 'password'")
@@ -212,7 +206,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
 async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
     rec = _visible(ctx, token, link_id)
-    _may_change(token, rec)
+    require_creator_or_full_access(token, rec, "link")
     await trio.to_thread.run_sync(ctx.links.revoke, rec.id)
     return empty_response()
 

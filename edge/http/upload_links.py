@@ -19,10 +19,10 @@ import urllib.parse
 from typing import Any, Awaitable, Callable
 
 from ..auth.policy import Write
-from ..errors import ForbiddenError, InvalidInputError
+from ..errors import InvalidInputError
 from ..services.upload_links import ensure
 from ..store.bucket import check_entry_name
-from .context import AppContext, authorize, public_base_url, client_ip
+from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
 from .request import empty_response, json_response, read_json
 from .routing import Route
 from .types import Request, Response
@@ -109,12 +109,6 @@ def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
     return rec
 
 
-def _may_change(token: Any, rec: Any) -> None:
-    if not (token.permissions.full_access or token.name == rec.creator):
-        raise ForbiddenError(f"Token '{token.name}' can't change upload link '{rec.id}': "
-                             "only its creator or a full-access token can")
-
-
 # GET upload-links[?bucket=]
 async def list_links(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
@@ -145,7 +139,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: expected a JSON object")
     rec = _visible(ctx, token, link_id)
-    _may_change(token, rec)
+    require_creator_or_full_access(token, rec, "upload link")
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
     if not changes:
         raise InvalidInputError("Nothing to update: give 'expire_at', 'max_files', 'max_bytes' or 'note'")
@@ -157,7 +151,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
 async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
     rec = _visible(ctx, token, link_id)
-    _may_change(token, rec)
+    require_creator_or_full_access(token, rec, "upload link")
     ensure(ctx).registry.revoke(rec.id)
     return empty_response()
 
