@@ -137,7 +137,7 @@ def test_big_record_with_expect_continue(server, bucket_name):
 
 
 def test_labels_must_be_utf8(server, bucket_name):
-    b = _bucket(server, bucket_name)
+    _bucket(server, bucket_name)
     with socket.create_connection(("127.0.0.1", server.port)) as s:
         s.sendall(f"POST /api/v1/b/{bucket_name}/e?ts=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
                   "x-reduct-label-bad: ".encode() + b"\xff\xfe" + b"\r\n\r\nx")
