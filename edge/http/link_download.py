@@ -229,6 +229,9 @@ async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_nam
             return Response(200, headers, body)
         await _count(ctx, rec, client, req, rp)
         return Response(200, headers, payload_body(entry, ref), content_length=length)
+    # A range of a damaged record must not go out as good bytes either: verify the whole payload
+    # first (cheap: one pread pass + a fast crc, off the event loop for big records).
+    await _verify_whole(entry, ref)
     await _count(ctx, rec, client, req, rp)
     if length <= SMALL_PARTIAL:
         body = b"".join(p if isinstance(p, bytes) else entry.read_range(ref, p.start, p.length)
@@ -237,9 +240,21 @@ async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_nam
     return Response(206, headers, _spans(entry, ref, rp), content_length=length)
 
 
+async def _verify_whole(entry: Any, ref: Any) -> None:
+    """CorruptRecordError (a clean 500, before any header) unless the payload matches its crc."""
+    if ref.size <= SMALL_BODY:
+        for _ in entry.read_payload(ref):
+            pass
+        return
+    fd, _ = entry.payload_fd(ref)
+    try:
+        await trio.to_thread.run_sync(entry.verify_payload, fd, ref)
+    finally:
+        os.close(fd)
+
+
 async def _spans(entry: Any, ref: Any, rp: RangePlan) -> AsyncIterator[bytes | FileSegment]:
-    """Ranges straight from the block file (sendfile). Range reads are not crc-checked: a
-    partial read cannot be verified, and the whole-body path is."""
+    """Ranges straight from the block file (sendfile); the whole payload was verified first."""
     fd = None
     try:
         for piece in rp.pieces():

@@ -156,6 +156,9 @@ def test_large_record_all_paths_then_corruption(make_server, tmp_path, sendfile)
     for _ in range(2):  # the second read finds the pages cached
         _never_complete(f"{api}/b/{bucket}/big?ts={BIG_TS}", damaged)
     _never_complete(link.replace(old_url, srv.url), damaged)      # links carry the old port
+    # A Range of the damaged record is refused before any byte: the whole payload is verified.
+    r = requests.get(link.replace(old_url, srv.url), headers={"Range": f"bytes={SIZE // 2 - 10}-{SIZE // 2 + 10}"})
+    assert r.status_code == 500 and "Record 3000" in r.headers["x-reduct-error"], (r.status_code, r.headers)
     _never_complete(tar_link.replace(old_url, srv.url), damaged)
     with pytest.raises(Exception):
         _v1_all(api, bucket)
