@@ -166,6 +166,13 @@ def decode_frame(buf: bytes | memoryview, pos: int = 0, verify_payload: bool = T
     if len(buf) < end:
         return NEED_MORE
     (payload_crc,) = TRAILER.unpack_from(buf, end - TRAILER.size)
-    if verify_payload and crc32(buf[payload_start : end - TRAILER.size]) != payload_crc:
+    frame = Frame(head, pos, payload_crc)
+    if verify_payload and not payload_ok(buf, frame):
         raise CorruptRecordError(f"Bad payload crc of record {head.ts_us} at offset {pos}")
-    return Frame(head, pos, payload_crc)
+    return frame
+
+
+def payload_ok(buf: bytes | memoryview, frame: Frame) -> bool:
+    """Does the payload of a decoded ``frame`` inside ``buf`` match its crc?"""
+    start = frame.payload_offset
+    return crc32(buf[start : start + frame.head.payload_len]) == frame.payload_crc

@@ -128,6 +128,12 @@ def rescan(entry: "Entry", path: Path, report: list[str]) -> tuple[list[IndexRec
             f"{plan.good_end} bytes ({plan.reason}); torn bytes kept in {torn.name}"
         )
         entry.bucket.stats["torn_tails"] += 1
+    for f in plan.damaged:
+        report.append(
+            f"{entry.bucket.name}/{entry.name}: block {path.name}: record {f.head.ts_us} at offset {f.offset} "
+            f"dropped (payload checksum mismatch); its bytes stay in the block, later records are kept"
+        )
+        entry.bucket.stats["damaged_records"] += 1
     recs = [IndexRecord(f.head.ts_us, f.offset, f.head.payload_len, f.head.meta) for f in plan.frames]
     return recs, plan.good_end
 

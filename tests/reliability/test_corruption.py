@@ -197,20 +197,36 @@ def test_payload_flip_in_sealed_block_is_500_and_the_rest_is_served(data, serve,
     still_writable(proc.api)
 
 
-def test_payload_flip_in_unsealed_block_drops_from_there_and_reports_it(data, serve, tmp_path):
+def test_payload_flip_in_unsealed_block_drops_only_that_record_and_reports_it(data, serve, tmp_path):
+    """Rot inside one record of the scanned block: its header still locates the next frame, so
+    only that record goes (404, reported; its bytes stay in the block) and the later ones stay."""
     path = blk(data, 41)
     f = frame_of(path, 43)
     flip(path, f.payload_offset + 1)
     damaged = path.read_bytes()
     report = edge_check(data, tmp_path)
-    assert "truncated" in report and "torn" in report, report
+    assert "record 43" in report and "payload checksum mismatch" in report, report
     proc = serve()
     status = read_all(proc.api)
-    assert all(status[ts] == 200 for ts in range(1, 43)), status
-    assert all(status[ts] in (404, 500) for ts in (43, 44, 45)), status
+    assert all(status[ts] == 200 for ts in [*range(1, 43), 44, 45]), status
+    assert status[43] == 404, status
     lines = recovery_lines(proc.api)
-    assert any(f"{41:020d}.blk" in line and "torn" in line for line in lines), lines
+    assert any(f"{41:020d}.blk" in line and "record 43" in line for line in lines), lines
     assert "recovery:" in proc.log()
+    assert path.read_bytes()[: len(damaged)] == damaged  # nothing cut: the evidence stays in place
+    still_writable(proc.api)
+
+
+def test_payload_flip_in_the_last_record_of_unsealed_block_is_torn(data, serve, tmp_path):
+    """Damage in the very last frame looks exactly like a write cut by a crash: torn and kept."""
+    path = blk(data, 41)
+    f = frame_of(path, 45)
+    flip(path, f.payload_offset + 1)
+    damaged = path.read_bytes()
+    proc = serve()
+    status = read_all(proc.api)
+    assert all(status[ts] == 200 for ts in range(1, 45)) and status[45] == 404, status
+    assert any(f"{41:020d}.blk" in line and "torn" in line for line in recovery_lines(proc.api))
     torn = path.with_name(path.name + ".torn-0")
     assert torn.read_bytes() == damaged[f.offset:]  # every cut byte kept
     still_writable(proc.api)
@@ -266,15 +282,15 @@ def test_index_that_lies_about_the_block(data, serve):
 
 
 def test_payload_flip_in_sealed_block_without_index(data, serve):
-    """No .idx to trust: the block is rescanned; frames from the damaged one on are dropped
-    (kept in .torn-0) and reported; every other block is served."""
+    """No .idx to trust: the block is rescanned; the damaged record is dropped and reported,
+    every other record (of this block too) is served."""
     f = frame_of(blk(data, 31), 33)
     flip(blk(data, 31), f.payload_offset + 3)
     idx(data, 31).unlink()
     proc = serve()
     status = read_all(proc.api)
-    assert all(status[ts] == 200 for ts in [*range(1, 33), *range(41, N + 1)]), status
-    assert all(status[ts] in (404, 500) for ts in range(33, 41)), status
+    assert all(status[ts] == 200 for ts in [*range(1, 33), *range(34, N + 1)]), status
+    assert status[33] == 404, status
     assert any(f"{31:020d}.blk" in line for line in recovery_lines(proc.api))
     still_writable(proc.api)
 

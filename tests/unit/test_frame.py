@@ -49,6 +49,24 @@ def test_scan_stops_at_tear():
     assert scan(a + b).clean
 
 
+def test_scan_skips_a_damaged_payload_when_good_frames_follow():
+    a, b, c = (encode_frame(i, bytes([i]) * 10, "x", {}) for i in (1, 2, 3))
+    rotten = bytearray(a + b + c)
+    rotten[len(a) + len(b) - 8] ^= 0xFF  # inside b's payload: its header (and length) still check out
+    plan = scan(bytes(rotten))
+    assert [f.head.ts_us for f in plan.frames] == [1, 3] and [f.head.ts_us for f in plan.damaged] == [2]
+    assert plan.good_end == len(rotten) and plan.torn_bytes == 0
+
+
+def test_scan_tears_a_damaged_payload_at_the_end():
+    a, b = (encode_frame(i, bytes([i]) * 10, "x", {}) for i in (1, 2))
+    rotten = bytearray(a + b)
+    rotten[-8] ^= 0xFF  # the last frame: a write never acknowledged, not rot in the middle
+    plan = scan(bytes(rotten))
+    assert [f.head.ts_us for f in plan.frames] == [1] and plan.damaged == []
+    assert plan.good_end == len(a) and plan.torn_bytes == len(b) and "Bad payload crc" in plan.reason
+
+
 def test_index_roundtrip_and_corruption():
     recs = [IndexRecord(5, 0, 10, b'{"c":"x","l":{}}'), IndexRecord(6, 50, 3, b"{}")]
     data = encode_index(100, recs)
