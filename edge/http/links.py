@@ -35,7 +35,7 @@ from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access
 from .link_download import download, is_link_request
-from .request import empty_response, json_response, read_json
+from .request import empty_response, json_response, read_json_object
 from .shortlinks import short_url
 from .routing import Route
 from .types import Request, Response
@@ -91,9 +91,7 @@ def _opt_str(doc: dict, key: str, limit: int | None = None) -> str | None:
 # POST links/{file_name+}
 async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response:
     token = authorize(req, ctx, None)           # 401 before anything is parsed
-    doc = await read_json(req)
-    if not isinstance(doc, dict):
-        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    doc = await read_json_object(req)
     if "bucket" not in doc:
         raise _missing("bucket")
     bucket = doc["bucket"]
@@ -186,9 +184,7 @@ async def get_link(req: Request, ctx: AppContext, file_name: str) -> Response:
 # PATCH links/{link_id}  body: {"expire_at"?, "max_downloads"?, "password"?} (null clears the last two)
 async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
-    doc = await read_json(req)
-    if not isinstance(doc, dict):
-        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    doc = await read_json_object(req)
     rec = _visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "link")
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}

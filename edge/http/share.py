@@ -26,7 +26,7 @@ from ..mail.compose import MAX_MESSAGE, ShareItem, check_recipients
 from ..mail.outbox import STATES
 from ..services.mail import NOT_CONFIGURED
 from .context import AppContext, authorize
-from .request import json_response, read_json
+from .request import json_object, json_response, read_json
 from .routing import Route
 from .shortlinks import short_url
 from .types import Request, Response
@@ -91,8 +91,7 @@ async def share(req: Request, ctx: AppContext) -> Response:
     mail = _mail(ctx)
     if mail is None or not mail.enabled:
         raise BadRequestError(NOT_CONFIGURED)
-    if not isinstance(doc, dict):
-        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    doc = json_object(doc)
     link_ids = _link_ids(doc.get("link_ids"))
     recipients = check_recipients(doc.get("recipients"), mail.settings.max_recipients)
     message = _message(doc.get("message"))

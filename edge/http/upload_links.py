@@ -23,7 +23,7 @@ from ..errors import InvalidInputError
 from ..services.upload_links import ensure
 from ..store.bucket import check_entry_name
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
-from .request import empty_response, json_response, read_json
+from .request import empty_response, json_response, read_json_object
 from .routing import Route
 from .types import Request, Response
 
@@ -78,9 +78,7 @@ def _opt_int(doc: dict, key: str) -> Any:
 # POST upload-links  {bucket, entry, expire_at, max_files?, max_bytes?, note?, base_url?}
 async def create_link(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
-    doc = await read_json(req)
-    if not isinstance(doc, dict):
-        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    doc = await read_json_object(req)
     bucket, entry = doc.get("bucket"), doc.get("entry")
     if not isinstance(bucket, str) or not bucket:
         raise InvalidInputError("Invalid JSON: missing field `bucket`")
@@ -135,9 +133,7 @@ async def show_link(req: Request, ctx: AppContext, link_id: str) -> Response:
 # PATCH upload-links/{link_id}  {expire_at?, max_files?, max_bytes?, note?} (null clears a limit)
 async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
-    doc = await read_json(req)
-    if not isinstance(doc, dict):
-        raise InvalidInputError("Invalid JSON: expected a JSON object")
+    doc = await read_json_object(req)
     rec = _visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "upload link")
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
