@@ -1,7 +1,8 @@
 """Durable small files: atomic replacement, directory fsync, OSError translation.
 
 Owns: writing a file so that a crash leaves the old bytes or the new ones, never half of them
-(tmp + write + fsync + rename + fsync of the directory), the directory fsync itself, the
+(tmp + write + fsync + rename + fsync of the directory), the directory fsync itself, creating
+folders (``make_dirs``: each missing component, the parent of each one fsynced), the
 translation of OSError into edge errors (ENOSPC/EDQUOT -> DiskFullError, others ->
 StorageIOError), and reading back a directory of one-JSON-file-per-record registries (stale
 temp files removed, damaged files skipped and reported).
@@ -66,6 +67,37 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path, *, mode: int = 0o777) -> list[Path]:
+    """mkdir -p that survives a power loss: returns the folders it created (outermost first).
+
+    Raises OSError. Each missing component is created (``mode``, less the umask), then the
+    parent of each one created is fsynced: a new folder's name lives in its parent's listing,
+    and without that fsync the folder, and everything later written and synced inside it, can
+    vanish in a power cut (a fresh data folder, ``.edge``, a registry's folder). Nothing is
+    synced when the folder already existed, so calling it before every write costs one stat.
+    """
+    path = Path(path)
+    missing: list[Path] = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue   # made meanwhile by someone else, who syncs its parent
+        created.append(d)
+    for d in created:
+        fsync_dir(d.parent)
+    return created
+
+
 def write_new(path: Path, data: bytes, *, mode: int = 0o600, truncate: bool = False, sync: bool = True) -> None:
     """Create ``path`` (``mode``), write all of ``data``, fsync it (unless ``sync`` is False).
 
@@ -121,7 +153,7 @@ def atomic_write(path: Path, data: bytes, *, failure: str, mode: int = 0o600, di
     enter (anchors §7.10).
     """
     try:
-        path.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
+        make_dirs(path.parent, mode=dir_mode)
         replace_file(path, data, mode=mode)
     except OSError as exc:
         raise translate(exc, failure) from exc

@@ -45,9 +45,10 @@ ROOM_STARTERS = [
 
 
 def _open_engine(config: Config) -> Any:
+    from . import durable
     from .store import Engine
 
-    config.data_path.mkdir(parents=True, exist_ok=True)
+    durable.make_dirs(config.data_path)   # a fresh data folder must survive a power cut too
     return Engine.open(config.data_path, defaults=config.default_bucket)
 
 

@@ -137,7 +137,7 @@ class TokenRepository:
     @classmethod
     def open(cls, data_path: Path, *, auth_enabled: bool = True) -> "TokenRepository":
         path = Path(data_path) / ".edge" / TOKENS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
+        durable.make_dirs(path.parent, mode=0o700)
         tokens: dict[str, Token] = {}
         migrated = False
         try:

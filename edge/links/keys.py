@@ -50,7 +50,7 @@ def load_or_create(data_dir: Path) -> ServerKey:
     tightened to 0600, as the key must stay private to the server's user.
     """
     path = key_path(data_dir)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    durable.make_dirs(path.parent, mode=0o700)
     if not path.exists():
         _create(path)
     try:

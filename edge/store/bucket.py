@@ -185,12 +185,10 @@ class Bucket:
 
     def _create_entry(self, name: str) -> Entry:
         entry = Entry(self, name)
-        changed = files.make_dirs(entry.dir)
+        files.make_dirs(entry.dir)   # durable: the parent of each created folder is fsynced
         # the marker keeps an entry without blocks (an implicit parent) across restarts
         if files.touch(entry.dir / MARKER):
-            changed.append(entry.dir)
-        for d in changed:
-            files.fsync_dir(d)
+            files.fsync_dir(entry.dir)
         self.entries[name] = entry
         return entry
 

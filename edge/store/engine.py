@@ -38,8 +38,7 @@ class Engine:
         free_bytes: Callable[[Path], int] | None = None,
     ) -> "Engine":
         engine = cls(data_path, defaults, free_bytes)
-        for d in files.make_dirs(engine.data_path):
-            files.fsync_dir(d)
+        files.make_dirs(engine.data_path)
         for e in sorted(files.list_dir(engine.data_path), key=lambda e: e.name):
             if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
                 continue
@@ -89,8 +88,7 @@ class Engine:
         if name in self.buckets:
             raise AlreadyExistsError(f"Bucket '{name}' already exists")
         bucket = Bucket(self, name, settings)
-        for d in files.make_dirs(bucket.path):
-            files.fsync_dir(d)
+        files.make_dirs(bucket.path)
         bucket.save()
         self.buckets[name] = bucket
         return bucket

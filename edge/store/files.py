@@ -135,21 +135,10 @@ def rename(old: Path, new: Path) -> None:
 
 
 def make_dirs(path: Path) -> list[Path]:
-    """mkdir -p; returns the parents whose listing changed (they need an fsync)."""
-    created: list[Path] = []
-    p = path
-    missing = []
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
+    """mkdir -p, durably (``edge.durable.make_dirs``: the parent of each created folder is
+    fsynced before this returns); returns the folders created."""
     with translate_errors():
-        for d in reversed(missing):
-            try:
-                os.mkdir(d)
-            except FileExistsError:
-                continue
-            created.append(d.parent)
-    return created
+        return durable.make_dirs(path)
 
 
 def touch(path: Path) -> bool:

@@ -172,8 +172,7 @@ class Staging:
         """Load every upload, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits, free_bytes)
         report: list[str] = []
-        for parent in files.make_dirs(staging.root):
-            files.fsync_dir(parent)
+        files.make_dirs(staging.root)
         for item in files.list_dir(staging.root):
             path = Path(item.path)
             if not item.is_dir() or not _ID_RE.match(item.name):

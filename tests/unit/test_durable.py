@@ -94,3 +94,30 @@ def test_load_json_dir_skips_damage_and_removes_temp_files(tmp_path):
     assert skipped == ["bbbb.json"]
     assert not list(tmp_path.glob("*.tmp"))
     assert list(durable.load_json_dir(tmp_path / "missing", lambda s, d: d, skipped.append)) == []
+
+
+def test_make_dirs_fsyncs_the_parent_of_every_created_folder(tmp_path, monkeypatch):
+    synced = []
+    real = durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: synced.append(p) or real(p))
+    created = durable.make_dirs(tmp_path / "a" / "b" / "c", mode=0o700)
+    assert created == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"]
+    assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]
+    assert (tmp_path / "a" / "b" / "c").is_dir()
+    synced.clear()
+    assert durable.make_dirs(tmp_path / "a" / "b" / "c") == [] and synced == []   # existing: no I/O
+
+
+def test_make_dirs_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(OSError):
+        durable.make_dirs(tmp_path / "f" / "sub")
+
+
+def test_atomic_write_creates_missing_registry_folders_durably(tmp_path, monkeypatch):
+    synced = []
+    real = durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: synced.append(p) or real(p))
+    durable.atomic_write(tmp_path / ".edge" / "links" / "x.json", b"{}", failure="Cannot write")
+    assert synced[:2] == [tmp_path, tmp_path / ".edge"]          # the new folders' names
+    assert synced[-1] == tmp_path / ".edge" / "links"             # the file's name
