@@ -100,6 +100,12 @@ class Config:
     batch_timeout_s: float = 5.0
     batch_records_timeout_s: float = 1.0
     default_query_ttl_s: int = 60
+    # Sharing APIs (README "Mediapocket" / "LiquidFiles"): where uploaded attachments live as
+    # records, the expiry of a FileLink created without one, and the address that gets download
+    # receipts of links whose receipt switch is on but which carry no address of their own.
+    attachments_bucket: str = "attachments"
+    link_default_days: int = 7
+    receipt_to: str = ""
     # Everything else the process was given, for the rooms that read their own variables
     # (provisioning RS_TOKEN_*/RS_BUCKET_*/RS_REPLICATION_*, EDGE_SMTP_*, ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -173,6 +179,12 @@ class Config:
                 values[key] = parse_size(get(var, ""), var)
         if get("RS_IO_BATCH_MAX_RECORDS"):
             values["batch_max_records"] = parse_int(get("RS_IO_BATCH_MAX_RECORDS", ""), "RS_IO_BATCH_MAX_RECORDS", 1)
+        if get("EDGE_ATTACHMENTS_BUCKET", "").strip():
+            values["attachments_bucket"] = get("EDGE_ATTACHMENTS_BUCKET", "").strip()
+        if get("EDGE_LINK_DEFAULT_DAYS"):
+            values["link_default_days"] = parse_int(get("EDGE_LINK_DEFAULT_DAYS", ""), "EDGE_LINK_DEFAULT_DAYS", 1)
+        if get("EDGE_RECEIPT_TO", "").strip():
+            values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
         values["default_bucket"] = _bucket_defaults(env)
         for key, value in overrides.items():
             if value is not None:

@@ -35,6 +35,7 @@ ROOM_STARTERS = [
     "edge.services.queries:start",
     "edge.services.attachments:start",
     "edge.services.links:start",
+    "edge.services.attachment_uploads:start",
     "edge.services.uploads:start",
     "edge.services.upload_links:start",
     "edge.services.mail:start",

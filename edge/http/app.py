@@ -44,7 +44,9 @@ RESOURCE_MODULES = [
     "upload_links",
 ]
 # Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
-ROOT_MODULES: list[str] = ["ui", "metrics", "shortlinks"]
+# The vendor sharing APIs live here too (``/link``, ``/api/v2/...``); specific patterns first.
+ROOT_MODULES: list[str] = ["ui", "metrics", "shortlinks", "liquidfiles.attachments", "liquidfiles.links",
+                           "liquidfiles.download", "mediapocket"]
 
 API_HEADERS = [("x-reduct-api", API_VERSION), ("server", f"ReductStore {REDUCT_VERSION}")]
 

@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import Config
+from ..services.attachment_uploads import AttachmentUploads
 from ..services.commit import Flusher
+from ..services.links import LinkRoom
 from .types import Request
 
 
@@ -26,6 +28,8 @@ class AppContext:
     throttle: Any = None             # edge.auth.throttle.AuthThrottle
     queries: Any = None              # edge.services.queries.QueryRegistry
     links: Any = None                # edge.links.registry.LinkRegistry
+    link_room: LinkRoom | None = None               # key, registry, resolve cache (services.links)
+    attachment_uploads: AttachmentUploads | None = None   # LiquidFiles attachments (services.attachment_uploads)
     started_monotonic: float = field(default_factory=time.monotonic)
     services: dict[str, Any] = field(default_factory=dict)   # later rooms: uploads, mail, replication ...
 
@@ -114,6 +118,26 @@ def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
     this first. With authentication disabled the repository hands back the synthetic
     full-access token, so every policy passes.
     """
+    token = _authenticate(req, ctx, req.headers.get("authorization"))
+    if policy is not None:
+        policy.check(token)
+    return token
+
+
+def authorize_api_key(req: Request, ctx: AppContext, key: str | None, policy: Any) -> Any:
+    """``authorize`` for the vendor APIs, whose clients send the token as an API key
+    (``X-API-KEY``, or the user name of HTTP Basic) instead of ``Authorization: Bearer``."""
+    from ..errors import UnauthorizedError
+
+    if key is None and ctx.config.auth_enabled:
+        raise UnauthorizedError("No API key in request")
+    token = _authenticate(req, ctx, None if key is None else "Bearer " + key)
+    if policy is not None:
+        policy.check(token)
+    return token
+
+
+def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> Any:
     from ..errors import UnauthorizedError
 
     now = datetime.now(timezone.utc)
@@ -123,14 +147,12 @@ def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
     if ctx.throttle is not None:
         ctx.throttle.check(ip, time.monotonic())
     try:
-        token = ctx.tokens.authenticate(req.headers.get("authorization"), ip, now)
+        token = ctx.tokens.authenticate(authorization, ip, now)
     except UnauthorizedError as exc:
         # Only wrong secrets count: clients probing /info without a token must not lock themselves out.
         if ctx.throttle is not None and exc.message == "Invalid token":
             ctx.throttle.record_failure(ip, time.monotonic())
         raise
-    if policy is not None:
-        policy.check(token)
     return token
 
 

@@ -1,46 +1,47 @@
-"""Anonymous share-link downloads: ``GET|HEAD <base>api/v1/links/{file_name+}?ct=&s=&i=&n=[&e=&ts=]``.
+"""Anonymous share-link downloads: ``GET|HEAD <base>api/v1/links/{file_name+}?ct=&s=&i=&n=[&e=&ts=]``,
+and serving any link's file once an id URL admitted the request (``serve_admitted``).
 
-Owns: the order of checks for a download, resolving the link's record through its sealed query
-(spec §11.2 step 7), the response headers (single-record headers of §6.3, the stored file name in
-``Content-Disposition``, no-store / no-referrer / nosniff), Range (single, multiple, suffix, 416,
-``If-Range`` with our ETag), ``.tar`` bundles of a whole query result, and recording downloads.
-Must not: decide link rules (``edge.links.rules``), persist anything itself (``LinkRegistry``),
-or trust the URL path: the file name, the bucket and "is this a .tar link" all come from the
-server-side record, so a holder cannot rename a single-record link into a bundle of the query.
+Owns: the order of checks for a native download, resolving the link's record through its sealed
+query (spec §11.2 step 7), the response headers (single-record headers of §6.3, the stored file
+name in ``Content-Disposition``, no-store / no-referrer / nosniff), Range (single, multiple,
+suffix, 416, ``If-Range`` with our ETag), ``.tar`` bundles of a whole query result, and recording
+downloads.
+Must not: decide link rules (``edge.links.rules``) or who may fetch (``link_access.admit``),
+persist anything itself (``LinkRegistry``), or trust the URL path: the file name, the bucket and
+"is this a .tar link" all come from the server-side record, so a holder cannot rename a
+single-record link into a bundle of the query.
 
 Check order (cheap first, links.md §3): missing parameter -> base64 of ct/s/n (both spec 422s)
 -> registry lookup by SHA-256(ct) -> AES-SIV unseal (HKDF, microseconds) -> revoked / expired
--> issuer token (exists, lifetime, read access; as upstream step 6) -> used up -> password
-(scrypt, in a worker thread) -> the query scan. A forged or tampered link never reaches
-anything slower than one HKDF. Revoked, used-up, unknown and forged links get the same
-``404 Link not found or has expired``; expired ones keep ReductStore's ``422``.
+-> ``admit`` (issuer token alive, used up, ``require_authentication``, password: one scrypt in
+a worker thread, only if the request offers a password) -> the query scan. Every link that may
+not be served, and every forged one, gets the same ``404 Link not found or has expired`` in the
+same timing class (``link_access``). The one exception is ReductStore's own answer for an
+expired link, ``422 Query link has expired``: the official clients expect it, and it is only
+reachable with the complete genuine URL (a sealed ``ct`` that authenticates under the server key).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
+import functools
 import hashlib
 import os
 import time
 from contextlib import aclosing
-from datetime import datetime, timezone
-from functools import partial
 from typing import Any, AsyncIterator
 
 import trio
 
-from ..auth.policy import Read
-from ..auth.tokens import check_lifetime
-from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNotSatisfiableError, UnauthorizedError
-from ..links import (Member, RangePlan, Span, TarLayout, check_state, content_disposition, decode_b64,
-                     link_not_found, member_name, plan_range)
+from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNotSatisfiableError
+from ..links import (LinkRecord, Member, RangePlan, Span, TarLayout, check_state, content_disposition,
+                     decode_b64, link_not_found, member_name, plan_range)
 from ..links.seal import unseal
 from ..query.cursor import BUSY, QueryCursor
-from ..query.plan import QUERY, plan_from_json
+from ..query.plan import QUERY, QueryPlan, plan_from_json
 from ..query.select import select_entries
 from .context import AppContext, client_ip
+from .link_access import admit, basic_credentials, offered
 from .payload import payload_body
 from .records import record_headers
 from .types import FileSegment, Request, Response
@@ -48,7 +49,6 @@ from .types import FileSegment, Request, Response
 LINK_PARAMS = ("ct", "s", "n", "i")
 SECURITY_HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"),
                     ("x-content-type-options", "nosniff"), ("x-robots-tag", "noindex")]
-WWW_AUTHENTICATE = 'Basic realm="edge share link", charset="UTF-8"'
 SMALL_BODY = 1 << 20          # read (and crc-verify) whole before the status goes out
 SMALL_PARTIAL = 64 * 1024     # partial bodies this small are read into memory: no fd juggling
 MAX_TAR_MEMBERS = 10_000      # headers are built up front (exact Content-Length); bounds that work
@@ -62,16 +62,8 @@ def is_link_request(req: Request) -> bool:
 
 def basic_password(req: Request) -> str | None:
     """The password of ``Authorization: Basic`` (the user part is ignored), or None."""
-    value = req.headers.get("authorization") or ""
-    scheme, _, data = value.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(data.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    user, sep, password = decoded.partition(":")
-    return password if sep else None
+    basic = basic_credentials(req)
+    return None if basic is None else basic[1]
 
 
 def _override(req: Request) -> tuple[str, int] | None:
@@ -89,13 +81,37 @@ def _override(req: Request) -> tuple[str, int] | None:
     return req.query["e"], int(text)
 
 
-def _check_issuer(ctx: AppContext, issuer: str, bucket: str) -> None:
-    """Upstream step 6: a link dies with its issuer token or the token's read access."""
-    if not ctx.config.auth_enabled:
-        return
-    token = ctx.tokens.get(issuer)              # 404 "Token '<i>' doesn't exist"
-    check_lifetime(token, datetime.now(timezone.utc))
-    Read(bucket).check(token)
+def _plan(payload: dict[str, object]) -> QueryPlan:
+    try:
+        query = payload["query"]
+        if not isinstance(query, dict):
+            raise InvalidInputError("query is not an object")
+        plan = plan_from_json(query)
+    except (KeyError, InvalidInputError) as exc:
+        raise LinkInvalidError(f"Failed to parse query: {getattr(exc, 'message', exc)}") from None
+    entry = payload.get("entry")
+    entries = plan.entries or ([entry] if isinstance(entry, str) and entry else None)
+    return dataclasses.replace(plan, entries=tuple(entries) if entries else None, continuous=False)
+
+
+def native_plan(ctx: AppContext, rec: LinkRecord) -> QueryPlan | None:
+    """The sealed query of a native link, recovered from the registry's sealed URL parameters.
+
+    None for links of the vendor APIs (they name one record, no query) and for native links whose
+    parameters cannot be recovered (created before they were sealed, or under another key).
+    """
+    room = ctx.link_room
+    if rec.origin != "native" or room is None:
+        return None
+    params = ctx.links.reveal(rec.id)
+    if not isinstance(params, dict) or not all(isinstance(params.get(k), str) for k in LINK_PARAMS):
+        return None
+    try:
+        payload = unseal(params["ct"], params["s"], params["n"], room.key.material,
+                         associated=params["i"].encode("utf-8", "surrogatepass"))
+        return _plan(payload)
+    except LinkInvalidError:
+        return None
 
 
 async def download(req: Request, ctx: AppContext, file_name: str) -> Response:
@@ -106,44 +122,53 @@ async def download(req: Request, ctx: AppContext, file_name: str) -> Response:
     for name, value in (("ct", ct), ("s", s), ("n", n)):
         decode_b64(value, name)
     target = _override(req)
-    room, reg = ctx.services["links"], ctx.links
-    rec = reg.find(ct)
-    if rec is None:
+    offer = offered(req)
+    room, reg = ctx.link_room, ctx.links
+    rec = reg.find(ct) if room is not None else None
+    payload: dict[str, object] | None = None
+    if rec is not None and room is not None:
+        try:
+            payload = unseal(ct, s, n, room.key.material, associated=issuer.encode("utf-8", "surrogatepass"))
+        except LinkInvalidError:
+            payload = None                       # a real ct with forged s/n/i: the uniform answer
+        if payload is None or payload.get("id") != rec.id or issuer != rec.creator:
+            rec = None
+    if rec is not None:
+        check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=time.time())
+    admitted = await admit(req, ctx, rec, offer)   # forged ones pay the same work: same timing class
+    if admitted is None or payload is None:
         raise link_not_found()
-    try:
-        payload = unseal(ct, s, n, room.key.material, associated=issuer.encode("utf-8", "surrogatepass"))
-    except LinkInvalidError:
-        raise link_not_found() from None        # a real ct with forged s/n/i: the uniform answer
-    if payload.get("id") != rec.id or issuer != rec.creator:
-        raise link_not_found()
-    check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=time.time())
-    _check_issuer(ctx, issuer, rec.bucket)
-    client = client_ip(req)
-    password = basic_password(req)
-    authorize = partial(reg.authorize, ct, password=password, client=client)
-    try:
-        # scrypt takes tens of ms: never on the event loop. Links without a password skip the hop.
-        rec = await trio.to_thread.run_sync(authorize) if rec.has_password else authorize()
-    except UnauthorizedError as exc:
-        exc.www_authenticate = WWW_AUTHENTICATE  # type: ignore[attr-defined]
-        raise
-    try:
-        plan = plan_from_json(payload["query"])
-    except (KeyError, InvalidInputError) as exc:
-        raise LinkInvalidError(f"Failed to parse query: {getattr(exc, 'message', exc)}") from None
+    return await serve(req, ctx, admitted, _plan(payload), target)
+
+
+async def serve_admitted(req: Request, ctx: AppContext, rec: LinkRecord, *, count: bool = True) -> Response:
+    """Serve the file of a link an id URL has admitted (``/link/<id>``, Mediapocket tickets).
+
+    A native link still serves only a record of its sealed query (or the whole result for a
+    ``.tar``); a vendor link names its record directly. Anything that has vanished since the link
+    was made is the caller's uniform not-found (``NotFoundError``).
+    """
+    plan = native_plan(ctx, rec)
+    if plan is None and rec.origin == "native":
+        raise link_not_found()               # its query cannot be recovered: nothing to check against
+    return await serve(req, ctx, rec, plan, None, count=count)
+
+
+async def serve(req: Request, ctx: AppContext, rec: LinkRecord, plan: QueryPlan | None,
+                target: tuple[str, int] | None, *, count: bool = True) -> Response:
     bucket = ctx.engine.get_bucket(rec.bucket)
-    entries = plan.entries or ([payload.get("entry")] if payload.get("entry") else None)
-    plan = dataclasses.replace(plan, entries=tuple(entries) if entries else None, continuous=False)
-    if rec.file_name.lower().endswith(".tar"):
-        return await _tar(req, ctx, rec, bucket, plan, client)
+    client = client_ip(req)
+    if plan is not None and rec.file_name.lower().endswith(".tar"):
+        return await _tar(req, ctx, rec, bucket, plan, client, count)
     entry_name, ts = target or (rec.record_entry, rec.record_ts)
-    if not room.is_resolved(rec.id, entry_name, ts):
+    room = ctx.link_room
+    if plan is not None and room is not None and not room.is_resolved(rec.id, entry_name, ts):
         if not await _in_result(bucket, plan, entry_name, ts):
             raise NotFoundError(f"Record {entry_name}/{ts} not found in query result")
         room.remember(rec.id, entry_name, ts)
     entry = bucket.get_entry(entry_name)
     ref = entry.get(ts)
-    return await _record(req, ctx, rec, entry, entry_name, ref, client)
+    return await _record(req, ctx, rec, entry, entry_name, ref, client, count)
 
 
 # --- resolving ------------------------------------------------------------------------------------
@@ -190,16 +215,26 @@ def _etag(*parts: Any) -> str:
     return '"' + hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
 
 
-async def _count(ctx: AppContext, rec: Any, client: str, req: Request, rp: RangePlan) -> None:
-    """Record the answer (rules.py: HEAD and 416 never count; Range inside a session counts once)."""
-    if req.method == "HEAD":
+async def _count(ctx: AppContext, rec: Any, client: str, req: Request, rp: RangePlan, count: bool) -> None:
+    """Record the answer (rules.py: HEAD and 416 never count; Range inside a session counts once).
+
+    ``count=False``: a prepaid ticket (the download was counted when the ticket was issued).
+    """
+    if req.method == "HEAD" or not count:
         return
     range_text = req.headers.get("range") if rp.partial else None
-    result = await trio.to_thread.run_sync(partial(
-        ctx.links.record_download, rec.id, client, rp.content_length, range_text, partial=rp.partial))
+    await record_download(ctx, rec, client, rp.content_length, range_text, partial=rp.partial)
+
+
+async def record_download(ctx: AppContext, rec: LinkRecord, client: str, nbytes: int, range_text: str | None,
+                          *, partial: bool) -> None:
+    """Count and log one download (uniform ``NotFoundError`` if it would exceed the limit), then
+    hand a counted one to the receipt hook of the mail room."""
+    result = await trio.to_thread.run_sync(functools.partial(
+        ctx.links.record_download, rec.id, client, nbytes, range_text, partial=partial))
     mail = ctx.services.get("mail")        # the receipt hook of the mail room (edge.services.mail)
     if result.counted and mail is not None:
-        mail.on_download(result.record, client, rp.content_length, range_text, time.time())
+        mail.on_download(result.record, client, nbytes, range_text, time.time())
 
 
 def _common_headers(rec: Any, etag: str, rp: RangePlan) -> list[tuple[str, str]]:
@@ -208,7 +243,7 @@ def _common_headers(rec: Any, etag: str, rp: RangePlan) -> list[tuple[str, str]]
 
 
 async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_name: str, ref: Any,
-                  client: str) -> Response:
+                  client: str, count: bool) -> Response:
     etag = _etag(rec.id, entry_name, ref.ts_us, ref.size, ref.content_type)
     rp = plan_range(req.headers.get("range"), ref.size, content_type=ref.content_type,
                     honour=_if_range_ok(req, etag))
@@ -225,14 +260,14 @@ async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_nam
     if not rp.partial:
         if ref.size <= SMALL_BODY:
             body = b"".join(entry.read_payload(ref))   # a bad crc is a clean 500, not a cut body
-            await _count(ctx, rec, client, req, rp)
+            await _count(ctx, rec, client, req, rp, count)
             return Response(200, headers, body)
-        await _count(ctx, rec, client, req, rp)
+        await _count(ctx, rec, client, req, rp, count)
         return Response(200, headers, payload_body(entry, ref), content_length=length)
     # A range of a damaged record must not go out as good bytes either: verify the whole payload
     # first (cheap: one pread pass + a fast crc, off the event loop for big records).
     await _verify_whole(entry, ref)
-    await _count(ctx, rec, client, req, rp)
+    await _count(ctx, rec, client, req, rp, count)
     if length <= SMALL_PARTIAL:
         body = b"".join(p if isinstance(p, bytes) else entry.read_range(ref, p.start, p.length)
                         for p in rp.pieces())
@@ -282,7 +317,8 @@ async def _matches(bucket: Any, plan: Any) -> list[Any]:
     return out
 
 
-async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, client: str) -> Response:
+async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, client: str,
+               count: bool) -> Response:
     if plan.kind != QUERY:  # pragma: no cover - refused at creation
         raise link_not_found()
     matches = await _matches(bucket, plan)
@@ -299,7 +335,7 @@ async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, 
     headers += _common_headers(rec, etag, rp)
     if req.method == "HEAD":
         return Response(rp.status, headers, b"", content_length=rp.content_length)
-    await _count(ctx, rec, client, req, rp)
+    await _count(ctx, rec, client, req, rp, count)
     entries = {name: bucket.get_entry(name) for name in {m.entry for m in matches}}
     return Response(rp.status, headers, _tar_body(layout, rp, matches, entries),
                     content_length=rp.content_length)

@@ -1,8 +1,15 @@
 """Share links over HTTP: create (spec §11.1), download (``link_download.py``) and management.
 
 Owns: the routes under ``<base>api/v1/links``, the create body (ReductStore's fields plus our
-optional ``max_downloads``, ``password``, ``receipt_to``), the link URL, and the management API
-(``GET links``, ``GET|PATCH|DELETE links/{id}``) with its permission rule.
+optional ``max_downloads``, ``password``, ``receipt_to``, ``send_receipts``,
+``require_authentication``), the link URL, and the management API (``GET links``,
+``GET|PATCH|DELETE links/{id}``) with its permission rule.
+
+Never weaker than asked: a key of the create or PATCH body that is neither ReductStore's (its
+documented fields, the legacy ``index`` included, stay accepted) nor ours is a 422 naming it, so a
+caller who sends, say, ``limit`` learns at once that it did not make a limited link. A link must
+point at a record that exists: a missing entry or timestamp is the store's 404 naming it, at
+creation (``.tar`` bundles, which serve a whole query result, need no record).
 Must not: put secrets anywhere but the sealed ``ct`` (the password is hashed by the registry and
 never sealed, logged or echoed), log link URLs (``ct`` is a bearer secret), or decide link rules.
 
@@ -38,11 +45,28 @@ from .link_download import download, is_link_request
 from .request import empty_response, json_response, read_json_object
 from .shortlinks import short_url
 from .routing import Route
+from .shared_links import check_require_authentication
 from .types import Request, Response
 
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_RECEIPT_TO = 320   # an e-mail address (RFC 5321 path limit); only stored for the mail room
-_PATCH_FIELDS = ("expire_at", "max_downloads", "password")
+REDUCT_FIELDS = ("bucket", "entry", "record_entry", "record_timestamp", "query", "expire_at", "base_url", "index")
+EDGE_FIELDS = ("max_downloads", "password", "receipt_to", "send_receipts", "require_authentication")
+_PATCH_FIELDS = ("expire_at", "max_downloads", "password", "receipt_to", "send_receipts", "require_authentication")
+
+
+def check_fields(doc: dict, allowed: tuple[str, ...]) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise InvalidInputError(f"Unknown field '{str(key)[:64]}' in the link body; this server knows "
+                                    + ", ".join(allowed))
+
+
+def _opt_bool(doc: dict, key: str, default: bool) -> bool:
+    value = doc.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"'{key}' must be true or false")
+    return value
 
 
 def _missing(field: str) -> InvalidInputError:
@@ -92,6 +116,7 @@ def _opt_str(doc: dict, key: str, limit: int | None = None) -> str | None:
 async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response:
     token = authorize(req, ctx, None)           # 401 before anything is parsed
     doc = await read_json_object(req)
+    check_fields(doc, REDUCT_FIELDS + EDGE_FIELDS)
     if "bucket" not in doc:
         raise _missing("bucket")
     bucket = doc["bucket"]
@@ -127,7 +152,12 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     receipt_to = _opt_str(doc, "receipt_to", MAX_RECEIPT_TO)
     if receipt_to is not None:
         check_address(receipt_to, "receipt_to")   # 422 naming it: a receipt must be deliverable
-    ctx.engine.get_bucket(bucket)               # 404 for a bucket that does not exist
+    send_receipts = _opt_bool(doc, "send_receipts", receipt_to is not None)
+    require_auth = _opt_bool(doc, "require_authentication", False)
+    check_require_authentication(ctx, require_auth)
+    found = ctx.engine.get_bucket(bucket)       # 404 for a bucket that does not exist
+    if not is_tar or doc.get("record_entry") is not None:
+        found.get_entry(record_entry).get(record_ts)   # 404 naming the entry or the record
 
     issuer = token.name
     link_id = new_link_id()
@@ -139,7 +169,8 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     create = partial(ctx.links.create, token=box.ct, file_name=file_name, bucket=bucket, entry=entry,
                      record_entry=record_entry, record_ts=record_ts, expire_at=expire_at,
                      creator=issuer, link_id=link_id, max_downloads=max_downloads,
-                     password=password, receipt_to=receipt_to,
+                     password=password, receipt_to=receipt_to, send_receipts=send_receipts,
+                     require_authentication=require_auth,
                      url_params={"ct": box.ct, "s": box.s, "i": issuer, "n": box.n, "base_url": base})
     # A password means scrypt (tens of ms) and every create fsyncs: off the event loop.
     rec = await trio.to_thread.run_sync(create)
@@ -181,19 +212,29 @@ async def get_link(req: Request, ctx: AppContext, file_name: str) -> Response:
     return await download(req, ctx, file_name)
 
 
-# PATCH links/{link_id}  body: {"expire_at"?, "max_downloads"?, "password"?} (null clears the last two)
+# PATCH links/{link_id}  body: any of {"expire_at", "max_downloads", "password", "receipt_to",
+# "send_receipts", "require_authentication"} (null clears max_downloads, password, receipt_to)
 async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
     doc = await read_json_object(req)
     rec = _visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "link")
+    check_fields(doc, _PATCH_FIELDS)
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
     if not changes:
-        raise InvalidInputError("Nothing to update: give 'expire_at', 'max_downloads' or 'password'")
+        raise InvalidInputError("Nothing to update: give one of " + ", ".join(_PATCH_FIELDS))
     if "expire_at" in changes and changes["expire_at"] is None:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
     if "password" in changes:
         _opt_str(changes, "password")
+    if changes.get("receipt_to") is not None:
+        _opt_str(changes, "receipt_to", MAX_RECEIPT_TO)
+        check_address(changes["receipt_to"], "receipt_to")
+    for key in ("send_receipts", "require_authentication"):
+        if key in changes:
+            _opt_bool(changes, key, False)
+    if changes.get("require_authentication"):
+        check_require_authentication(ctx, True)
     rec = await trio.to_thread.run_sync(partial(ctx.links.update, rec.id, **changes))
     return json_response(rec.describe(time.time()))
 

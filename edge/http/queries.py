@@ -97,8 +97,13 @@ def batch_response(batch: service.Batch, head: bool, only_metadata: bool) -> Res
 
 # GET /b/{bucket}/{entry}/q?start=&stop=&ttl=&continuous=&include-*=...
 async def create_query_legacy(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
+    """An interval without records answers 204 and opens nothing (the Entry API as ReductStore's
+    seed words it); a continuous query always opens (records may come). ``POST .../q`` keeps 1.21."""
     authorize(req, ctx, Read(bucket))
     plan = plan_from_params(req.query_items, QUERY)
+    found = ctx.engine.get_bucket(bucket).get_entry(entry)     # 404s first, as open_entry would
+    if not plan.continuous and next(iter(found.iter_refs(plan.start_us, plan.stop_us)), None) is None:
+        return Response(204, [])
     return json_response({"id": ctx.queries.open_entry(bucket, entry, plan)})
 
 
@@ -144,7 +149,7 @@ async def read_batch(req: Request, ctx: AppContext, bucket: str, entry: str) -> 
     return batch_response(batch, head, query.plan.only_metadata)
 
 
-# GET|HEAD /b/{bucket}/{entry}?q=   (registered with the registry; records.py calls it)
+# GET|HEAD /b/{bucket}/{entry}?q=   (records.py calls it; x-reduct-last: true on the last record)
 async def read_single_record(req: Request, ctx: AppContext, bucket: str, entry: str, query_id: int,
                              head: bool) -> Response:
     query = _entry_query(ctx, bucket, entry, query_id)

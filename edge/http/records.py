@@ -56,11 +56,11 @@ async def write_record(req: Request, ctx: AppContext, bucket: str, entry: str) -
     return empty_response()
 
 
-# GET|HEAD /b/{bucket}/{entry}[?ts=|?q=]
+# GET|HEAD /b/{bucket}/{entry}[?ts=|?q=]  (with q, ts is ignored, even a malformed one)
 async def read_record(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
     authorize(req, ctx, Read(bucket))
     head = req.method == "HEAD"
-    if "ts" not in req.query and "q" in req.query:
+    if "q" in req.query:
         query_id = parse_u64(req.query["q"], "'query' must be a number")
         from .queries import read_single_record
 

@@ -24,7 +24,7 @@ from ..auth.policy import FullAccess, Read
 from ..errors import BadRequestError, EdgeError, ForbiddenError, InvalidInputError, NotFoundError
 from ..mail.compose import MAX_MESSAGE, ShareItem, check_recipients
 from ..mail.outbox import STATES
-from ..services.mail import NOT_CONFIGURED
+from ..services.mail import NOT_CONFIGURED, MailService
 from .context import AppContext, authorize
 from .request import json_object, json_response, read_json
 from .routing import Route
@@ -35,8 +35,10 @@ NO_LINKS = "No shareable links found"
 MAX_LINK_IDS = 100
 
 
-def _mail(ctx: AppContext) -> Any:
-    return ctx.services.get("mail")
+def mail_service(ctx: AppContext) -> MailService | None:
+    """The mail room (``edge.services.mail``), or None before it started."""
+    service = ctx.services.get("mail")
+    return service if isinstance(service, MailService) else None
 
 
 def _link_ids(value: Any) -> list[str]:
@@ -49,7 +51,7 @@ def _link_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _message(value: Any) -> str | None:
+def message_text(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -78,23 +80,21 @@ def _size(ctx: AppContext, rec: Any) -> int | None:
 def _item(ctx: AppContext, rec: Any, now: float) -> ShareItem | None:
     if rec.state(now) != "active":
         return None
-    url = short_url(ctx, rec)
-    if url is None:
-        return None                             # no recoverable URL: a mail could not carry it
-    return ShareItem(file_name=rec.file_name, size=_size(ctx, rec), expire_at=rec.expire_at, short_url=url)
+    return ShareItem(file_name=rec.file_name, size=_size(ctx, rec), expire_at=rec.expire_at,
+                     short_url=short_url(ctx, rec))
 
 
 # POST share  {"link_ids": [...], "recipients": [...], "message"?: "..."}
 async def share(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
     doc = await read_json(req)
-    mail = _mail(ctx)
+    mail = mail_service(ctx)
     if mail is None or not mail.enabled:
         raise BadRequestError(NOT_CONFIGURED)
     doc = json_object(doc)
     link_ids = _link_ids(doc.get("link_ids"))
     recipients = check_recipients(doc.get("recipients"), mail.settings.max_recipients)
-    message = _message(doc.get("message"))
+    message = message_text(doc.get("message"))
     now = time.time()
     items, shared = [], []
     for link_id in link_ids:
@@ -122,7 +122,7 @@ async def outbox(req: Request, ctx: AppContext) -> Response:
     state = req.query.get("state") or None
     if state is not None and state not in STATES:
         raise InvalidInputError(f"'state' must be one of {', '.join(STATES)}")
-    mail = _mail(ctx)
+    mail = mail_service(ctx)
     if mail is None:
         return json_response({"enabled": False, "mails": []})
     return json_response({"enabled": mail.enabled, "last_error": mail.last_error,

@@ -11,7 +11,7 @@ from .registry import DownloadResult, LinkRecord, LinkRegistry, Receipt, new_lin
 from .rules import (
     EXPIRED, UNIFORM_NOT_FOUND, PasswordParams, RangePlan, Span, check_password, check_state,
     content_disposition, download_counts, hash_password, is_expired, is_used_up, link_expired,
-    link_not_found, plan_range, sanitize_filename, verify_password,
+    link_not_found, plan_range, sanitize_filename, session_live, verify_password,
 )
 # ``seal``/``unseal`` are not re-exported: a function named ``seal`` would shadow the submodule.
 from .seal import SealedLink, decode_b64, encode_b64, hkdf_kdf, scrypt_kdf, token_digest
@@ -23,5 +23,5 @@ __all__ = [
     "check_password", "check_state", "content_disposition", "decode_b64", "download_counts", "encode_b64",
     "ext_for", "hash_password", "hkdf_kdf", "is_expired", "is_used_up", "link_expired", "link_not_found",
     "load_or_create", "member_name", "new_link_id", "plan_range", "sanitize_filename", "scrypt_kdf",
-    "token_digest", "verify_password",
+    "session_live", "token_digest", "verify_password",
 ]

@@ -13,6 +13,13 @@ used up -> only then the slow password hash. Junk or dead tokens never cost an s
 Counting rule: see ``rules.py`` (sessions; HEAD/416 are never recorded by the handler).
 One file per link keeps each write small and a torn write loses at most one link's latest
 update; receipts live in the same file, bounded to ``MAX_RECEIPTS``.
+
+One registry for three APIs: a link made through our own API (``origin`` ``native``), the
+Mediapocket shareable-link API or the LiquidFiles FileLink API is the same kind of record. Its
+random ``id`` is the LiquidFiles FileLink id and the Mediapocket key (so every link URL finds it);
+``serial`` is the small integer Mediapocket scripts call the link ``id`` (assigned once, in
+creation order, never reused). Only native links have a sealed ``ct`` (``token_hash``); the others
+are found by id.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import durable
 from ..errors import InvalidInputError, LinkInvalidError, NotFoundError
@@ -38,6 +45,8 @@ MAX_SESSIONS = 256
 SCHEMA = 1
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _UNSET: Any = object()
+Origin = Literal["native", "mediapocket", "liquidfiles"]
+ORIGINS: tuple[Origin, ...] = ("native", "mediapocket", "liquidfiles")
 
 
 def new_link_id() -> str:
@@ -57,7 +66,7 @@ class Receipt:
 @dataclass(frozen=True)
 class LinkRecord:
     id: str
-    token_hash: str
+    token_hash: str | None   # SHA-256 of the sealed ``ct`` (native links only)
     file_name: str
     bucket: str
     entry: str
@@ -76,6 +85,12 @@ class LinkRecord:
     receipts: tuple[Receipt, ...] = ()
     sessions: Mapping[str, float] = field(default_factory=dict)   # client -> last request (s)
     sealed_params: dict | None = None                             # URL params sealed under the server key
+    serial: int = 0                          # the Mediapocket integer id; 0 only before load assigns one
+    require_authentication: bool = False     # downloads need a token with read access to the bucket
+    send_receipts: bool = True               # the receipt switch (a receipt also needs an address)
+    origin: Origin = "native"                # the API that created it (informational)
+    created_ms: int = 0                      # creation / last change in ms (vendor APIs show ms)
+    updated_ms: int = 0
 
     @property
     def has_password(self) -> bool:
@@ -99,7 +114,9 @@ class LinkRecord:
             "created_at": self.created_at, "expire_at": self.expire_at, "downloads": self.downloads,
             "max_downloads": self.max_downloads, "has_password": self.has_password,
             "revoked": self.revoked, "creator": self.creator, "receipt_to": self.receipt_to,
-            "state": self.state(now),
+            "state": self.state(now), "serial": self.serial,
+            "require_authentication": self.require_authentication, "send_receipts": self.send_receipts,
+            "origin": self.origin,
         }
         if with_receipts:
             out["receipts"] = [dataclasses.asdict(r) for r in self.receipts]
@@ -125,6 +142,9 @@ class LinkRegistry:
         self._lock = threading.RLock()
         self._links: dict[str, LinkRecord] = {}
         self._by_digest: dict[str, str] = {}
+        self._by_serial: dict[int, str] = {}
+        self._next_serial = 1
+        self._decoy: dict | None = None      # a password hash nobody knows (see password_matches)
         self.load_report: list[str] = []     # human lines: files skipped at load
         self._load()
 
@@ -135,12 +155,14 @@ class LinkRegistry:
 
     # --- managing ---------------------------------------------------------------------------
 
-    def create(self, *, token: str, file_name: str, bucket: str, entry: str, record_entry: str,
+    def create(self, *, token: str | None, file_name: str, bucket: str, entry: str, record_entry: str,
                record_ts: int, expire_at: int, creator: str, link_id: str | None = None,
                max_downloads: int | None = None, password: str | None = None,
                receipt_to: str | None = None, url_params: Mapping[str, str] | None = None,
-               now: float | None = None) -> LinkRecord:
-        """Record a new link. ``token`` is the ``ct`` string (only its digest is kept).
+               require_authentication: bool = False, send_receipts: bool = True,
+               origin: Origin = "native", now: float | None = None) -> LinkRecord:
+        """Record a new link. ``token`` is the ``ct`` string (only its digest is kept); links of
+        the vendor APIs have none (they are found by id).
 
         ``url_params`` (e.g. ct/s/n/i/base_url) are kept only sealed under the server key, so a
         short link can redirect to the full URL; a dump of this folder without the key reveals
@@ -157,14 +179,21 @@ class LinkRegistry:
         if url_params is not None and self._key is not None:
             box = seal(dict(url_params), self._key, associated=link_id.encode())
             sealed = {"ct": box.ct, "s": box.s, "n": box.n}
-        rec = LinkRecord(id=link_id, token_hash=token_digest(token), file_name=file_name, bucket=bucket,
+        if origin not in ORIGINS:
+            raise ValueError(f"unknown link origin {origin!r}")
+        ms = int(now * 1000)
+        rec = LinkRecord(id=link_id, token_hash=None if token is None else token_digest(token),
+                         file_name=file_name, bucket=bucket,
                          entry=entry, record_entry=record_entry, record_ts=int(record_ts),
                          created_at=int(now), expire_at=int(expire_at), creator=creator,
                          max_downloads=max_downloads, password_hash=pw, receipt_to=receipt_to,
-                         updated_at=int(now), sealed_params=sealed)
+                         updated_at=int(now), sealed_params=sealed,
+                         require_authentication=bool(require_authentication),
+                         send_receipts=bool(send_receipts), origin=origin, created_ms=ms, updated_ms=ms)
         with self._lock:
-            if link_id in self._links or rec.token_hash in self._by_digest:
+            if link_id in self._links or (rec.token_hash is not None and rec.token_hash in self._by_digest):
                 raise ValueError("link id or token already registered")
+            rec = dataclasses.replace(rec, serial=self._next_serial)
             self._store(rec)
         return rec
 
@@ -176,6 +205,12 @@ class LinkRegistry:
                                 else "Link is not found")
         return rec
 
+    def by_serial(self, serial: int) -> LinkRecord | None:
+        """The link whose Mediapocket integer id is ``serial``, or None."""
+        with self._lock:
+            link_id = self._by_serial.get(serial)
+            return self._links.get(link_id) if link_id else None
+
     def list(self, *, bucket: str | None = None, creator: str | None = None) -> list[LinkRecord]:
         with self._lock:
             recs = list(self._links.values())
@@ -184,10 +219,20 @@ class LinkRegistry:
                       key=lambda r: (r.created_at, r.id))
 
     def update(self, link_id: str, *, expire_at: int = _UNSET, max_downloads: int | None = _UNSET,
-               password: str | None = _UNSET, now: float | None = None) -> LinkRecord:
-        """Change expiry, download limit or password (``None`` clears the limit / password)."""
+               password: str | None = _UNSET, require_authentication: bool = _UNSET,
+               send_receipts: bool = _UNSET, receipt_to: str | None = _UNSET,
+               now: float | None = None) -> LinkRecord:
+        """Change expiry, download limit, password, the authentication or receipt switch, or the
+        receipt address (``None`` clears the limit / password / address)."""
         self.get(link_id)                   # unknown id: answer before any hashing
         changes: dict[str, Any] = {}
+        for name, flag in (("require_authentication", require_authentication), ("send_receipts", send_receipts)):
+            if flag is not _UNSET:
+                if not isinstance(flag, bool):
+                    raise InvalidInputError(f"'{name}' must be true or false")
+                changes[name] = flag
+        if receipt_to is not _UNSET:
+            changes["receipt_to"] = receipt_to
         if expire_at is not _UNSET:
             _check_expire_at(expire_at)
             changes["expire_at"] = int(expire_at)
@@ -198,7 +243,8 @@ class LinkRegistry:
             # Hash outside the lock: scrypt takes tens of ms and must not stall other links.
             changes["password_hash"] = None if password is None else rules.hash_password(password, self._params)
         with self._lock:
-            rec = dataclasses.replace(self.get(link_id), updated_at=int(self._now(now)), **changes)
+            t = self._now(now)
+            rec = dataclasses.replace(self.get(link_id), updated_at=int(t), updated_ms=int(t * 1000), **changes)
             self._store(rec)
         return rec
 
@@ -207,10 +253,26 @@ class LinkRegistry:
         with self._lock:
             rec = self.get(link_id)
             if not rec.revoked:
-                t = int(self._now(now))
-                rec = dataclasses.replace(rec, revoked=True, revoked_at=t, updated_at=t)
+                t = self._now(now)
+                rec = dataclasses.replace(rec, revoked=True, revoked_at=int(t), updated_at=int(t),
+                                          updated_ms=int(t * 1000))
                 self._store(rec)
         return rec
+
+    def password_matches(self, rec: LinkRecord | None, password: str) -> bool:
+        """One scrypt whatever the link: True only when ``rec`` has a password and ``password`` is it.
+
+        A missing link, or one without a password, still pays one hash against a decoy, so "wrong
+        password" and "no such link" cost the same time (the uniform answer's timing class).
+        """
+        if rec is not None and rec.password_hash is not None:
+            return rules.verify_password(password, rec.password_hash)
+        with self._lock:
+            if self._decoy is None:
+                self._decoy = rules.hash_password(secrets.token_urlsafe(16), self._params)
+            decoy = self._decoy
+        rules.verify_password(password, decoy)
+        return False
 
     def reveal(self, link_id: str) -> dict | None:
         """The sealed URL parameters of a link, or None (no key, or none were given)."""
@@ -283,8 +345,15 @@ class LinkRegistry:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
         durable.atomic_write(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode(),
                              failure="Cannot write link record")
+        self._publish(rec)
+
+    def _publish(self, rec: LinkRecord) -> None:
         self._links[rec.id] = rec
-        self._by_digest[rec.token_hash] = rec.id
+        if rec.token_hash is not None:
+            self._by_digest[rec.token_hash] = rec.id
+        if rec.serial:
+            self._by_serial[rec.serial] = rec.id
+            self._next_serial = max(self._next_serial, rec.serial + 1)
 
     def _load(self) -> None:
         def parse(stem: str, doc: Any) -> LinkRecord:
@@ -297,8 +366,12 @@ class LinkRegistry:
             self.load_report.append(f"skipped link file {path.name}: {exc}")
 
         for rec in durable.load_json_dir(self.dir, parse, skipped):
-            self._links[rec.id] = rec
-            self._by_digest[rec.token_hash] = rec.id
+            self._publish(rec)
+        # Links written before serials existed get the next ones, in creation order, once.
+        for rec in sorted((r for r in self._links.values() if not r.serial), key=lambda r: (r.created_at, r.id)):
+            ms = rec.created_at * 1000
+            self._store(dataclasses.replace(rec, serial=self._next_serial, created_ms=rec.created_ms or ms,
+                                            updated_ms=rec.updated_ms or rec.updated_at * 1000))
 
 
 def _check_max_downloads(value: Any) -> None:

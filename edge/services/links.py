@@ -74,6 +74,7 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     """
     room = await trio.to_thread.run_sync(partial(_open, ctx.config.data_path))
     ctx.links = room.registry
+    ctx.link_room = room
     ctx.services["links"] = room
     for line in room.registry.load_report:
         log.warning("%s", line)

@@ -40,6 +40,7 @@ from ..mail.compose import (DownloadLine, ShareItem, address_problem, receipt_ma
                             share_mail)
 from ..mail.outbox import Mail, Outbox
 from ..mail.settings import MailSettings
+from ..links import LinkRecord
 
 log = logging.getLogger("edge.mail")
 
@@ -94,11 +95,12 @@ class _RelayDown(Exception):
 
 class MailService:
     def __init__(self, settings: MailSettings, outbox: Outbox, links: Any, *, instance: str = "edge",
-                 clock: Any = time.time):
+                 clock: Any = time.time, default_receipt_to: str = ""):
         self.settings = settings
         self.outbox = outbox
         self.links = links                  # LinkRegistry (None when the link room is absent)
         self.instance = instance
+        self.default_receipt_to = default_receipt_to   # EDGE_RECEIPT_TO
         self._clock = clock
         self._ssl = ssl_context(settings) if settings.enabled and settings.security != "none" else None
         self._wake = trio.Event()
@@ -157,12 +159,19 @@ class MailService:
                     when: float) -> None:
         """Receipt hook: called by the download handler after a counted download. Never raises."""
         try:
-            if not self.enabled or not getattr(link_record, "receipt_to", None):
+            if not self.enabled or self.receipt_address(link_record) is None:
                 return
             self._note(link_record, DownloadLine(float(when), str(client), int(nbytes), range_text))
             self._wake.set()
         except Exception:  # a receipt must never break a download
             log.exception("receipt hook failed for link %s", getattr(link_record, "id", "?"))
+
+    def receipt_address(self, link_record: LinkRecord) -> str | None:
+        """Where a download receipt of this link goes: None when its switch is off or no address
+        is known (its own ``receipt_to``, else the server's ``EDGE_RECEIPT_TO``)."""
+        if not link_record.send_receipts:
+            return None
+        return link_record.receipt_to or self.default_receipt_to or None
 
     def _note(self, record: Any, line: DownloadLine) -> None:
         group = self._pending.get(record.id)
@@ -238,15 +247,18 @@ class MailService:
 
     def _queue_receipt(self, group: _Pending) -> None:
         rec, s = group.record, self.settings
-        problem = address_problem(rec.receipt_to)
+        address = self.receipt_address(rec)
+        if address is None:
+            return                              # the switch was turned off meanwhile
+        problem = address_problem(address)
         if problem:
             log.warning("link %s: receipt address unusable (%s); no receipt mailed", rec.id, problem)
             return
-        msg = receipt_mail(sender=s.sender, recipient=rec.receipt_to, file_name=rec.file_name, link_id=rec.id,
+        msg = receipt_mail(sender=s.sender, recipient=address, file_name=rec.file_name, link_id=rec.id,
                            downloads=group.lines, dropped=group.dropped, dropped_bytes=group.dropped_bytes,
                            instance=self.instance, now=self._clock())
         self.outbox.enqueue(kind="receipt", token=rec.creator, sender=s.sender_address,
-                            recipients=[rec.receipt_to], subject=str(msg["Subject"]), raw=render(msg),
+                            recipients=[address], subject=str(msg["Subject"]), raw=render(msg),
                             link_ids=(rec.id,), covers_until=max(x.time for x in group.lines))
 
     def _recover_receipts(self) -> None:
@@ -256,7 +268,7 @@ class MailService:
         marks = self.outbox.receipt_marks()
         horizon = self._clock() - RECOVER_RECEIPTS_S
         for rec in self.links.list():
-            if not rec.receipt_to:
+            if self.receipt_address(rec) is None:
                 continue
             since = max(marks.get(rec.id, 0.0), horizon)
             for r in rec.receipts:
@@ -364,7 +376,12 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     outbox = await trio.to_thread.run_sync(Outbox.open, ctx.config.data_path)
     for line in outbox.load_report:
         log.warning("outbox: %s", line)
-    service = MailService(settings, outbox, getattr(ctx, "links", None), instance=ctx.config.instance_name)
+    if ctx.config.receipt_to:
+        problem = address_problem(ctx.config.receipt_to)
+        if problem:
+            raise ConfigError(f"EDGE_RECEIPT_TO: '{ctx.config.receipt_to}' is not a usable address: {problem}")
+    service = MailService(settings, outbox, getattr(ctx, "links", None), instance=ctx.config.instance_name,
+                          default_receipt_to=ctx.config.receipt_to)
     ctx.services["mail"] = service
     for line in settings.describe():
         log.debug("setting %s", line)

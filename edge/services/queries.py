@@ -252,6 +252,8 @@ class QueryRegistry:
             if query.error is None and cursor.finished:
                 query.ended = True
             return None
+        if max_records is not None and not plan.continuous and query.error is None and not cursor.finished:
+            await self._look_ahead(query, batch_deadline)
         finished = cursor.finished
         if finished and query.error is None:
             query.ended = True
@@ -261,6 +263,28 @@ class QueryRegistry:
             headers = encoder.headers()
         entries = {name: s.entry for name, s in cursor.streams.items()}
         return Batch(matches, bool(last), entries, headers)
+
+    @staticmethod
+    async def _look_ahead(query: Query, deadline: float) -> None:
+        """Find out whether a record follows, so a one-record read can say ``x-reduct-last: true``
+        on the last one (the issue-18 Entry API rule). The record found is pushed back; a scan
+        that outlasts the batch deadline gives up (then the read says ``false``, and the next
+        one may be 204, which the spec allows)."""
+        cursor = query.cursor
+        while True:
+            try:
+                match = cursor.next()
+            except EdgeError as exc:   # strict mode: surfaced on the next read, as in _fill
+                query.error = exc
+                return
+            if match is BUSY:
+                await trio.sleep(0)
+                if trio.current_time() > deadline:
+                    return
+                continue
+            if match is not None:
+                cursor.push_back(match)
+            return
 
     # --- removing -------------------------------------------------------------------------
 

@@ -240,7 +240,7 @@ def _flow(d, srv, watch, tmp_path):
           .then(async r => done({status: r.status, body: await r.text()})).catch(e => done({error: String(e)}));
     """, link)
     assert result["status"] == 200 and json.loads(result["body"])["n"] == 1
-    assert requests.get(link).status_code == 401                          # no password, no file
+    assert requests.get(link).status_code == 404       # no password, no file: the uniform answer
 
     # --- links page: receipts, revoke -------------------------------------------------------
     go(d, srv, "#/links")

@@ -117,8 +117,12 @@ def test_record_override_and_query_scope(server, bucket_name):
     r = requests.get(_with(url, e="cam", ts="1001"))
     assert r.status_code == 200 and r.content == b"hello" and r.headers["x-reduct-time"] == "1001"
     assert _err(requests.get(_with(url, e="cam", ts="1002"))) == (404, "Record cam/1002 not found in query result")
-    bad = _link(api, bucket_name, ts=999)["link"]
-    assert _err(requests.get(bad)) == (404, "Record cam/999 not found in query result")
+    # a link to a record that does not exist is refused at creation, naming it
+    assert _err(_create(api, bucket_name, ts=999)) == (404, f"Record 999 not found in entry {bucket_name}/cam")
+    assert _err(_create(api, bucket_name, entry="nope")) == (404, f"Entry 'nope' not found in bucket '{bucket_name}'")
+    # one that exists but is outside the link's query is refused at download
+    outside = _link(api, bucket_name, ts=1002, query={"query_type": "QUERY", "entries": ["cam"], "stop": 1002})
+    assert _err(requests.get(outside["link"])) == (404, "Record cam/1002 not found in query result")
 
 
 # --- Range ----------------------------------------------------------------------------------------
@@ -163,12 +167,13 @@ def test_password_basic_auth(server, bucket_name):
     _seed(api, bucket_name)
     doc = _link(api, bucket_name, password="s3cret pass")
     url = doc["link"]
-    r = requests.get(url)
-    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic ")
-    r = requests.get(url, auth=("anyone", "wrong"))
-    assert r.status_code == 401 and "www-authenticate" in r.headers
+    # without (or with a wrong) password: the answer of a link that does not exist
+    assert _err(requests.get(url)) == UNIFORM
+    assert _err(requests.get(url, auth=("anyone", "wrong"))) == UNIFORM
+    assert requests.get(url).content == requests.get(_with(url, ct="A" * 22)).content
     r = requests.get(url, auth=("", "s3cret pass"))
     assert r.status_code == 200 and r.content == PAYLOAD
+    assert requests.get(_with(url, password="s3cret pass")).content == PAYLOAD
     shown = requests.get(f"{api}/links/{doc['id']}").json()
     assert shown["has_password"] is True and "s3cret" not in str(shown)
 
@@ -232,7 +237,7 @@ def test_list_show_patch_revoke(server, bucket_name):
                                                          "password": "pw"})
     assert r.status_code == 200, r.headers
     assert r.json()["max_downloads"] == 3 and r.json()["has_password"] is True
-    assert requests.get(doc["link"]).status_code == 401
+    assert _err(requests.get(doc["link"])) == UNIFORM
     r = requests.patch(f"{api}/links/{doc['id']}", json={"password": None, "max_downloads": None})
     assert r.json()["has_password"] is False and r.json()["max_downloads"] is None
     assert requests.get(doc["link"]).status_code == 200
@@ -271,7 +276,8 @@ def test_management_permissions(make_server):
     assert requests.delete(f"{api}/links/{theirs['id']}", headers=init).status_code == 200
     # the issuer token goes away: so do its links (as upstream)
     assert requests.delete(f"{api}/tokens/reader", headers=init).status_code == 200
-    assert _err(requests.get(mine["link"])) == (404, "Token 'reader' doesn't exist")
+    # ... and their answer is the uniform one: it neither confirms the link nor names the token
+    assert _err(requests.get(mine["link"])) == UNIFORM
 
 
 # --- bundles --------------------------------------------------------------------------------------

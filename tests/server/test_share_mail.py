@@ -254,7 +254,7 @@ def test_share_mail_arrives_with_working_links(make_server, relay):
         url = re.search(r"https?://\S+/s/[A-Za-z0-9_-]+", text).group(0)
         assert url == doc["short_url"] and f'href="{url}"' in page
         hop = requests.get(url, allow_redirects=False)
-        assert hop.status_code == 302 and hop.headers["location"] == doc["link"]
+        assert hop.status_code == 302 and hop.headers["location"] == f"{edge.url}/link/{doc['id']}"
         assert hop.headers["cache-control"] == "no-store"
         got = requests.get(url)
         assert got.status_code == 200 and got.content == PAYLOAD
@@ -404,15 +404,18 @@ def test_kill_mid_send_delivers_at_most_twice(make_server, relay):
 
 
 def test_short_links_redirect_or_answer_uniform_404(make_server):
+    """A short link redirects every well-formed id to ``/link/<id>``, whether a link has it or not;
+    the target's rules (and its uniform answer) apply there."""
     edge = make_server()
     api = edge.api
     _seed(api, "short")
     live = _link(api, "short")
     hop = requests.get(live["short_url"], allow_redirects=False)
-    assert hop.status_code == 302 and hop.headers["location"] == live["link"]
+    assert hop.status_code == 302 and hop.headers["location"] == f"{edge.url}/link/{live['id']}"
     assert requests.head(live["short_url"], allow_redirects=False).status_code == 302
+    assert requests.get(live["short_url"]).content == PAYLOAD
     locked = _link(api, "short", file_name="locked.png", password="pw")
-    assert requests.get(locked["short_url"]).status_code == 401            # the target's rules apply
+    assert _err(requests.get(locked["short_url"])) == UNIFORM              # the target's rules apply
     assert requests.get(locked["short_url"], auth=("x", "pw")).content == PAYLOAD
     revoked = _link(api, "short", file_name="revoked.png")
     assert requests.delete(f"{api}/links/{revoked['id']}").status_code == 200
@@ -420,8 +423,13 @@ def test_short_links_redirect_or_answer_uniform_404(make_server):
     assert requests.get(used["link"]).status_code == 200
     expired = _link(api, "short", file_name="expired.png", expire_in=1)
     time.sleep(2.2)
-    for url in (revoked["short_url"], used["short_url"], expired["short_url"], f"{edge.url}/s/{'A' * 22}",
-                f"{edge.url}/s/x", f"{edge.url}/s/{'%0d%0a' * 8}", f"{edge.url}/s/{'a' * 300}"):
+    missing = f"{edge.url}/s/{'A' * 22}"
+    hops = [requests.get(u, allow_redirects=False)
+            for u in (revoked["short_url"], used["short_url"], expired["short_url"], missing)]
+    assert {h.status_code for h in hops} == {302} and len({h.content for h in hops}) == 1
+    for url in (revoked["short_url"], used["short_url"], expired["short_url"], missing):
+        assert _err(requests.get(url)) == UNIFORM, url
+    for url in (f"{edge.url}/s/x", f"{edge.url}/s/{'%0d%0a' * 8}", f"{edge.url}/s/{'a' * 300}"):
         assert _err(requests.get(url, allow_redirects=False)) == UNIFORM, url
 
 
@@ -431,8 +439,8 @@ def test_short_links_under_a_base_path_and_public_url(make_server):
     doc = _link(edge.api, "based")
     assert doc["short_url"] == f"https://files.example.com/edge/s/{doc['id']}"
     hop = requests.get(f"{edge.url}/edge/s/{doc['id']}", allow_redirects=False)
-    assert hop.status_code == 302 and hop.headers["location"] == doc["link"]
-    assert hop.headers["location"].startswith("https://files.example.com/edge/api/v1/links/shot.png?ct=")
+    assert hop.status_code == 302 and hop.headers["location"] == f"https://files.example.com/edge/link/{doc['id']}"
+    assert doc["link"].startswith("https://files.example.com/edge/api/v1/links/shot.png?ct=")
 
 
 def test_without_a_mail_host_sharing_says_so(make_server):

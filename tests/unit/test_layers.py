@@ -17,6 +17,8 @@ FORBIDDEN = {
     "edge.links": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.mail": {"trio", "edge.store", "edge.http", "edge.services", "edge.query"},
     "edge.uploadlinks": {"trio", "edge.store", "edge.http", "edge.services"},
+    "edge.attachments": {"trio", "edge.http", "edge.services"},
+    "edge.attachments.sniff": {"edge.store", "edge.durable"},
     "edge.auth.tokens": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.auth.policy": {"trio", "edge.store", "edge.http", "edge.services"},
     "edge.store": {"trio", "edge.http", "edge.services", "edge.query", "edge.links", "edge.auth"},
@@ -27,6 +29,7 @@ FORBIDDEN = {
 
 # Pure modules: values and bytes in, values out. No file I/O, so not even edge.durable.
 PURE = ("edge.formats", "edge.query.when", "edge.links.seal", "edge.links.rules", "edge.links.tar",
+        "edge.links.tickets", "edge.links.wire", "edge.attachments.sniff", "edge.http.multipart",
         "edge.mail.compose", "edge.mail.settings", "edge.auth.tokens", "edge.auth.policy")
 IO_IMPORTS = {"edge.durable", "edge.store", "os", "shutil", "io", "tempfile", "pathlib", "psutil", "trio"}
 IO_CALLS = ("open(", "os.write(", "os.fsync(", "os.fdatasync(", "os.replace(", "os.rename(", "os.unlink(",
