@@ -1,6 +1,8 @@
 // The share dialog: create a share link for one record (expiry, max downloads, password,
-// receipt address), then copy it, show its QR code, or send it by e-mail when mail is set up.
-// Owns: the create body (ReductStore's link body + edge's max_downloads/password/receipt_to).
+// receipt address, "downloaders must sign in"), then copy it, show its QR code, or send it by
+// e-mail when mail is set up.
+// Owns: the create body (ReductStore's link body + edge's max_downloads/password/receipt_to/
+// require_authentication).
 // Must not: keep the password anywhere after sending it.
 
 import { enc, features, publicBase, send } from "./api.js";
@@ -57,9 +59,12 @@ export async function shareDialog(bucket, rec) {
     const maxDl = h("input", { type: "number", name: "max_downloads", min: "1", step: "1", placeholder: "unlimited" });
     const password = h("input", { type: "password", name: "password", autocomplete: "new-password", placeholder: "none" });
     const receipt = h("input", { type: "email", name: "receipt_to", placeholder: "optional: mail a receipt per download" });
+    const signIn = h("input", { type: "checkbox", name: "require_authentication" });
     const form = h("form", { class: "stack", id: "share-form" },
       field("File name", name), field("Expires", expires), field("Max downloads", maxDl), field("Password", password),
-      field("Receipt address", receipt), h("button", { type: "submit", text: "Create link", name: "create-link" }));
+      field("Receipt address", receipt),
+      h("label", { class: "inline" }, signIn, "downloaders must sign in with a token that can read this bucket"),
+      h("button", { type: "submit", text: "Create link", name: "create-link" }));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const expireAt = localInputToS(expires.value);
@@ -71,6 +76,7 @@ export async function shareDialog(bucket, rec) {
       if (maxDl.value) req.max_downloads = Number(maxDl.value);
       if (password.value) req.password = password.value;
       if (receipt.value.trim()) req.receipt_to = receipt.value.trim();
+      if (signIn.checked) req.require_authentication = true;
       try {
         const res = await send("POST", "links/" + name.value.split("/").map(enc).join("/"), req);
         password.value = "";
