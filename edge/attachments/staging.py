@@ -185,8 +185,7 @@ class AttachmentStaging:
         """Load every session, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits)
         report: list[str] = []
-        for parent in files.make_dirs(staging.root):
-            files.fsync_dir(parent)
+        files.make_dirs(staging.root)
         for item in files.list_dir(staging.root):
             path = Path(item.path)
             if not item.is_dir() or not _ID.fullmatch(item.name):
