@@ -129,6 +129,15 @@ def _digest_and_head(paths: list[Path]) -> tuple[str, bytes]:
     return hasher.hexdigest(), head
 
 
+def _head(path: Path) -> bytes:
+    with files.translate_errors():
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return files.pread(fd, 0, SNIFF_BYTES)
+    finally:
+        files.close(fd)
+
+
 class AttachmentUploads:
     def __init__(self, staging: AttachmentStaging, storage: StorageService, engine: Engine, config: Config,
                  *, wall: Callable[[], float] = time.time):
@@ -291,7 +300,10 @@ class AttachmentUploads:
     async def _assemble(self, session: Session) -> Attachment:
         """Stream the pieces into one record at the reserved timestamp, then mark the session done."""
         paths = self.staging.piece_paths(session)
-        checksum, head = await trio.to_thread.run_sync(_digest_and_head, paths)
+        if session.chunks == 1:         # one piece: its digest (taken while it arrived) is the file's
+            checksum, head = session.pieces[0].digest, await trio.to_thread.run_sync(_head, paths[0])
+        else:
+            checksum, head = await trio.to_thread.run_sync(_digest_and_head, paths)
         ctype = session.content_type or sniff(head, session.filename)
         name = session.filename or f"attachment.{ext_for(ctype)}"
         size = session.size

@@ -218,7 +218,7 @@ def _median_ms(url: str, n: int, **kwargs) -> float:
 def test_timing_class_does_not_depend_on_the_link(srv):
     """Medians, interleaved, in one run: without a password every unusable link costs what a
     missing one costs; with a (wrong) password every one costs one scrypt, a missing one too.
-    ``bench/sharing_timing.py`` prints the full table."""
+    ``bench/sharing.py`` prints the full table."""
     dead = _dead_links(srv)
     for round_ in range(2):                                  # the second round decides (warm caches)
         plain = {k: _median_ms(f"{srv.url}/link/{v}", 9) for k, v in dead.items()}
