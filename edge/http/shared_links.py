@@ -76,7 +76,7 @@ def resolve_asset(ctx: AppContext, asset: str) -> Target:
         raise asset_not_found(asset)
     try:
         ref = ctx.engine.get_bucket(bucket).get_entry(entry).get(int(ts_text))
-    except NotFoundError:
+    except (NotFoundError, InvalidInputError):     # also names no bucket or entry could have
         raise asset_not_found(asset) from None
     name = ref.labels.get("filename") or f"{entry.replace('/', '_')}_{ref.ts_us}.{ext_for(ref.content_type)}"
     return Target(bucket, entry, ref.ts_us, ref.size, ref.content_type, sanitize_filename(name))

@@ -371,3 +371,29 @@ def test_receipts_follow_the_switch(make_server, relay):  # noqa: F811
     time.sleep(2.5)                                              # the receipt window (1.5 s) twice over
     assert len(sink.messages) == 1 and mails[0]["rcpt"] == ["owner@example.com"]
     assert "on.txt" in mails[0]["msg"]["Subject"]
+
+
+def test_who_may_see_change_and_delete(lf):
+    admin = {"Authorization": f"Bearer {SPEC_KEY}"}
+    keys = {}
+    for name, perms in (("lf-reader", {"read": ["attachments"]}), ("lf-stranger", {"read": ["elsewhere"]}),
+                        ("lf-writer", {"read": ["attachments"], "write": ["attachments"]})):
+        keys[name] = (requests.post(f"{lf.api}/tokens/{name}", headers=admin, json={"permissions": perms},
+                                    timeout=10).json()["value"], "x")
+    r = requests.post(f"{lf.url}/link/attachments/upload", data=b"x", auth=keys["lf-reader"], timeout=10)
+    assert r.status_code == 422 and "write access" in r.json()["errors"][0]       # the vendor's "not permitted"
+    att = requests.post(f"{lf.url}/link/attachments/upload", data=b"mine", auth=keys["lf-writer"],
+                        timeout=10).json()["attachment"]["id"]
+    mine = requests.post(f"{lf.url}/link", json={"link": {"attachment": att}}, auth=keys["lf-writer"],
+                         timeout=10).json()["link"]
+    seen = lambda key: {x["id"] for x in requests.get(f"{lf.url}/link", auth=key, timeout=10).json()["links"]}  # noqa: E731
+    assert mine["id"] in seen(keys["lf-reader"]) and mine["id"] not in seen(keys["lf-stranger"])
+    assert requests.delete(f"{lf.url}/link/{mine['id']}", auth=keys["lf-stranger"], timeout=10).status_code == 404
+    for call in (lambda k: requests.put(f"{lf.url}/link/{mine['id']}/update_expires_at", json={"expires_at": "2099-01-01"},
+                                        auth=k, timeout=10),
+                 lambda k: requests.delete(f"{lf.url}/link/{mine['id']}", auth=k, timeout=10)):
+        r = call(keys["lf-reader"])
+        assert r.status_code == 422 and "only its creator" in r.json()["errors"][0]     # "not permitted"
+        assert call(keys["lf-writer"]).status_code == 200
+    r = requests.post(f"{lf.url}/link", json={"link": {"attachment": att}}, auth=keys["lf-stranger"], timeout=10)
+    assert r.status_code == 422 and "read access" in r.json()["errors"][0]
