@@ -31,7 +31,7 @@ from pathlib import Path
 
 from edge.errors import BadRequestError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge.store import files
-from edge.uploads.staging import Limits
+from edge.uploads.staging import Limits, staged_folders
 
 SESSION_FILE = "session.json"
 COMPLETE_FILE = "complete.json"
@@ -185,21 +185,15 @@ class AttachmentStaging:
         """Load every session, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits)
         report: list[str] = []
-        files.make_dirs(staging.root)
-        for item in files.list_dir(staging.root):
-            path = Path(item.path)
-            if not item.is_dir() or not _ID.fullmatch(item.name):
-                report.append(f"removed unfinished attachment folder {item.name}")
-                files.remove_tree(path) if item.is_dir() else files.unlink(path)
-                continue
+        for path in staged_folders(staging.root, lambda name: bool(_ID.fullmatch(name)), "attachment", report):
             try:
                 session = Session.from_json(files.read_file(path / SESSION_FILE) or b"")
-                if session.id != item.name:
+                if session.id != path.name:
                     raise ValueError("id does not match the folder")
                 marker = files.read_file(path / COMPLETE_FILE)
                 session.completed = None if marker is None else _completed_from_json(marker)
             except (ValueError, KeyError, TypeError) as exc:
-                report.append(f"removed attachment upload {item.name}: unreadable state ({exc})")
+                report.append(f"removed attachment upload {path.name}: unreadable state ({exc})")
                 files.remove_tree(path)
                 continue
             staging._load_pieces(session, path)

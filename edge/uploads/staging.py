@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from edge.config import GiB, parse_float, parse_int, parse_size
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
@@ -94,6 +94,19 @@ class Upload:
         dest = Destination(o["bucket"], o["entry"], int(o["ts_us"]), o["content_type"], dict(o["labels"]))
         return cls(o["id"], int(o["length"]), dest, o["metadata"], float(o["created_s"]),
                    float(o["expires_s"]), int(o["offset"]), State(o["state"]))
+
+
+def staged_folders(root: Path, name_ok: Callable[[str], bool], what: str, report: list[str]) -> Iterator[Path]:
+    """The folders of a staging area (created if missing) whose names are ids. Anything else, such
+    as a ``.<id>.tmp`` whose creation a crash cut short, is removed and reported."""
+    files.make_dirs(root)
+    for item in files.list_dir(root):
+        path = Path(item.path)
+        if not item.is_dir() or not name_ok(item.name):
+            report.append(f"removed unfinished {what} folder {item.name}")
+            files.remove_tree(path) if item.is_dir() else files.unlink(path)
+            continue
+        yield path
 
 
 def not_found(upload_id: str) -> NotFoundError:
@@ -172,17 +185,11 @@ class Staging:
         """Load every upload, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits, free_bytes)
         report: list[str] = []
-        files.make_dirs(staging.root)
-        for item in files.list_dir(staging.root):
-            path = Path(item.path)
-            if not item.is_dir() or not _ID_RE.match(item.name):
-                report.append(f"removed unfinished upload folder {item.name}")
-                files.remove_tree(path) if item.is_dir() else files.unlink(path)
-                continue
+        for path in staged_folders(staging.root, lambda name: bool(_ID_RE.match(name)), "upload", report):
             try:
                 up = Upload.from_json(files.read_file(path / STATE_FILE) or b"")
             except (ValueError, KeyError, TypeError) as exc:
-                report.append(f"removed upload {item.name}: unreadable state ({exc})")
+                report.append(f"removed upload {path.name}: unreadable state ({exc})")
                 files.remove_tree(path)
                 continue
             if up.state != State.COMPLETE:
