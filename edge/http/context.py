@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..auth.policy import Policy
+from ..auth.tokens import Token
 from ..config import Config
 from ..services.attachment_uploads import AttachmentUploads
 from ..services.commit import Flusher
@@ -124,7 +126,7 @@ def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
     return token
 
 
-def authorize_api_key(req: Request, ctx: AppContext, key: str | None, policy: Any) -> Any:
+def authorize_api_key(req: Request, ctx: AppContext, key: str | None, policy: Policy | None) -> Token:
     """``authorize`` for the vendor APIs, whose clients send the token as an API key
     (``X-API-KEY``, or the user name of HTTP Basic) instead of ``Authorization: Bearer``."""
     from ..errors import UnauthorizedError
@@ -137,7 +139,7 @@ def authorize_api_key(req: Request, ctx: AppContext, key: str | None, policy: An
     return token
 
 
-def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> Any:
+def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> Token:
     from ..errors import UnauthorizedError
 
     now = datetime.now(timezone.utc)

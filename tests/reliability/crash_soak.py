@@ -254,8 +254,8 @@ class Worker(threading.Thread):
     def query(self) -> None:
         entry = f"t{self.wid}"
         r = self.s.get(f"{self.api}/b/{BUCKET}/{entry}/q", params={"ttl": 30}, timeout=TIMEOUT)
-        if r.status_code == 404:
-            return  # entry not created yet
+        if r.status_code in (404, 204):
+            return  # entry not created yet, or no records in it (GET .../q answers 204 then)
         if r.status_code != 200:
             return self.fail("query", r)
         qid = r.json()["id"]
@@ -287,7 +287,7 @@ def _labels_v1(value: str) -> tuple[int, dict[str, str]]:
 def scan_entry(api: str, entry: str, s: requests.Session) -> dict[int, tuple[str, dict[str, str]]]:
     """Every record of an entry via a query + v1 batched reads: ts -> (sha256, labels)."""
     r = s.get(f"{api}/b/{BUCKET}/{entry}/q", params={"ttl": 60}, timeout=TIMEOUT)
-    if r.status_code == 404:
+    if r.status_code in (404, 204):          # no such entry, or no records in it
         return {}
     assert r.status_code == 200, (entry, r.status_code, r.headers.get("x-reduct-error"))
     qid = r.json()["id"]
