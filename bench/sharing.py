@@ -85,7 +85,7 @@ def timing(url: str, rounds: int) -> None:
                 assert r.status_code == 404, (name, r.status_code)
     p0, h0 = statistics.median(plain["missing"]), statistics.median(hashed["missing"])
     print(f"\nTiming class of GET /link/<id>, anonymous ({rounds} rounds, medians)\n")
-    print(f"| link | no password (ms) | ratio | wrong password (ms) | ratio |\n|---|---|---|---|---|")
+    print("| link | no password (ms) | ratio | wrong password (ms) | ratio |\n|---|---|---|---|---|")
     for name in links:
         p, h = statistics.median(plain[name]), statistics.median(hashed[name])
         print(f"| {name} | {p:.2f} | {p / p0:.2f} | {h:.1f} | {h / h0:.2f} |")

@@ -8,8 +8,9 @@ optionally a copy of the URL parameters sealed under the server key), decide HTT
 (``rules.py``), import trio, edge.store or edge.http. Synchronous; a lock makes each method
 atomic, so handlers may call it from worker threads.
 
-Resolution order (links.md §3 "cheap checks first"): digest lookup -> revoked -> expired ->
-used up -> only then the slow password hash. Junk or dead tokens never cost an scrypt.
+Resolution: ``find`` (by the digest of a native ``ct``) and ``get`` (by id) are dict lookups; the
+order of checks and the one-scrypt rule for offered passwords (``password_matches``) belong to
+``edge/http/link_access.py``, which all link URLs share.
 Counting rule: see ``rules.py`` (sessions; HEAD/416 are never recorded by the handler).
 One file per link keeps each write small and a torn write loses at most one link's latest
 update; receipts live in the same file, bounded to ``MAX_RECEIPTS``.
@@ -292,24 +293,6 @@ class LinkRegistry:
         with self._lock:
             link_id = self._by_digest.get(token_digest(token))
             return self._links.get(link_id) if link_id else None
-
-    def authorize(self, token: str, *, password: str | None, client: str, now: float | None = None) -> LinkRecord:
-        """Check a download request in cheap-first order; raise the client's answer or return the link.
-
-        Unknown (forged) -> uniform 404; revoked -> uniform 404; expired -> 422 (ReductStore);
-        used up for this client -> uniform 404; then the password (401). ``record_download``
-        re-checks the limit atomically once the handler knows whether the answer is partial.
-        """
-        now = self._now(now)
-        rec = self.find(token)
-        if rec is None:
-            raise rules.link_not_found()
-        rules.check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=now)
-        if rules.is_used_up(rec.downloads, rec.max_downloads) and \
-                not rules.session_live(rec.sessions.get(client), now):
-            raise rules.link_not_found()
-        rules.check_password(password, rec.password_hash)
-        return rec
 
     def record_download(self, link_id: str, client: str, nbytes: int, range_text: str | None, *,
                         partial: bool, now: float | None = None) -> DownloadResult:
