@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The one test command (README): install edge with its test extras, then run the whole suite.
+# The one test command (README): make or reuse .venv, install edge with its test extras into
+# it, then run the whole suite (arguments go to pytest, e.g. ./test.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-python3}
-$PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
-exec $PY -m pytest -q -p no:cacheprovider "$@"
+. packaging/venv.sh
+edge_venv test
+exec "$EDGE_PY" -m pytest -q -p no:cacheprovider "$@"
