@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import EdgeProcess  # noqa: E402
+from tests.helpers import NO_AUTH, EdgeProcess  # noqa: E402
 
 
 def pending(src: EdgeProcess) -> int:
@@ -66,8 +66,8 @@ def run(small: int, large: int) -> None:
     """Print the catch-up figures for ``small`` x 1 KB and ``large`` x 1 MB records."""
     root = Path(tempfile.mkdtemp(prefix="edge-repl-bench-"))
     env = {"RS_LOG_LEVEL": "WARN"}
-    dst = EdgeProcess(root / "dst", env).start()
-    src = EdgeProcess(root / "src", env).start()
+    dst = EdgeProcess(root / "dst", env, auth=NO_AUTH).start()
+    src = EdgeProcess(root / "src", env, auth=NO_AUTH).start()
     try:
         requests.post(f"{src.api}/b/src").raise_for_status()
         requests.post(f"{src.api}/replications/r",

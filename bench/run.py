@@ -112,7 +112,7 @@ class EdgeServer:
         self.dir = tempfile.mkdtemp(prefix="edge-bench-", dir=self.data_root)
         self.port = free_port()
         env = dict(os.environ, RS_DATA_PATH=self.dir, RS_HOST="127.0.0.1", RS_PORT=str(self.port),
-                   RS_LOG_LEVEL="WARN", EDGE_SYNC=self.sync,
+                   RS_LOG_LEVEL="WARN", EDGE_SYNC=self.sync, RS_DISABLE_AUTH="true",
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(self.prefix + [sys.executable, "-m", "edge", "serve"], env=env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL)

@@ -66,6 +66,7 @@ def build_many_records(path: Path, records: int) -> None:
 def measure(path: Path, bucket: str, prefix: list[str]) -> tuple[float, float, float]:
     port = free_port()
     env = dict(os.environ, RS_DATA_PATH=str(path), RS_HOST="127.0.0.1", RS_PORT=str(port), RS_LOG_LEVEL="WARN",
+               RS_DISABLE_AUTH="true",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(prefix + [sys.executable, "-m", "edge", "serve"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL)

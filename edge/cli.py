@@ -28,7 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-path", help="storage folder (RS_DATA_PATH, default ./edge-data)")
     serve.add_argument("--host", help="listen address (RS_HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (RS_PORT, default 8383)")
-    serve.add_argument("--api-token", help="initial full-access token (RS_API_TOKEN; empty disables auth)")
+    serve.add_argument("--api-token", help="full-access token 'init-token' (RS_API_TOKEN); without it and without "
+                       "--disable-auth the first start generates a device token")
+    serve.add_argument("--disable-auth", action="store_true", default=None,
+                       help="serve without authentication (RS_DISABLE_AUTH=true); warned at every start")
     serve.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARN, ERROR (RS_LOG_LEVEL)")
     serve.add_argument("--base-path", help="URL prefix (RS_API_BASE_PATH)")
     serve.add_argument("--cors-allow-origin", help="comma-separated origins (RS_CORS_ALLOW_ORIGIN)")
@@ -47,6 +50,7 @@ def _config(args: argparse.Namespace):
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "api_token": getattr(args, "api_token", None),
+        "disable_auth": getattr(args, "disable_auth", None),
         "log_level": (args.log_level.upper() if getattr(args, "log_level", None) else None),
         "api_base_path": normalise_base_path(args.base_path) if getattr(args, "base_path", None) else None,
         "cors_allow_origin": (tuple(o.strip() for o in args.cors_allow_origin.split(",") if o.strip())

@@ -10,6 +10,7 @@ and silently falls back on others; we do neither).
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -66,6 +67,15 @@ def parse_float(text: str, name: str) -> float:
     return value
 
 
+class AuthMode(enum.Enum):
+    """How the server authenticates, from the variables (secure by default: never open unasked)."""
+
+    TOKEN = "RS_API_TOKEN"            # a provisioned full-access token with that secret
+    INIT = "RS_INIT_API_TOKEN"        # a full-access token created once from that secret
+    GENERATED = "generated"           # no choice made: a device-unique token is generated once
+    DISABLED = "RS_DISABLE_AUTH"      # RS_DISABLE_AUTH=true: no tokens at all (warned at every start)
+
+
 def normalise_base_path(text: str) -> str:
     """``api`` -> ``/api/``; ``/`` stays ``/`` (spec §1.1)."""
     parts = [p for p in text.strip().split("/") if p]
@@ -79,6 +89,7 @@ class Config:
     port: int = 8383
     api_token: str = ""
     init_api_token: str = ""          # RS_INIT_API_TOKEN (1.21): created once, never provisioned
+    disable_auth: bool = False        # RS_DISABLE_AUTH=true: the one explicit way to run without tokens
     api_base_path: str = "/"
     public_url: str = ""
     log_level: str = "INFO"
@@ -111,8 +122,18 @@ class Config:
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def auth_mode(self) -> AuthMode:
+        if self.disable_auth:
+            return AuthMode.DISABLED
+        if self.api_token:
+            return AuthMode.TOKEN
+        if self.init_api_token:
+            return AuthMode.INIT
+        return AuthMode.GENERATED
+
+    @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_token or self.init_api_token)
+        return not self.disable_auth
 
     @property
     def public_base_url(self) -> str:
@@ -142,7 +163,7 @@ class Config:
         if not values["api_token"] and get("RS_INIT_API_TOKEN", ""):
             values["init_api_token"] = get("RS_INIT_API_TOKEN", "")
         if get("RS_DISABLE_AUTH") and parse_bool(get("RS_DISABLE_AUTH", ""), "RS_DISABLE_AUTH"):
-            values["api_token"] = values["init_api_token"] = ""
+            values["disable_auth"] = True
         if get("RS_API_BASE_PATH"):
             values["api_base_path"] = normalise_base_path(get("RS_API_BASE_PATH", ""))
         if get("RS_PUBLIC_URL"):
@@ -199,7 +220,7 @@ class Config:
                 continue
             value = getattr(self, f.name)
             if f.name in ("api_token", "init_api_token"):
-                value = "***" if value else "(empty: authentication disabled)"
+                value = "***" if value else "(empty)"
             lines.append(f"{f.name} = {value}")
         return lines
 

@@ -54,19 +54,40 @@ def _open_engine(config: Config) -> Any:
 
 
 def _open_tokens(config: Config) -> Any:
-    from .auth.repository import TokenRepository
-
     from datetime import datetime, timezone
 
+    from .auth import device_token
+    from .auth.repository import TokenRepository
+    from .config import AuthMode
+
+    mode = config.auth_mode
     repo = TokenRepository.open(config.data_path, auth_enabled=config.auth_enabled)
+    if mode is AuthMode.DISABLED:
+        ignored = [v for v, set_ in (("RS_API_TOKEN", config.api_token), ("RS_INIT_API_TOKEN", config.init_api_token)) if set_]
+        log.warning("authentication is DISABLED (RS_DISABLE_AUTH=true): every client that reaches this port has "
+                    "full access%s", f"; {' and '.join(ignored)} ignored" if ignored else "")
+        return repo
+    now = datetime.now(timezone.utc)
     env = dict(config.env)
-    if config.init_api_token and not config.api_token:
+    if mode is AuthMode.INIT:
         env["RS_API_TOKEN"] = ""  # 1.21: created once, not provisioned (spec §2.1)
         env["RS_INIT_API_TOKEN"] = config.init_api_token
     else:
         env["RS_API_TOKEN"] = config.api_token  # the flag may override the variable
-    for line in repo.provision(env, datetime.now(timezone.utc)) or []:
+        env.pop("RS_INIT_API_TOKEN", None)
+    for line in repo.provision(env, now) or []:
         log.info("tokens: %s", line)
+    if mode is AuthMode.GENERATED:
+        created = device_token.ensure(repo, config.data_path, now)
+        path = device_token.secret_path(config.data_path)
+        if created is not None:
+            log.warning("authentication is on: no RS_API_TOKEN, RS_INIT_API_TOKEN or RS_DISABLE_AUTH was set, so a "
+                        "full-access token '%s' unique to this device was created; its secret is in %s (readable "
+                        "by this user only). Send it as 'Authorization: Bearer <secret>'.",
+                        device_token.DEVICE_TOKEN_NAME, created.absolute())
+        else:
+            hint = f"; the generated token's secret is in {path.absolute()}" if path.exists() else ""
+            log.info("authentication is on (tokens in %s)%s", repo.path, hint)
     return repo
 
 

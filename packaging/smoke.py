@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Smoke test of an `edge` executable (the one-file binary from packaging/build.sh, or the
 `edge` console script installed by pip): starts `BINARY serve` on a free loopback port with a
-fresh temporary RS_DATA_PATH, measures the time from process start to the first 200 from
-GET /api/v1/alive, writes and reads a record with reduct-py, GETs /ui/, /ui/js/app.js and /metrics (all 200),
+fresh temporary RS_DATA_PATH and no authentication setting (as a service starts by default),
+measures the time from process start to the first 200 from GET /api/v1/alive, checks that a
+request without a token is refused (401) and that the generated device token (read from
+<data>/.edge/device-token, mode 0600) works, writes and reads a record with reduct-py using it,
+GETs /ui/, /ui/js/app.js and /metrics (all 200),
 measures idle RSS (the bootloader and its Python child together), sends SIGTERM and checks
 exit code 0 within --stop-timeout, restarts on the same data, checks the record is intact,
 and stops it with SIGTERM to the whole process group (the server then receives it twice),
@@ -43,10 +46,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_get(port: int, path: str, timeout: float = 2.0) -> int:
+def http_get(port: int, path: str, timeout: float = 2.0, token: str | None = None) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
         resp = conn.getresponse()
         resp.read()
         return resp.status
@@ -59,7 +62,8 @@ class Server:
         self.cmd, self.port, self.data, self.log_path = cmd, port, data, log
 
     def start(self, alive_timeout: float) -> float:
-        env = dict(os.environ, RS_HOST="127.0.0.1", RS_PORT=str(self.port), RS_DATA_PATH=str(self.data))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
+        env.update(RS_HOST="127.0.0.1", RS_PORT=str(self.port), RS_DATA_PATH=str(self.data))
         env.pop("NOTIFY_SOCKET", None)
         self.log = open(self.log_path, "ab")
         t0 = time.perf_counter()
@@ -118,18 +122,18 @@ class Server:
             self.proc.wait()
 
 
-async def write_record(url: str) -> None:
+async def write_record(url: str, token: str) -> None:
     from reduct import Client
 
-    async with Client(url) as client:
+    async with Client(url, api_token=token) as client:
         bucket = await client.create_bucket(BUCKET, exist_ok=True)
         await bucket.write(ENTRY, PAYLOAD, timestamp=TS, labels=LABELS, content_type="application/octet-stream")
 
 
-async def read_record(url: str) -> None:
+async def read_record(url: str, token: str) -> None:
     from reduct import Client
 
-    async with Client(url) as client:
+    async with Client(url, api_token=token) as client:
         bucket = await client.get_bucket(BUCKET)
         async with bucket.read(ENTRY, timestamp=TS) as record:
             data = await record.read_all()
@@ -188,13 +192,20 @@ def main() -> int:
 
         import asyncio
 
-        asyncio.run(write_record(url))
-        asyncio.run(read_record(url))
-        check(True, "wrote and read back a record with reduct-py")
+        # Secure by default: nothing configured means a generated device token, not an open server.
+        status = http_get(port, "/api/v1/info")
+        check(status == 401, f"GET /api/v1/info without a token -> {status} (401 expected)")
+        secret_file = data / ".edge" / "device-token"
+        token = secret_file.read_text().strip()
+        mode = secret_file.stat().st_mode & 0o777
+        check(mode == 0o600, f"device token file {secret_file.name} has mode {mode:o} (600 expected)")
+        asyncio.run(write_record(url, token))
+        asyncio.run(read_record(url, token))
+        check(True, "wrote and read back a record with reduct-py and the generated token")
 
         # The console and the metrics are part of the one file: served from inside the binary.
         for path in ("/ui/", "/ui/js/app.js", "/metrics"):
-            status = http_get(port, path)
+            status = http_get(port, path, token=token)
             fig[f"status {path}"] = status
             check(status == 200, f"GET {path} -> {status}")
         # The fast CRC-32 (isal) must be inside the one file, not silently replaced by zlib's.
@@ -215,7 +226,8 @@ def main() -> int:
         t2 = srv2.start(args.alive_timeout)
         fig["restart_to_alive_s"] = round(t2, 4)
         try:
-            asyncio.run(read_record(url))
+            check(secret_file.read_text().strip() == token, "the device token is kept across restarts")
+            asyncio.run(read_record(url, token))
             check(True, f"record intact after restart (alive after {t2:.3f} s)")
         finally:
             rc2, _ = srv2.stop(args.stop_timeout, group=True)

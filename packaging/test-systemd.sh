@@ -2,7 +2,9 @@
 # Runs systemd/edge.service under a real systemd: boots a debootstrap'ed Debian bookworm
 # container with systemd-nspawn (host network), installs the one-file executable as
 # /usr/local/bin/edge and the unit as the README says, and checks: Type=notify start reaches
-# "active (running)" with the server's STATUS text, GET /api/v1/alive answers, a SIGKILLed
+# "active (running)" with the server's STATUS text, GET /api/v1/alive answers, a request without
+# a token is refused and the device token the first start generated (0600, owned by the
+# service's dynamic user, path in the journal) works, a SIGKILLed
 # server is restarted (Restart=on-failure), `systemctl stop` ends with result "success",
 # and the data directory survives. Needs root; ~2 min the first time (rootfs is reused).
 #   packaging/test-systemd.sh [BINARY]   (default dist/edge)
@@ -49,8 +51,18 @@ fail() { echo "FAIL $*"; nsenter -t "$INIT" -a journalctl -u edge --no-pager | t
 echo "ok   active ($(show SubState)), status: $(show StatusText)"
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/v1/alive" || fail "alive did not answer"
 echo "ok   GET /api/v1/alive on 127.0.0.1:$PORT"
-curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT/api/v1/b/unit-test" || fail "create bucket"
-echo "ok   bucket created"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/api/v1/b/unit-test")
+[ "$code" = 401 ] || fail "create bucket without a token answered $code, not 401"
+echo "ok   no token -> 401 (secure by default)"
+SECRET_FILE=$ROOT/var/lib/private/edge/.edge/device-token
+[ "$(stat -c %a "$SECRET_FILE")" = 600 ] || fail "device token file mode $(stat -c %a "$SECRET_FILE")"
+nsenter -t "$INIT" -a journalctl -u edge --no-pager | grep -q "/var/lib/edge/.edge/device-token\|/var/lib/private/edge/.edge/device-token" \
+    || fail "the journal does not say where the device token is"
+TOKEN=$(cat "$SECRET_FILE")
+AUTH=(-H "Authorization: Bearer $TOKEN")
+echo "ok   device token in /var/lib/edge/.edge/device-token (mode 600), path in the journal"
+curl -fsS -o /dev/null "${AUTH[@]}" -X POST "http://127.0.0.1:$PORT/api/v1/b/unit-test" || fail "create bucket"
+echo "ok   bucket created with the device token"
 echo "info MainPID (bootloader) $(show MainPID), tasks $(show TasksCurrent)"
 # crash: SIGKILL the serving child -> the bootloader dies of it -> restart
 MAIN=$(show MainPID)
@@ -60,7 +72,7 @@ nsenter -t "$INIT" -a sh -c "kill -KILL $CHILD"
 for _ in $(seq 1 100); do [ "$(show NRestarts)" -ge 1 ] && [ "$(show ActiveState)" = active ] && break; sleep 0.2; done
 [ "$(show NRestarts)" -ge 1 ] && [ "$(show ActiveState)" = active ] || fail "not restarted after SIGKILL (restarts $(show NRestarts), $(show ActiveState))"
 echo "ok   restarted after SIGKILL of the server (NRestarts=$(show NRestarts))"
-curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/v1/b/unit-test" || fail "bucket lost after restart"
+curl -fsS -o /dev/null "${AUTH[@]}" "http://127.0.0.1:$PORT/api/v1/b/unit-test" || fail "bucket lost after restart (or token changed)"
 echo "ok   bucket still there"
 t0=$(date +%s.%N); ctl stop edge; t1=$(date +%s.%N)
 [ "$(show Result)" = success ] || fail "stop result $(show Result)"

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.helpers import EdgeProcess
+from tests.helpers import NO_AUTH, Auth, EdgeProcess
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 try:
@@ -24,19 +24,21 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server without authentication per test module; tests use unique bucket names."""
-    proc = EdgeProcess(tmp_path_factory.mktemp("edge") / "data").start()
+    """One server without authentication (RS_DISABLE_AUTH=true) per test module; tests use unique
+    bucket names. Tests of authentication start their own with ``make_server(auth=...)``."""
+    proc = EdgeProcess(tmp_path_factory.mktemp("edge") / "data", auth=NO_AUTH).start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture
 def make_server(tmp_path):
-    """Factory for servers with their own environment (auth, quotas, ...); all stopped at the end."""
+    """Factory for servers with their own environment (quotas, ...) and a stated auth choice
+    (``auth=NO_AUTH``, ``token_auth(secret)`` or ``GENERATED``); all stopped at the end."""
     started: list[EdgeProcess] = []
 
-    def make(env: dict[str, str] | None = None, data_path=None) -> EdgeProcess:
-        proc = EdgeProcess(data_path or tmp_path / f"data{len(started)}", env).start()
+    def make(env: dict[str, str] | None = None, data_path=None, *, auth: Auth) -> EdgeProcess:
+        proc = EdgeProcess(data_path or tmp_path / f"data{len(started)}", env, auth=auth).start()
         started.append(proc)
         return proc
 

@@ -2,6 +2,10 @@
 
 Every server started here listens on 127.0.0.1 only, is waited for under a deadline and is
 always stopped (SIGTERM, then SIGKILL) by its fixture.
+
+Each server states its authentication choice (``auth=``, no default), as an operator must:
+``NO_AUTH`` (RS_DISABLE_AUTH=true), ``token_auth(secret)`` (RS_API_TOKEN) or ``GENERATED`` (no
+variable: the server creates its device token; ``EdgeProcess.token`` reads it back).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import requests
 
@@ -25,12 +31,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+AUTH_VARIABLES = ("RS_API_TOKEN", "RS_INIT_API_TOKEN", "RS_DISABLE_AUTH")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """An authentication choice: the variables that make it, and the secret when the test knows it."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret: str | None = None
+
+
+NO_AUTH = Auth({"RS_DISABLE_AUTH": "true"})
+GENERATED = Auth({})
+
+
+def token_auth(secret: str) -> Auth:
+    return Auth({"RS_API_TOKEN": secret}, secret)
+
+
 class EdgeProcess:
     """One `python -m edge serve` subprocess."""
 
-    def __init__(self, data_path: Path, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, data_path: Path, env: dict[str, str] | None = None, port: int | None = None, *, auth: Auth):
         self.data_path = Path(data_path)
         self.extra_env = dict(env or {})
+        stated = [v for v in AUTH_VARIABLES if v in self.extra_env]
+        if stated:
+            raise ValueError(f"state the auth choice with auth=..., not {stated} in env")
+        self.auth = auth
+        self.extra_env.update(auth.env)
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_path.parent / f"edge-{self.port}.log"
@@ -44,10 +74,19 @@ class EdgeProcess:
         base = self.extra_env.get("RS_API_BASE_PATH", "/").strip("/")
         return f"{self.url}/{base + '/' if base else ''}api/v1"
 
+    @property
+    def token(self) -> str | None:
+        """The full-access secret: the one given, or the generated one read from its file."""
+        if self.auth.secret is not None:
+            return self.auth.secret
+        if self.auth is GENERATED:
+            return (self.data_path / ".edge" / "device-token").read_text().strip()
+        return None
+
     def start(self, timeout_s: float = 20.0) -> "EdgeProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
         env.update({"RS_DATA_PATH": str(self.data_path), "RS_HOST": "127.0.0.1", "RS_PORT": str(self.port),
-                    "RS_API_TOKEN": "", "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
+                    "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
         env.update(self.extra_env)
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")

@@ -329,6 +329,17 @@ class TokenRepository:
     def on_bucket_renamed(self, old: str, new: str) -> None:
         self._map_permissions(lambda names: tuple(new if x == old else x for x in names))
 
+    # --- secure-by-default bootstrap (edge.auth.device_token) ------------------------------
+
+    def has_full_access_token(self) -> bool:
+        return any(t.permissions.full_access for t in self._tokens.values())
+
+    def add_full_access(self, name: str, secret: str, now: datetime) -> None:
+        """Store a full-access, not provisioned token for ``secret`` (only its hash is kept)."""
+        token = Token(name=name, created_at=now, permissions=FULL_ACCESS, secret_hash=hash_secret(secret))
+        self._commit({**self._tokens, name: token})
+        self._index(name, secret)
+
     # --- provisioning (§2.1, §16.2) ---------------------------------------------------------
 
     def provision(self, env: Mapping[str, str], now: datetime) -> list[str]:

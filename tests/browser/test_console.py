@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests.helpers import token_auth
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 INIT = "console-init-token"
@@ -133,7 +134,7 @@ def go(driver, server, page: str) -> None:
 
 
 def test_console_end_to_end(browser, make_server, tmp_path):
-    srv = make_server({"RS_API_TOKEN": INIT, "EDGE_METRICS_SAMPLE_S": "1"})
+    srv = make_server({"EDGE_METRICS_SAMPLE_S": "1"}, auth=token_auth(INIT))
     watch = Watch(browser, srv.url)
     try:
         _flow(browser, srv, watch, tmp_path)

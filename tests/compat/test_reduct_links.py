@@ -12,6 +12,7 @@ import requests
 reduct = pytest.importorskip("reduct")
 aiohttp = pytest.importorskip("aiohttp")
 from reduct.bucket import Bucket  # noqa: E402
+from tests.helpers import token_auth
 
 TOKEN = "compat-init-token"
 
@@ -38,7 +39,7 @@ async def _make_links(api_url: str, bucket_name: str) -> dict[str, str]:
 
 @pytest.fixture
 def edge(make_server):
-    return make_server({"RS_API_TOKEN": TOKEN})
+    return make_server(auth=token_auth(TOKEN))
 
 
 def test_reduct_py_links_download_with_requests(edge):

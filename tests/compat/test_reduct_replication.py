@@ -13,6 +13,7 @@ import pytest
 from reduct import Client, ReductError
 from reduct.msg.lifecycle import LifecycleMode, LifecycleSettings, LifecycleType
 from reduct.msg.replication import ReplicationMode, ReplicationSettings
+from tests.helpers import NO_AUTH
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,8 +23,8 @@ def run(coro):
 
 
 def test_replication_calls(make_server):
-    dst = make_server()
-    src = make_server()
+    dst = make_server(auth=NO_AUTH)
+    src = make_server(auth=NO_AUTH)
 
     async def go():
         async with Client(src.url) as client, Client(dst.url) as remote:
@@ -58,7 +59,7 @@ def test_replication_calls(make_server):
 
 
 def test_lifecycle_calls(make_server):
-    srv = make_server({"EDGE_LIFECYCLE_MIN_INTERVAL_S": "1"})
+    srv = make_server({"EDGE_LIFECYCLE_MIN_INTERVAL_S": "1"}, auth=NO_AUTH)
 
     async def go():
         async with Client(srv.url) as client:

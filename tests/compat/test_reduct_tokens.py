@@ -14,14 +14,14 @@ from reduct import Client, ReductError
 from reduct.bucket import Bucket
 from reduct.msg.token import Permissions
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, token_auth
 
 INIT = "compat-init-secret"
 
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
-    proc = EdgeProcess(tmp_path_factory.mktemp("compat-tokens") / "data", {"RS_API_TOKEN": INIT}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("compat-tokens") / "data", auth=token_auth(INIT)).start()
     yield proc
     proc.stop()
 

@@ -16,6 +16,7 @@ import psutil
 import requests
 from tusclient import client as tus_client
 from tusclient.storage.filestorage import FileStorage
+from tests.helpers import NO_AUTH
 
 MiB = 1 << 20
 CHUNK = 5 * MiB
@@ -62,7 +63,7 @@ def staged_bytes(srv) -> int:
 def test_tuspy_resumes_after_sigkill(make_server, tmp_path):
     src = tmp_path / "video.bin"
     digest = write_file(src, SIZE_200MB)
-    srv = make_server()
+    srv = make_server(auth=NO_AUTH)
     assert requests.post(f"{srv.api}/b/videos").status_code == 200
 
     client = tus_client.TusClient(f"{srv.api}/uploads")
@@ -114,7 +115,7 @@ def test_server_memory_stays_flat_during_1gb_upload(make_server, tmp_path, capsy
     size = 1024 * MiB
     src = tmp_path / "big.bin"
     digest = write_file(src, size)
-    srv = make_server()
+    srv = make_server(auth=NO_AUTH)
     assert requests.post(f"{srv.api}/b/big").status_code == 200
     proc = psutil.Process(srv.proc.pid)
     baseline = proc.memory_info().rss

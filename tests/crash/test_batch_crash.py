@@ -17,7 +17,7 @@ import time
 
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, NO_AUTH
 
 ROUNDS = 6
 WRITERS = 4
@@ -126,7 +126,7 @@ def check(api: str, bucket: str, records, *, must_exist: bool) -> int:
 
 def test_sigkill_mid_batch_keeps_every_acknowledged_record(tmp_path):
     rng = random.Random(20261124)
-    proc = EdgeProcess(tmp_path / "data").start()
+    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
     try:
         assert requests.post(f"{proc.api}/b/crash", timeout=TIMEOUT).status_code == 200
         acked: list[tuple[str, int, int]] = []

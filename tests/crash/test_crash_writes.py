@@ -17,7 +17,7 @@ import time
 
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, NO_AUTH
 
 CYCLES = 5
 WRITERS = 8
@@ -43,7 +43,7 @@ def _writer(api: str, bucket: str, wid: int, cycle: int, acked: dict, stop: thre
 
 def test_sigkill_during_concurrent_writes_loses_no_acknowledged_record(tmp_path):
     data = tmp_path / "data"
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     port = proc.port
     assert requests.post(f"{proc.api}/b/crash").status_code == 200
     acked: dict = {}
@@ -59,7 +59,7 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_record(tmp_path)
             stop.set()
             for t in threads:
                 t.join(10)
-            proc = EdgeProcess(data, port=port).start()
+            proc = EdgeProcess(data, port=port, auth=NO_AUTH).start()
             session = requests.Session()
             for (entry, ts), digest in acked.items():
                 r = session.get(f"{proc.api}/b/crash/{entry}?ts={ts}", timeout=10)
@@ -73,7 +73,7 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_record(tmp_path)
 
 
 def test_sigterm_finishes_in_flight_write_and_exits_zero(tmp_path):
-    proc = EdgeProcess(tmp_path / "data").start()
+    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
     requests.post(f"{proc.api}/b/term")
     payload = os.urandom(30 * 1024 * 1024)
     result: dict = {}
@@ -95,7 +95,7 @@ def test_sigterm_finishes_in_flight_write_and_exits_zero(tmp_path):
     t.join(30)
     assert code == 0
     assert result.get("status") == 200
-    proc = EdgeProcess(tmp_path / "data").start()
+    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
     try:
         assert requests.get(f"{proc.api}/b/term/e?ts=1").content == payload
     finally:

@@ -48,7 +48,7 @@ import requests
 if __package__ in (None, ""):  # run as a script: make `tests` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.helpers import EdgeProcess  # noqa: E402
+from tests.helpers import NO_AUTH, EdgeProcess  # noqa: E402
 
 CI_CYCLES = 10
 BUCKET = "soak"
@@ -380,7 +380,7 @@ def run(cycles: int, data: Path, seed: int = 0, workers: int = 6, deadline_s: fl
     rng = random.Random(seed)
     figs = Figures()
     model = Model()
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     port = proc.port
     started = time.monotonic()
     try:
@@ -405,7 +405,7 @@ def run(cycles: int, data: Path, seed: int = 0, workers: int = 6, deadline_s: fl
                 t.join(TIMEOUT + 5)
             assert not any(t.is_alive() for t in threads), "worker thread hung"
             t0 = time.monotonic()
-            proc = EdgeProcess(data, port=port).start()
+            proc = EdgeProcess(data, port=port, auth=NO_AUTH).start()
             figs.restart_s_max = max(figs.restart_s_max, time.monotonic() - t0)
             info = requests.get(f"{proc.api}/info", timeout=TIMEOUT).json()
             figs.recovery_lines += len(info.get("recovery", []))

@@ -37,7 +37,7 @@ import requests
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.helpers import EdgeProcess  # noqa: E402
+from tests.helpers import NO_AUTH, EdgeProcess  # noqa: E402
 
 TIMEOUT = 15
 CI_SECONDS = 15.0
@@ -153,7 +153,7 @@ def _links(api: str) -> dict[str, tuple[str, bytes]]:
 
 
 def run(seconds: float, data: Path, writers: int = 8, readers: int = 8, downloaders: int = 2, out=print) -> dict:
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     try:
         api = proc.api
         r = requests.post(f"{api}/b/soak", json={"quota_type": "FIFO", "quota_size": 150_000_000}, timeout=TIMEOUT)

@@ -29,6 +29,8 @@ import psutil
 import pytest
 import requests
 
+from tests.helpers import NO_AUTH
+
 TIMEOUT = 10
 HEAD_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -40,7 +42,7 @@ def srv(tmp_path_factory):
 
     proc = EdgeProcess(tmp_path_factory.mktemp("abuse") / "data",
                        {"EDGE_HEAD_TIMEOUT": str(HEAD_TIMEOUT), "RS_IO_OPERATION_TIMEOUT": str(BODY_TIMEOUT),
-                        "EDGE_MAX_CONNECTIONS": "4096", "EDGE_KEEP_ALIVE_TIMEOUT": "30"}).start()
+                        "EDGE_MAX_CONNECTIONS": "4096", "EDGE_KEEP_ALIVE_TIMEOUT": "30"}, auth=NO_AUTH).start()
     assert requests.post(f"{proc.api}/b/abuse", timeout=TIMEOUT).status_code == 200
     yield proc
     proc.kill()
@@ -228,7 +230,7 @@ def test_idle_sockets_beyond_max_connections_do_not_delay_a_newcomer(tmp_path):
     _raise_nofile(4000)
     slots, idle, partial_every = 100, 2000, 50
     proc = EdgeProcess(tmp_path / "data", {"EDGE_HEAD_TIMEOUT": str(HEAD_TIMEOUT),
-                                           "EDGE_MAX_CONNECTIONS": str(slots)}).start()
+                                           "EDGE_MAX_CONNECTIONS": str(slots)}, auth=NO_AUTH).start()
     try:
         server = psutil.Process(proc.proc.pid)
         fds0 = server.num_fds()

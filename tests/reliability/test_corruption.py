@@ -34,7 +34,7 @@ import pytest
 import requests
 
 from edge.formats.recovery import scan
-from tests.helpers import ROOT, EdgeProcess
+from tests.helpers import EdgeProcess, NO_AUTH, ROOT
 
 TIMEOUT = 10
 N = 45  # entry "e": ts 1..45 -> blocks 1, 11, 21, 31 (sealed, with .idx) and 41 (unsealed)
@@ -51,7 +51,7 @@ def payload(entry: str, ts: int) -> bytes:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("pristine") / "data"
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     try:
         api = proc.api
         r = requests.post(f"{api}/b/c", json={"max_block_records": 10}, timeout=TIMEOUT)
@@ -169,7 +169,7 @@ def serve(data):
     procs: list[EdgeProcess] = []
 
     def start() -> EdgeProcess:
-        proc = EdgeProcess(data).start()
+        proc = EdgeProcess(data, auth=NO_AUTH).start()
         procs.append(proc)
         return proc
 

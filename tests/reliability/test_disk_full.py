@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, NO_AUTH
 
 TIMEOUT = 15
 SIZE_MB = 20
@@ -75,7 +75,7 @@ def _err(r: requests.Response) -> str:
 
 def test_disk_full_is_507_server_stays_up_and_recovers(small_fs):
     data = small_fs / "data"
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     try:
         api = proc.api
         s = requests.Session()
@@ -130,7 +130,7 @@ def test_disk_full_is_507_server_stays_up_and_recovers(small_fs):
 
         # Restart on the full disk: starts, serves, nothing lost or reported as torn.
         assert proc.stop() == 0
-        proc = EdgeProcess(data, port=proc.port).start()
+        proc = EdgeProcess(data, port=proc.port, auth=NO_AUTH).start()
         api = proc.api
         s = requests.Session()
         for (b, e, ts), body in acked.items():

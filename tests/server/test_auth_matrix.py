@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, token_auth
 
 INIT_SECRET = "matrix-init-secret"
 BUCKET = "mx"
@@ -168,7 +168,7 @@ def expected_denial(policy: str, caller: str, names: dict[str, str]) -> tuple[in
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
-    proc = EdgeProcess(tmp_path_factory.mktemp("auth") / "data", {"RS_API_TOKEN": INIT_SECRET}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("auth") / "data", auth=token_auth(INIT_SECRET)).start()
     full = {"Authorization": f"Bearer {INIT_SECRET}"}
     api = proc.api
     try:

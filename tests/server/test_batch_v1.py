@@ -10,6 +10,7 @@ import socket
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH
 
 TIMEOUT = 10
 
@@ -201,7 +202,7 @@ def test_get_on_batch_path_is_not_ours(server, bucket):
 
 
 def test_quota_is_per_record(make_server, tmp_path):
-    srv = make_server()
+    srv = make_server(auth=NO_AUTH)
     settings = {"quota_type": "HARD", "quota_size": 1000}
     assert requests.post(f"{srv.api}/b/q", json=settings, timeout=TIMEOUT).status_code == 200
     r = post_batch(srv, "q", "e", {"x-reduct-time-1": "100,", "x-reduct-time-2": "2000,"}, b"a" * 2100)

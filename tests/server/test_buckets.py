@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import requests
+from tests.helpers import NO_AUTH
 
 
 def test_create_get_and_defaults(server, bucket_name):
@@ -94,7 +95,7 @@ def test_unknown_path_and_method(server):
 
 
 def test_cors_preflight_and_origins(make_server):
-    srv = make_server({"RS_CORS_ALLOW_ORIGIN": "https://first.example, https://second.example"})
+    srv = make_server({"RS_CORS_ALLOW_ORIGIN": "https://first.example, https://second.example"}, auth=NO_AUTH)
     r = requests.options(f"{srv.api}/info", headers={"Origin": "https://first.example"})
     assert r.status_code == 200
     assert r.headers["access-control-allow-methods"] == "*"
@@ -107,6 +108,6 @@ def test_cors_preflight_and_origins(make_server):
 
 
 def test_base_path(make_server):
-    srv = make_server({"RS_API_BASE_PATH": "edge"})
+    srv = make_server({"RS_API_BASE_PATH": "edge"}, auth=NO_AUTH)
     assert requests.get(f"{srv.url}/edge/api/v1/info").status_code == 200
     assert requests.get(f"{srv.url}/api/v1/info").status_code == 404

@@ -17,6 +17,7 @@ import requests
 
 pytest.importorskip("reduct")
 from reduct import Client  # noqa: E402
+from tests.helpers import NO_AUTH
 
 SIZE = 12 * 1024 * 1024
 BIG_TS = 3_000
@@ -104,7 +105,7 @@ def _never_complete(url: str, damaged: bytes, **kw) -> None:
 def test_large_record_all_paths_then_corruption(make_server, tmp_path, sendfile):
     env = {"EDGE_READ_SENDFILE": sendfile}
     data_path = tmp_path / "data"
-    srv = make_server(env, data_path=data_path)
+    srv = make_server(env, data_path=data_path, auth=NO_AUTH)
     api, bucket = srv.api, "lr"
     big = _payload()
     _seed(api, bucket, big)
@@ -150,7 +151,7 @@ def test_large_record_all_paths_then_corruption(make_server, tmp_path, sendfile)
     damaged = bytearray(big)
     damaged[SIZE // 2] ^= 0xFF
     damaged = bytes(damaged)
-    srv = make_server(env, data_path=data_path)
+    srv = make_server(env, data_path=data_path, auth=NO_AUTH)
     api = srv.api
 
     for _ in range(2):  # the second read finds the pages cached
@@ -181,7 +182,7 @@ def test_abandoned_large_reads_leak_no_fds(make_server, tmp_path, sendfile):
     import os
     import socket
 
-    srv = make_server({"EDGE_READ_SENDFILE": sendfile})
+    srv = make_server({"EDGE_READ_SENDFILE": sendfile}, auth=NO_AUTH)
     big = _payload()
     _seed(srv.api, "lr", big)
     fd_dir = f"/proc/{srv.proc.pid}/fd"
@@ -204,7 +205,7 @@ def test_concurrent_large_reads_do_not_share_buffers(make_server):
     and fast readers, two records, several connections) each get their own bytes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    srv = make_server({"EDGE_READ_SENDFILE": "0"})
+    srv = make_server({"EDGE_READ_SENDFILE": "0"}, auth=NO_AUTH)
     big = _payload()
     other = random.Random(9).randbytes(3 * 1024 * 1024 + 17)
     _seed(srv.api, "lr", big)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +51,7 @@ def wait_run(srv, name, runs=1):
 
 
 def test_delete_removes_exactly_the_old_records(make_server):
-    srv = make_server(ENV)
+    srv = make_server(ENV, auth=NO_AUTH)
     old, new = seed(srv, "lc")
     r = requests.post(f"{srv.api}/lifecycles/del", json={"type": "delete", "bucket": "lc", "entries": ["a"],
                                                          "older_than": "1h", "interval": "1h", "when": None})
@@ -62,7 +63,7 @@ def test_delete_removes_exactly_the_old_records(make_server):
 
 
 def test_dry_run_removes_nothing_then_when_filters(make_server):
-    srv = make_server(ENV)
+    srv = make_server(ENV, auth=NO_AUTH)
     old, new = seed(srv, "lc")
     doc = {"type": "delete", "bucket": "lc", "older_than": "2h", "mode": "dry_run",
            "when": {"$not": [{"$has": "keep"}]}}
@@ -77,7 +78,7 @@ def test_dry_run_removes_nothing_then_when_filters(make_server):
 
 
 def test_interval_repeats_and_api_errors(make_server):
-    srv = make_server(ENV)
+    srv = make_server(ENV, auth=NO_AUTH)
     requests.post(f"{srv.api}/b/lc").raise_for_status()
     api = srv.api
     doc = {"type": "delete", "bucket": "lc", "older_than": "1h", "interval": "1s"}
@@ -102,7 +103,7 @@ def test_interval_repeats_and_api_errors(make_server):
 
 def test_provisioned_lifecycle(make_server):
     srv = make_server({**ENV, "RS_BUCKET_A_NAME": "lc", "RS_LIFECYCLE_L_NAME": "p", "RS_LIFECYCLE_L_BUCKET": "lc",
-                       "RS_LIFECYCLE_L_OLDER_THAN": "1d", "RS_LIFECYCLE_L_TYPE": "delete"})
+                       "RS_LIFECYCLE_L_OLDER_THAN": "1d", "RS_LIFECYCLE_L_TYPE": "delete"}, auth=NO_AUTH)
     info = requests.get(f"{srv.api}/lifecycles/p").json()["info"]
     assert info["is_provisioned"] is True and info["type"] == "delete"
     r = requests.delete(f"{srv.api}/lifecycles/p")

@@ -13,6 +13,7 @@ import urllib.parse
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH, token_auth
 
 UNIFORM = (404, "Link not found or has expired")
 PAYLOAD = bytes(range(256)) * 8          # 2048 bytes, every offset distinguishable
@@ -251,7 +252,7 @@ def test_list_show_patch_revoke(server, bucket_name):
 
 def test_management_permissions(make_server):
     init = {"Authorization": "Bearer init-secret"}
-    srv = make_server({"RS_API_TOKEN": "init-secret"})
+    srv = make_server(auth=token_auth("init-secret"))
     api = srv.api
     _seed(api, "mine", init)
     _seed(api, "theirs", init)
@@ -308,7 +309,7 @@ def test_tar_bundle(server, bucket_name):
 
 def test_restart_keeps_links_counters_and_key(make_server, tmp_path):
     data = tmp_path / "persist"
-    srv = make_server(data_path=data)
+    srv = make_server(data_path=data, auth=NO_AUTH)
     key_file = data / ".edge" / "link.key"
     assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_bytes()
@@ -339,4 +340,4 @@ def test_damaged_key_refuses_to_start(make_server, tmp_path, bad):
     (data / ".edge").mkdir(parents=True)
     (data / ".edge" / "link.key").write_bytes(bad)
     with pytest.raises(RuntimeError, match="link key"):
-        make_server(data_path=data)
+        make_server(data_path=data, auth=NO_AUTH)

@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers import NO_AUTH, token_auth
 
 
 def scrape(server, headers=None) -> dict[tuple[str, tuple], float]:
@@ -76,7 +77,7 @@ def test_error_statuses_are_counted(server):
 
 
 def test_history_for_the_console(make_server):
-    srv = make_server({"EDGE_METRICS_SAMPLE_S": "0.2"})
+    srv = make_server({"EDGE_METRICS_SAMPLE_S": "0.2"}, auth=NO_AUTH)
     requests.post(f"{srv.api}/b/h")
     requests.post(f"{srv.api}/b/h/e?ts=1", data=b"12345")
     time.sleep(0.7)
@@ -86,7 +87,7 @@ def test_history_for_the_console(make_server):
 
 
 def test_token_access_by_default_when_auth_is_on(make_server):
-    srv = make_server({"RS_API_TOKEN": "secret-init"})
+    srv = make_server(auth=token_auth("secret-init"))
     assert requests.get(srv.url + "/metrics").status_code == 401
     r = requests.post(f"{srv.api}/tokens/reader", json={"permissions": {"full_access": False, "read": ["*"]}},
                       headers={"Authorization": "Bearer secret-init"})
@@ -95,7 +96,7 @@ def test_token_access_by_default_when_auth_is_on(make_server):
 
 
 def test_open_access_setting(make_server):
-    srv = make_server({"RS_API_TOKEN": "secret-init", "EDGE_METRICS_ACCESS": "open"})
+    srv = make_server({"EDGE_METRICS_ACCESS": "open"}, auth=token_auth("secret-init"))
     scrape(srv)
     assert requests.get(srv.url + "/ui/features.json").json()["metrics_open"] is True
 
@@ -103,6 +104,6 @@ def test_open_access_setting(make_server):
 def test_bad_access_setting_stops_start_up(tmp_path):
     from tests.helpers import EdgeProcess
 
-    proc = EdgeProcess(tmp_path / "d", {"EDGE_METRICS_ACCESS": "sometimes"})
+    proc = EdgeProcess(tmp_path / "d", {"EDGE_METRICS_ACCESS": "sometimes"}, auth=NO_AUTH)
     with pytest.raises(RuntimeError, match="EDGE_METRICS_ACCESS"):
         proc.start(timeout_s=10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH
 
 BUCKET_ENV = {
     "RS_BUCKET_P_NAME": "prov-b",
@@ -22,7 +23,7 @@ def settings(api: str, name: str) -> dict:
 
 
 def test_bucket_is_provisioned_and_immutable(make_server, tmp_path):
-    proc = make_server(BUCKET_ENV, data_path=tmp_path / "d")
+    proc = make_server(BUCKET_ENV, data_path=tmp_path / "d", auth=NO_AUTH)
     doc = settings(proc.api, "prov-b")
     assert doc["settings"] == {"quota_type": "FIFO", "quota_size": 1_000_000, "max_block_size": 64_000_000,
                                "max_block_records": 32}
@@ -37,14 +38,14 @@ def test_bucket_is_provisioned_and_immutable(make_server, tmp_path):
 
     # Restart with other values: the existing bucket's settings are overwritten.
     proc2 = make_server({"RS_BUCKET_X_NAME": "prov-b", "RS_BUCKET_X_QUOTA_TYPE": "HARD",
-                         "RS_BUCKET_X_QUOTA_SIZE": "2MB"}, data_path=tmp_path / "d")
+                         "RS_BUCKET_X_QUOTA_SIZE": "2MB"}, data_path=tmp_path / "d", auth=NO_AUTH)
     doc = settings(proc2.api, "prov-b")
     assert doc["settings"]["quota_type"] == "HARD" and doc["settings"]["quota_size"] == 2_000_000
     assert doc["settings"]["max_block_records"] == 1024  # not set any more: the default
     proc2.stop()
 
     # No longer configured: the flag goes, and the API may manage the bucket again.
-    proc3 = make_server({}, data_path=tmp_path / "d")
+    proc3 = make_server({}, data_path=tmp_path / "d", auth=NO_AUTH)
     assert settings(proc3.api, "prov-b")["info"]["is_provisioned"] is False
     assert requests.delete(f"{proc3.api}/b/prov-b", timeout=10).status_code == 200
 
@@ -56,5 +57,5 @@ def test_bucket_is_provisioned_and_immutable(make_server, tmp_path):
 ])
 def test_bad_value_stops_start_up(make_server, env, variable):
     with pytest.raises(RuntimeError) as info:
-        make_server(env)
+        make_server(env, auth=NO_AUTH)
     assert variable in str(info.value)

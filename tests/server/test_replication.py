@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,8 +48,8 @@ def write(src, entry, ts, data=b"x" * 10, labels=None, bucket="src"):
 
 @pytest.fixture
 def pair(make_server):
-    dst = make_server()
-    src = make_server()
+    dst = make_server(auth=NO_AUTH)
+    src = make_server(auth=NO_AUTH)
     requests.post(f"{src.api}/b/src").raise_for_status()
     return src, dst
 
@@ -219,10 +220,10 @@ def test_api_errors(pair):
 
 
 def test_provisioned_replication(make_server):
-    dst = make_server()
+    dst = make_server(auth=NO_AUTH)
     src = make_server({"RS_BUCKET_A_NAME": "src", "RS_REPLICATION_X_NAME": "prov",
                        "RS_REPLICATION_X_SRC_BUCKET": "src", "RS_REPLICATION_X_DST_BUCKET": "dst",
-                       "RS_REPLICATION_X_DST_HOST": dst.url, "RS_REPLICATION_X_INCLUDE_keep": "yes"})
+                       "RS_REPLICATION_X_DST_HOST": dst.url, "RS_REPLICATION_X_INCLUDE_keep": "yes"}, auth=NO_AUTH)
     info = requests.get(f"{src.api}/replications/prov").json()["info"]
     assert info["is_provisioned"] is True
     r = requests.delete(f"{src.api}/replications/prov")

@@ -22,7 +22,7 @@ import urllib.parse
 import pytest
 import requests
 
-from tests.helpers import free_port
+from tests.helpers import NO_AUTH, free_port, token_auth
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -231,7 +231,7 @@ def _wait_outbox(api: str, pred, timeout: float = 15.0) -> list[dict]:
 def test_share_mail_arrives_with_working_links(make_server, relay):
     sink = Sink()
     smtp = relay(sink)
-    edge = make_server(_edge_env(smtp.port))
+    edge = make_server(_edge_env(smtp.port), auth=NO_AUTH)
     api = edge.api
     _seed(api, "shared")
     doc = _link(api, "shared")
@@ -273,7 +273,7 @@ def test_auth_over_tls(make_server, relay, pki, security):
                                         "auth_require_tls": False}
     smtp = relay(sink, authenticator=_authenticator(b"mailer", b"s3cret pw"), auth_required=True, **tls)
     edge = make_server(_edge_env(smtp.port, security, EDGE_SMTP_USER="mailer", EDGE_SMTP_PASSWORD="s3cret pw",
-                                 EDGE_SMTP_CA_FILE=str(pki / "ca.pem")))
+                                 EDGE_SMTP_CA_FILE=str(pki / "ca.pem")), auth=NO_AUTH)
     _seed(edge.api, "tls")
     doc = _link(edge.api, "tls")
     assert _share(edge.api, [doc["id"]], ["ann@example.com"]).status_code == 200
@@ -288,7 +288,7 @@ def test_wrong_password_keeps_mail_queued_with_the_error(make_server, relay, pki
     smtp = relay(sink, authenticator=_authenticator(b"mailer", b"right"), auth_required=True,
                  tls_context=_server_ssl(pki), require_starttls=True)
     edge = make_server(_edge_env(smtp.port, "starttls", EDGE_SMTP_USER="mailer", EDGE_SMTP_PASSWORD="wrong",
-                                 EDGE_SMTP_CA_FILE=str(pki / "ca.pem")))
+                                 EDGE_SMTP_CA_FILE=str(pki / "ca.pem")), auth=NO_AUTH)
     _seed(edge.api, "auth")
     doc = _link(edge.api, "auth")
     assert _share(edge.api, [doc["id"]], ["ann@example.com"]).status_code == 200
@@ -299,7 +299,7 @@ def test_wrong_password_keeps_mail_queued_with_the_error(make_server, relay, pki
 def test_untrusted_certificate_is_refused(make_server, relay, pki):
     sink = Sink()
     smtp = relay(sink, tls_context=_server_ssl(pki), require_starttls=True)
-    edge = make_server(_edge_env(smtp.port, "starttls"))       # no CA file: the test CA is unknown
+    edge = make_server(_edge_env(smtp.port, "starttls"), auth=NO_AUTH)       # no CA file: the test CA is unknown
     _seed(edge.api, "untrusted")
     doc = _link(edge.api, "untrusted")
     assert _share(edge.api, [doc["id"]], ["ann@example.com"]).status_code == 200
@@ -310,7 +310,7 @@ def test_untrusted_certificate_is_refused(make_server, relay, pki):
 def test_receipts_arrive_coalesced(make_server, relay):
     sink = Sink()
     smtp = relay(sink)
-    edge = make_server(_edge_env(smtp.port))
+    edge = make_server(_edge_env(smtp.port), auth=NO_AUTH)
     api = edge.api
     _seed(api, "receipts")
     doc = _link(api, "receipts", receipt_to="owner@example.com")
@@ -336,7 +336,7 @@ def test_receipts_arrive_coalesced(make_server, relay):
 
 
 def test_receipt_address_is_checked_at_creation(make_server, relay):
-    edge = make_server(_edge_env(relay(Sink()).port))
+    edge = make_server(_edge_env(relay(Sink()).port), auth=NO_AUTH)
     _seed(edge.api, "rcheck")
     body = {"bucket": "rcheck", "entry": "cam", "record_entry": "cam", "record_timestamp": 1000,
             "query": {"query_type": "QUERY"}, "expire_at": int(time.time()) + 60,
@@ -348,7 +348,7 @@ def test_receipt_address_is_checked_at_creation(make_server, relay):
 def test_relay_down_then_up_delivers_queued_mails(make_server, relay):
     sink = Sink()
     smtp = relay(sink, start=False)                      # nothing listens yet
-    edge = make_server(_edge_env(smtp.port))
+    edge = make_server(_edge_env(smtp.port), auth=NO_AUTH)
     _seed(edge.api, "down")
     doc = _link(edge.api, "down")
     r = _share(edge.api, [doc["id"]], ["ann@example.com", "bob@example.com"])
@@ -365,7 +365,7 @@ def test_relay_down_then_up_delivers_queued_mails(make_server, relay):
 def test_restart_with_queued_mails_delivers_each_once(make_server, relay):
     sink = Sink()
     smtp = relay(sink, start=False)
-    edge = make_server(_edge_env(smtp.port))
+    edge = make_server(_edge_env(smtp.port), auth=NO_AUTH)
     _seed(edge.api, "restart")
     doc = _link(edge.api, "restart")
     assert _share(edge.api, [doc["id"]], ["ann@example.com", "bob@example.com", "cy@example.com"]).json()["queued"] == 3
@@ -387,7 +387,7 @@ def test_kill_mid_send_delivers_at_most_twice(make_server, relay):
     sink = Sink()
     sink.hold.set()                                       # DATA is recorded, then the answer hangs
     smtp = relay(sink)
-    edge = make_server(_edge_env(smtp.port))
+    edge = make_server(_edge_env(smtp.port), auth=NO_AUTH)
     _seed(edge.api, "crash")
     doc = _link(edge.api, "crash")
     assert _share(edge.api, [doc["id"]], ["ann@example.com"]).status_code == 200
@@ -406,7 +406,7 @@ def test_kill_mid_send_delivers_at_most_twice(make_server, relay):
 def test_short_links_redirect_or_answer_uniform_404(make_server):
     """A short link redirects every well-formed id to ``/link/<id>``, whether a link has it or not;
     the target's rules (and its uniform answer) apply there."""
-    edge = make_server()
+    edge = make_server(auth=NO_AUTH)
     api = edge.api
     _seed(api, "short")
     live = _link(api, "short")
@@ -434,7 +434,7 @@ def test_short_links_redirect_or_answer_uniform_404(make_server):
 
 
 def test_short_links_under_a_base_path_and_public_url(make_server):
-    edge = make_server({"RS_API_BASE_PATH": "edge", "RS_PUBLIC_URL": "https://files.example.com/edge/"})
+    edge = make_server({"RS_API_BASE_PATH": "edge", "RS_PUBLIC_URL": "https://files.example.com/edge/"}, auth=NO_AUTH)
     _seed(edge.api, "based")
     doc = _link(edge.api, "based")
     assert doc["short_url"] == f"https://files.example.com/edge/s/{doc['id']}"
@@ -444,7 +444,7 @@ def test_short_links_under_a_base_path_and_public_url(make_server):
 
 
 def test_without_a_mail_host_sharing_says_so(make_server):
-    edge = make_server()
+    edge = make_server(auth=NO_AUTH)
     _seed(edge.api, "nomail")
     doc = _link(edge.api, "nomail", receipt_to="owner@example.com")
     assert _err(_share(edge.api, [doc["id"]], ["ann@example.com"])) == (400, "Mail is not configured on this server")
@@ -456,7 +456,7 @@ def test_without_a_mail_host_sharing_says_so(make_server):
 
 def test_bad_inputs_are_4xx_never_500(make_server, relay):
     sink = Sink()
-    edge = make_server(_edge_env(relay(sink).port, EDGE_SHARE_MAX_RECIPIENTS="3"))
+    edge = make_server(_edge_env(relay(sink).port, EDGE_SHARE_MAX_RECIPIENTS="3"), auth=NO_AUTH)
     api = edge.api
     _seed(api, "bad")
     live = _link(api, "bad")["id"]
@@ -494,7 +494,7 @@ def test_bad_inputs_are_4xx_never_500(make_server, relay):
 
 def test_hourly_limit_per_token(make_server, relay):
     sink = Sink()
-    edge = make_server(_edge_env(relay(sink).port, EDGE_SHARE_MAILS_PER_HOUR="3"))
+    edge = make_server(_edge_env(relay(sink).port, EDGE_SHARE_MAILS_PER_HOUR="3"), auth=NO_AUTH)
     _seed(edge.api, "limit")
     doc = _link(edge.api, "limit")
     assert _share(edge.api, [doc["id"]], ["a@example.com", "b@example.com"]).json()["queued"] == 2
@@ -507,7 +507,7 @@ def test_hourly_limit_per_token(make_server, relay):
 
 def test_permissions(make_server, relay):
     init = {"Authorization": "Bearer share-init"}
-    edge = make_server({**_edge_env(relay(Sink()).port), "RS_API_TOKEN": "share-init"})
+    edge = make_server(_edge_env(relay(Sink()).port), auth=token_auth("share-init"))
     api = edge.api
     _seed(api, "perm", init)
     tokens = {}

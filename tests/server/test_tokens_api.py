@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, token_auth
 
 INIT = "tokens-init-secret"
 TOKEN_KEYS = {"name", "value", "created_at", "permissions", "is_provisioned", "expires_at", "ttl",
@@ -40,7 +40,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
-    proc = EdgeProcess(tmp_path_factory.mktemp("tokens") / "data", {"RS_API_TOKEN": INIT}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("tokens") / "data", auth=token_auth(INIT)).start()
     yield Api(proc)
     proc.stop()
 
@@ -211,7 +211,7 @@ def test_bucket_removal_and_rename_update_permissions(edge):
 
 
 def test_bad_tokens_are_throttled_per_address(make_server):
-    proc = make_server({"RS_API_TOKEN": INIT, "EDGE_AUTH_MAX_FAILURES": "3", "EDGE_AUTH_BACKOFF": "2"})
+    proc = make_server({"EDGE_AUTH_MAX_FAILURES": "3", "EDGE_AUTH_BACKOFF": "2"}, auth=token_auth(INIT))
     api = Api(proc)
     attacker = {"X-Forwarded-For": "203.0.113.7"}
     # Requests without a token are not guesses: they never count (clients probe /info that way).
@@ -243,7 +243,7 @@ def _all_bytes(folder: Path) -> list[tuple[Path, bytes]]:
 
 def test_restart_keeps_tokens_and_no_secret_at_rest(make_server, tmp_path):
     data = tmp_path / "persist"
-    proc = make_server({"RS_API_TOKEN": INIT}, data_path=data)
+    proc = make_server(data_path=data, auth=token_auth(INIT))
     api = Api(proc)
     secrets = {
         "keep-1": create(api, "keep-1", {"permissions": {"read": ["a", "b-*"], "write": ["$system"]}}),
@@ -288,10 +288,9 @@ def test_restart_keeps_tokens_and_no_secret_at_rest(make_server, tmp_path):
 
 
 def test_provisioned_tokens_from_env(make_server):
-    env = {"RS_API_TOKEN": INIT,
-           "RS_TOKEN_A_NAME": "prov-reader", "RS_TOKEN_A_VALUE": "prov-reader-secret", "RS_TOKEN_A_READ": "x, y-*",
+    env = {"RS_TOKEN_A_NAME": "prov-reader", "RS_TOKEN_A_VALUE": "prov-reader-secret", "RS_TOKEN_A_READ": "x, y-*",
            "RS_TOKEN_B_NAME": "prov-novalue"}  # dropped: no value
-    proc = make_server(env)
+    proc = make_server(env, auth=token_auth(INIT))
     api = Api(proc)
     doc = api("GET", "tokens/prov-reader").json()
     assert doc["is_provisioned"] is True

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH
 
 UI = Path(__file__).resolve().parents[2] / "edge" / "ui"
 PAGES = ["ui/", "ui/index.html", "ui/upload.html"]
@@ -148,7 +149,7 @@ def test_active_content_records_are_served_as_attachments(server, bucket_name, c
 
 
 def test_console_and_metrics_follow_the_base_path(make_server):
-    srv = make_server({"RS_API_BASE_PATH": "edge"})
+    srv = make_server({"RS_API_BASE_PATH": "edge"}, auth=NO_AUTH)
     r = requests.get(srv.url + "/edge/", allow_redirects=False)
     assert r.status_code == 302 and r.headers["location"] == "/edge/ui/"
     assert requests.get(srv.url + "/edge/ui", allow_redirects=False).headers["location"] == "/edge/ui/"

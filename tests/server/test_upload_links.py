@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from tests.helpers import token_auth
 
 INIT = "ul-init-token"
 AUTH = {"Authorization": f"Bearer {INIT}"}
@@ -20,7 +21,7 @@ def meta(**kv: str) -> str:
 
 @pytest.fixture
 def srv(make_server):
-    s = make_server({"RS_API_TOKEN": INIT})
+    s = make_server(auth=token_auth(INIT))
     assert requests.post(f"{s.api}/b/drop", headers=AUTH).status_code == 200
     return s
 

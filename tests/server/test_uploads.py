@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from tests.helpers import NO_AUTH, token_auth
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
@@ -208,7 +209,7 @@ def test_quota_refusal_on_hard_bucket(server, bucket_name):
 
 
 def test_cors_exposes_tus_headers(make_server):
-    srv = make_server({"RS_CORS_ALLOW_ORIGIN": "https://app.example"})
+    srv = make_server({"RS_CORS_ALLOW_ORIGIN": "https://app.example"}, auth=NO_AUTH)
     make_bucket(srv, "b")
     r = check(create(srv, "b", 3, headers={"Origin": "https://app.example"}), 201)
     exposed = ",".join(r.headers.get("Access-Control-Expose-Headers", "").split(", "))
@@ -223,7 +224,7 @@ def test_cors_exposes_tus_headers(make_server):
 
 
 def test_base_path_in_location(make_server):
-    srv = make_server({"RS_API_BASE_PATH": "/edge"})
+    srv = make_server({"RS_API_BASE_PATH": "/edge"}, auth=NO_AUTH)
     make_bucket(srv, "b")
     url = check(create(srv, "b", 3), 201).headers["Location"]
     assert url.startswith(f"{srv.url}/edge/api/v1/uploads/")
@@ -231,7 +232,7 @@ def test_base_path_in_location(make_server):
 
 
 def test_expiry_by_the_reaper(make_server):
-    srv = make_server({"EDGE_UPLOAD_EXPIRE_S": "1"})
+    srv = make_server({"EDGE_UPLOAD_EXPIRE_S": "1"}, auth=NO_AUTH)
     make_bucket(srv, "b")
     url = check(create(srv, "b", 10), 201).headers["Location"]
     check(patch(url, 0, b"abc"), 204)
@@ -245,7 +246,7 @@ def test_expiry_by_the_reaper(make_server):
 
 
 def test_limits_from_settings(make_server):
-    srv = make_server({"EDGE_UPLOADS_MAX_ACTIVE": "1", "EDGE_UPLOAD_MAX_BYTES": "100"})
+    srv = make_server({"EDGE_UPLOADS_MAX_ACTIVE": "1", "EDGE_UPLOAD_MAX_BYTES": "100"}, auth=NO_AUTH)
     make_bucket(srv, "b")
     assert check(requests.options(f"{srv.api}/uploads"), 204).headers["Tus-Max-Size"] == "100"
     check(create(srv, "b", 101), 413, "exceeds the largest upload of 100 bytes")
@@ -254,7 +255,7 @@ def test_limits_from_settings(make_server):
 
 
 def test_permissions(make_server):
-    srv = make_server({"RS_API_TOKEN": "root-secret"})
+    srv = make_server(auth=token_auth("root-secret"))
     root = {"Authorization": "Bearer root-secret"}
     check(requests.post(f"{srv.api}/b/b", headers=root), 200)
     reader = check(requests.post(f"{srv.api}/tokens/reader", headers=root,
@@ -279,7 +280,7 @@ def test_permissions(make_server):
 
 
 def test_partial_upload_survives_restart(make_server, tmp_path):
-    srv = make_server()
+    srv = make_server(auth=NO_AUTH)
     make_bucket(srv, "b")
     url = check(create(srv, "b", 6, ts="3", filename="f.bin"), 201).headers["Location"]
     check(patch(url, 0, b"abc"), 204)
