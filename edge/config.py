@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
@@ -24,6 +25,7 @@ KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
 DEFAULT_DATA_PATH = "./edge-data"  # an ordinary user's local folder; the systemd unit sets /var/lib/edge
 SYNC_POLICIES = ("always", "none")
+INSTANCE_ROLES = ("STANDALONE", "PRIMARY", "SECONDARY", "REPLICA")
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": KB, "mb": MB, "gb": GB, "tb": 1000 * GB, "kib": KiB, "mib": MiB, "gib": GiB, "tib": 1024 * GiB}
@@ -94,7 +96,8 @@ class Config:
     public_url: str = ""
     log_level: str = "INFO"
     cors_allow_origin: tuple[str, ...] = ()
-    instance_name: str = "edge"
+    instance_name: str = "unknown"   # RS_INSTANCE_NAME, else the host name (from_env), else "unknown"
+    instance_role: str = "STANDALONE"
     # Durability of acknowledged writes: "always" = fdatasync before every 200 (group commit);
     # "none" = leave it to the kernel (for benchmarks of the rest, never for real data).
     sync_policy: str = "always"
@@ -177,8 +180,19 @@ class Config:
             values["cors_allow_origin"] = tuple(
                 o.strip() for o in get("RS_CORS_ALLOW_ORIGIN", "").split(",") if o.strip()
             )
-        if get("RS_INSTANCE_NAME", "").strip():
-            values["instance_name"] = get("RS_INSTANCE_NAME", "").strip()
+        # As ReductStore 1.21: /info and the $system entry paths name the instance.
+        values["instance_name"] = get("RS_INSTANCE_NAME", "").strip() or socket.gethostname().strip() or "unknown"
+        if get("RS_INSTANCE_ROLE", "").strip():
+            role = get("RS_INSTANCE_ROLE", "").strip().upper()
+            if role not in INSTANCE_ROLES:
+                raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not one of {', '.join(INSTANCE_ROLES)}")
+            if role != "STANDALONE":
+                # Never weaker than asked: PRIMARY/SECONDARY (shared-storage high availability) and
+                # REPLICA (read-only over another instance's storage) are not built; edge scales by
+                # replicating into a central ReductStore instead.
+                raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not supported by edge (only STANDALONE); "
+                                  "use a replication to a central server instead")
+            values["instance_role"] = role
         if get("EDGE_SYNC"):
             policy = get("EDGE_SYNC", "").strip().lower()
             if policy not in SYNC_POLICIES:

@@ -40,7 +40,7 @@ async def get_info(req: Request, ctx: AppContext) -> Response:
     doc = {
         "version": REDUCT_VERSION,
         "instance_name": ctx.config.instance_name,
-        "instance_role": "STANDALONE",
+        "instance_role": ctx.config.instance_role,
         "bucket_count": count,
         "usage": usage,
         "uptime": ctx.uptime_s(),

@@ -5,7 +5,8 @@ Owns: ``LifecycleSettings`` parsing with the spec's 422 texts, ``<data>/.edge/li
 older than ``now - older_than`` of the selected entries (``$meta`` never; ``when`` if given),
 ``compress`` only counts (records are not recompressed: this store keeps payloads as written).
 Modes: ``enabled`` removes, ``dry_run`` counts what it would remove, ``disabled`` does nothing.
-A pass runs right after create / enable / update, then every ``interval``.
+A pass runs right after create / enable / update, then every ``interval``; after a restart the
+next pass is due ``interval`` after ``last_run`` (a restart loop must not re-run every policy).
 Must not: know HTTP; remove without the entry lock, or answer before the removal is durable
 (each chunk: entry lock, remove, ``flush``, ``flusher.wait_durable``).
 
@@ -239,10 +240,21 @@ class LifecycleService:
 
     # --- runs -------------------------------------------------------------------------------
 
-    async def run_lifecycle(self, lc: Lifecycle, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    def _due_in_s(self, lc: Lifecycle) -> float:
+        """Seconds until the next pass after a restart: a restart does not re-run a pass early."""
+        if lc.last_run is None:
+            return 0.0
+        interval_s = _duration_us(lc.settings["interval"], "interval") / 1_000_000
+        return max(0.0, interval_s - (datetime.now(timezone.utc) - lc.last_run).total_seconds())
+
+    async def run_lifecycle(self, lc: Lifecycle, at_start: bool = False, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.CancelScope() as scope:
             lc.scope = scope
             task_status.started()
+            if at_start and lc.settings["mode"] != "disabled":
+                with trio.move_on_after(self._due_in_s(lc)):
+                    await lc.wake.wait()
             while True:
                 lc.wake = trio.Event()
                 if lc.settings["mode"] != "disabled":
@@ -323,7 +335,7 @@ class LifecycleService:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             for lc in list(self.lifecycles.values()):
-                await nursery.start(self.run_lifecycle, lc)
+                await nursery.start(self.run_lifecycle, lc, True)
             task_status.started()
             await trio.sleep_forever()
 

@@ -108,3 +108,27 @@ def test_provisioned_lifecycle(make_server):
     assert info["is_provisioned"] is True and info["type"] == "delete"
     r = requests.delete(f"{srv.api}/lifecycles/p")
     assert (r.status_code, r.headers["x-reduct-error"]) == (409, "Can't remove provisioned lifecycle 'p'")
+
+
+def test_lifecycle_info_has_type_and_last_run_as_reduct_js_reads_them(make_server):
+    """reduct-js's LifecycleInfo.parse reads name, mode, type, last_run (a date or absent),
+    is_provisioned, is_running; FullLifecycleInfo reads settings.type too."""
+    import datetime
+
+    srv = make_server(ENV, auth=NO_AUTH)
+    requests.post(f"{srv.api}/b/lc").raise_for_status()
+    doc = {"type": "compress", "bucket": "lc", "older_than": "1h", "interval": "1h", "mode": "disabled"}
+    assert requests.post(f"{srv.api}/lifecycles/zip", json=doc).status_code == 200
+    [info] = requests.get(f"{srv.api}/lifecycles").json()["lifecycles"]
+    assert info == {"name": "zip", "is_provisioned": False, "is_running": False, "type": "compress",
+                    "mode": "disabled", "last_run": None}     # never ran: null, as upstream
+    assert requests.patch(f"{srv.api}/lifecycles/zip/mode", json={"mode": "enabled"}).status_code == 200
+    d = wait_run(srv, "zip")
+    assert d["info"]["type"] == d["settings"]["type"] == "compress"
+    last_run = d["info"]["last_run"]
+    assert last_run.endswith("Z")
+    ran = datetime.datetime.fromisoformat(last_run.replace("Z", "+00:00"))
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - ran).total_seconds()) < 30
+    # It is kept across restarts.
+    srv.restart()
+    assert requests.get(f"{srv.api}/lifecycles").json()["lifecycles"][0]["last_run"] == last_run
