@@ -120,6 +120,14 @@ class Config:
     attachments_bucket: str = "attachments"
     link_default_days: int = 7
     receipt_to: str = ""
+    # $system events (ReductStore 1.20+/1.21; edge.services.system_events).
+    system_events_enabled: bool = True                 # RS_SYSTEM_EVENTS_ENABLED
+    system_events_quota_size: int = 10 * GB            # RS_SYSTEM_EVENTS_QUOTA_SIZE (FIFO)
+    system_events_log_level: str = "WARN"              # RS_SYSTEM_EVENTS_LOG_LEVEL, "OFF" = no log capture
+    audit_enabled: bool | None = None                  # RS_AUDIT_ENABLED; None = on exactly when auth is on
+    system_events_queue: int = 10_000                  # EDGE_SYSTEM_EVENTS_QUEUE: events waiting, then dropped
+    audit_flush_s: float = 5.0                         # EDGE_AUDIT_FLUSH_S: audit aggregation window
+    usage_interval_s: float = 60.0                     # EDGE_USAGE_INTERVAL_S: usage statistics period
     # Everything else the process was given, for the rooms that read their own variables
     # (provisioning RS_TOKEN_*/RS_BUCKET_*/RS_REPLICATION_*, EDGE_SMTP_*, ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -137,6 +145,13 @@ class Config:
     @property
     def auth_enabled(self) -> bool:
         return not self.disable_auth
+
+    @property
+    def audit_on(self) -> bool:
+        """Audit records are written when system events are on and audit is (default: with auth)."""
+        if not self.system_events_enabled:
+            return False
+        return self.auth_enabled if self.audit_enabled is None else self.audit_enabled
 
     @property
     def public_base_url(self) -> str:
@@ -221,6 +236,7 @@ class Config:
         if get("EDGE_RECEIPT_TO", "").strip():
             values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
         values["default_bucket"] = _bucket_defaults(env)
+        values.update(_system_events(env))
         for key, value in overrides.items():
             if value is not None:
                 values[key] = Path(value) if key == "data_path" else value  # type: ignore[arg-type]
@@ -256,3 +272,34 @@ def _bucket_defaults(env: Mapping[str, str]) -> BucketSettings:
         settings = settings.merged(
             max_block_records=parse_int(env[prefix + "MAX_BLOCK_RECORDS"], prefix + "MAX_BLOCK_RECORDS", 1))
     return settings
+
+
+SYSTEM_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "OFF")
+
+
+def _system_events(env: Mapping[str, str]) -> dict[str, object]:
+    """``RS_SYSTEM_EVENTS_*``, ``RS_AUDIT_ENABLED`` and edge's own tunables of the ``$system`` writer."""
+    out: dict[str, object] = {}
+    get = env.get
+    if get("RS_SYSTEM_EVENTS_ENABLED", "").strip():
+        out["system_events_enabled"] = parse_bool(get("RS_SYSTEM_EVENTS_ENABLED", ""), "RS_SYSTEM_EVENTS_ENABLED")
+    if get("RS_SYSTEM_EVENTS_QUOTA_SIZE", "").strip():
+        out["system_events_quota_size"] = parse_size(get("RS_SYSTEM_EVENTS_QUOTA_SIZE", ""),
+                                                      "RS_SYSTEM_EVENTS_QUOTA_SIZE")
+    if get("RS_SYSTEM_EVENTS_LOG_LEVEL", "").strip():
+        level = get("RS_SYSTEM_EVENTS_LOG_LEVEL", "").strip().upper()
+        if level not in SYSTEM_LOG_LEVELS:
+            raise ConfigError(f"RS_SYSTEM_EVENTS_LOG_LEVEL: '{level}' is not one of TRACE, DEBUG, INFO, WARN, ERROR, OFF")
+        out["system_events_log_level"] = "WARN" if level == "WARNING" else level
+    if get("RS_AUDIT_ENABLED", "").strip():
+        out["audit_enabled"] = parse_bool(get("RS_AUDIT_ENABLED", ""), "RS_AUDIT_ENABLED")
+    if get("EDGE_SYSTEM_EVENTS_QUEUE", "").strip():
+        out["system_events_queue"] = parse_int(get("EDGE_SYSTEM_EVENTS_QUEUE", ""), "EDGE_SYSTEM_EVENTS_QUEUE", 1)
+    for var, key, minimum in (("EDGE_AUDIT_FLUSH_S", "audit_flush_s", 0.1),
+                              ("EDGE_USAGE_INTERVAL_S", "usage_interval_s", 0.5)):
+        if get(var, "").strip():
+            value = parse_float(get(var, ""), var)
+            if value < minimum:
+                raise ConfigError(f"{var}: must be >= {minimum}, got {value}")
+            out[key] = value
+    return out

@@ -32,6 +32,7 @@ log = logging.getLogger("edge")
 # callable (ctx, nursery) -> None that puts its tasks into the serving nursery and fills ctx.
 ROOM_STARTERS = [
     "edge.services.provisioning:start",   # first: buckets exist before the other rooms start
+    "edge.services.system_events:start",  # ctx.events, before the rooms that emit events
     "edge.services.queries:start",
     "edge.services.attachments:start",
     "edge.services.links:start",

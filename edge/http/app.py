@@ -83,7 +83,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
                     ("vary", "origin")]
         return []
 
-    async def dispatch(req: Request, matched: list) -> Response:
+    async def dispatch(req: Request, matched: list, matched_params: list[dict[str, str]]) -> Response:
         path = req.path
         if path.startswith(api_prefix):
             handler, params, known = api_router.match(req.method, path[len(api_prefix):])
@@ -103,6 +103,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
 
             req.body = wrap_body(req)  # gzip/zstd bodies of 1.21 replications (spec §13.3)
         matched.append(handler)
+        matched_params.append(params)
         return await handler(req, ctx, **params)
 
     async def app(req: Request) -> Response:
@@ -115,17 +116,21 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
             return Response(200, headers)
         started = time.perf_counter()
         matched: list = []
+        matched_params: list[dict[str, str]] = []
         try:
-            response = await dispatch(req, matched)
+            response = await dispatch(req, matched, matched_params)
         except EdgeError as exc:
             response = error_response(exc)
         except Exception as exc:  # a bug: logged with traceback by error_response, answered 500
             response = error_response(exc)
         response.headers.extend(API_HEADERS)
         response.headers.extend(cors_headers(req))
+        seconds = time.perf_counter() - started
         metrics = ctx.services.get("metrics")
         if metrics is not None:
-            metrics.observe(req, response, matched[0] if matched else None, time.perf_counter() - started)
+            metrics.observe(req, response, matched[0] if matched else None, seconds)
+        if ctx.events is not None and matched:
+            ctx.events.observe_request(req, response, matched[0], matched_params[0], seconds)
         return response
 
     return app

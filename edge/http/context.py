@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..auth.policy import Policy
 from ..auth.tokens import Token
@@ -17,7 +17,10 @@ from ..config import Config
 from ..services.attachment_uploads import AttachmentUploads
 from ..services.commit import Flusher
 from ..services.links import LinkRoom
-from .types import Request
+from .types import Caller, Request
+
+if TYPE_CHECKING:
+    from ..services.system_events import SystemEvents
 
 
 @dataclass
@@ -32,6 +35,7 @@ class AppContext:
     links: Any = None                # edge.links.registry.LinkRegistry
     link_room: LinkRoom | None = None               # key, registry, resolve cache (services.links)
     attachment_uploads: AttachmentUploads | None = None   # LiquidFiles attachments (services.attachment_uploads)
+    events: "SystemEvents | None" = None   # $system events; None when RS_SYSTEM_EVENTS_ENABLED=false
     started_monotonic: float = field(default_factory=time.monotonic)
     services: dict[str, Any] = field(default_factory=dict)   # later rooms: uploads, mail, replication ...
 
@@ -140,21 +144,30 @@ def authorize_api_key(req: Request, ctx: AppContext, key: str | None, policy: Po
 
 
 def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> Token:
-    from ..errors import UnauthorizedError
+    from ..errors import EdgeError, UnauthorizedError
+    from ..sysevents.audit import UNAUTHORIZED
 
     now = datetime.now(timezone.utc)
     if not ctx.config.auth_enabled:
-        return ctx.tokens.authenticate(None, "", now)
+        token = ctx.tokens.authenticate(None, "", now)
+        if ctx.events is not None and ctx.events.audit_on:
+            req.caller = Caller(token.name, client_ip(req) or None)
+        return token
     ip = client_ip(req)
-    if ctx.throttle is not None:
-        ctx.throttle.check(ip, time.monotonic())
     try:
+        if ctx.throttle is not None:
+            ctx.throttle.check(ip, time.monotonic())
         token = ctx.tokens.authenticate(authorization, ip, now)
     except UnauthorizedError as exc:
+        req.caller = Caller(UNAUTHORIZED, ip or None)   # audited as "unauthorized"
         # Only wrong secrets count: clients probing /info without a token must not lock themselves out.
         if ctx.throttle is not None and exc.message == "Invalid token":
             ctx.throttle.record_failure(ip, time.monotonic())
         raise
+    except EdgeError:
+        req.caller = Caller(UNAUTHORIZED, ip or None)   # throttled (429)
+        raise
+    req.caller = Caller(token.name, ip or None)
     return token
 
 

@@ -96,6 +96,19 @@ class ServerCollector:
 
         yield from self._links()
         yield from self._rooms()
+        yield from self._system_events()
+
+    def _system_events(self) -> Iterator[Any]:
+        events = self.ctx.events
+        if events is None:
+            return
+        st = events.statistics()
+        yield _counter("edge_system_events_written", "$system events written", st["written"])
+        yield _counter("edge_system_events_dropped", "$system events dropped because the queue was full",
+                       st["dropped"])
+        yield _counter("edge_system_events_write_failures", "$system events that could not be written "
+                       "(disk full, quota)", st["write_failures"])
+        yield _gauge("edge_system_events_queued", "$system events waiting for the writer", st["queued"])
 
     def _buckets(self) -> Iterator[Any]:
         engine = self.ctx.engine

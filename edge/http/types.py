@@ -276,6 +276,14 @@ class Body(BodyReads):
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request authenticated as: set by ``context.authorize``, read by the audit hook."""
+
+    token_name: str
+    client_ip: str | None
+
+
 @dataclass(slots=True)
 class Request:
     method: str  # "GET"
@@ -286,6 +294,7 @@ class Request:
     headers: Headers
     client: tuple[str, int]
     body: Body = field(default_factory=Body.from_bytes)
+    caller: Caller | None = None
 
     @classmethod
     def build(cls, method: str, target: str, headers=(), body: bytes = b"",

@@ -1,6 +1,8 @@
 """Hourly replication diagnostics (spec §13.2): ``{ok, errored, errors{status: {count, last_message}}}``.
 
-Owns: the counters, kept as one bucket per minute for the last 60 minutes.
+Owns: the counters, kept as one bucket per minute for the last 60 minutes, and running totals
+(records, bytes, time spent sending, the last error) that the ``$system`` replication events
+are sampled from.
 Must not: know HTTP, trio or the store. Pure, stdlib only.
 """
 
@@ -16,6 +18,11 @@ class Diagnostics:
 
     def __init__(self) -> None:
         self._minutes: deque[tuple[int, dict]] = deque()
+        self.total_ok = 0
+        self.total_errored = 0
+        self.total_bytes = 0          # payload bytes the destination accepted
+        self.busy_s = 0.0             # time spent in transfers
+        self.last_error: tuple[int, str] = (200, "")
 
     def _bucket(self) -> dict:
         minute = int(time.time() // 60)
@@ -25,10 +32,18 @@ class Diagnostics:
             self._minutes.popleft()
         return self._minutes[-1][1]
 
-    def ok(self, n: int = 1) -> None:
+    def ok(self, n: int = 1, nbytes: int = 0) -> None:
         self._bucket()["ok"] += n
+        self.total_ok += n
+        self.total_bytes += nbytes
+
+    def unreachable(self, message: str) -> None:
+        """A transfer that did not reach the destination (connection, timeout): no record counted."""
+        self.last_error = (503, message)
 
     def error(self, status: int, message: str, n: int = 1) -> None:
+        self.total_errored += n
+        self.last_error = (status, message)
         b = self._bucket()
         b["errored"] += n
         e = b["errors"].setdefault(str(status), {"count": 0, "last_message": ""})

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
@@ -31,6 +32,9 @@ from ..query.select import is_meta, select_entries
 from ..query.when import compile_when
 from ..query.when.values import parse_duration
 from ..store import files
+
+if TYPE_CHECKING:
+    from .system_events import SystemEvents
 
 log = logging.getLogger("edge.lifecycles")
 
@@ -146,8 +150,9 @@ class Lifecycle:
 
 
 class LifecycleService:
-    def __init__(self, engine: Any, storage: Any, config: Any):
+    def __init__(self, engine: Any, storage: Any, config: Any, events: "SystemEvents | None" = None):
         self.engine, self.storage, self.config = engine, storage, config
+        self.events = events    # a lifecycle_run event per pass into $system/lifecycle/<instance>/<name>
         env = dict(getattr(config, "env", {}) or {})
         self.env = env
         text = env.get("EDGE_LIFECYCLE_MIN_INTERVAL_S", "").strip()
@@ -270,6 +275,10 @@ class LifecycleService:
         s = lc.settings
         lc.is_running = True
         matched = removed = 0
+        blocks: set[tuple[str, int]] = set()
+        last_ts: int | None = None
+        error: str | None = None
+        started = time.monotonic()
         try:
             bucket = self.engine.get_bucket(s["bucket"])
             cutoff = int(datetime.now(timezone.utc).timestamp() * 1_000_000) - _duration_us(s["older_than"], "older_than")
@@ -279,11 +288,16 @@ class LifecycleService:
             really = s["type"] == "delete" and s["mode"] == "enabled"
             for name in names:
                 cond = template.clone_fresh() if template is not None else None
-                m, r = await self._process_entry(bucket, s["bucket"], name, cutoff, cond, really)
+                m, r, entry_blocks, entry_last = await self._process_entry(bucket, s["bucket"], name, cutoff,
+                                                                           cond, really)
                 matched += m
                 removed += r
+                blocks.update((name, b) for b in entry_blocks)
+                if entry_last is not None:
+                    last_ts = entry_last if last_ts is None else max(last_ts, entry_last)
             lc.stats["last_error"] = None
         except EdgeError as exc:
+            error = exc.message
             lc.stats["last_error"] = exc.message
             log.warning("lifecycle '%s': %s", lc.name, exc.message)
         finally:
@@ -294,11 +308,18 @@ class LifecycleService:
             lc.stats["last_removed"] = removed
             lc.stats["total_removed"] += removed
             self._save()
+            if self.events is not None:
+                self.events.lifecycle_run(lc.name, s["type"], s["bucket"], time.monotonic() - started,
+                                          removed if s["mode"] == "enabled" else matched, len(blocks), last_ts,
+                                          error is None, error)
         return removed if s["mode"] == "enabled" else matched
 
     async def _process_entry(self, bucket: Any, bucket_name: str, name: str, cutoff: int, cond: Any,
-                             really: bool) -> tuple[int, int]:
+                             really: bool) -> tuple[int, int, set[int], int | None]:
+        """(matched, removed, ids of the blocks they were in, the last timestamp processed)."""
         matched = removed = 0
+        blocks: set[int] = set()
+        processed: int | None = None
         start: int | None = None
         while True:
             durability = None
@@ -306,12 +327,13 @@ class LifecycleService:
                 try:
                     entry = bucket.get_entry(name)
                 except NotFoundError:
-                    return matched, removed
+                    return matched, removed, blocks, processed
                 stamps, last = [], None
                 for ref in entry.iter_refs(start, cutoff):
                     last = ref.ts_us
                     if cond is None or cond.evaluate(_View(ref)):
                         stamps.append(ref.ts_us)
+                        blocks.add(ref.block_id)
                     if len(stamps) >= CHUNK:
                         break
                 matched += len(stamps)
@@ -326,8 +348,10 @@ class LifecycleService:
                         durability = entry.flush()
             if durability is not None:
                 await self.storage.flusher.wait_durable(durability)
+            if last is not None:
+                processed = last
             if last is None or len(stamps) < CHUNK:
-                return matched, removed
+                return matched, removed, blocks, processed
             start = last + 1
             await trio.sleep(0)
 
@@ -342,7 +366,7 @@ class LifecycleService:
 
 async def start(ctx: Any, nursery: trio.Nursery) -> None:
     """Room starter: registry + provisioning, then the periodic tasks."""
-    service = LifecycleService(ctx.engine, ctx.storage, ctx.config)
+    service = LifecycleService(ctx.engine, ctx.storage, ctx.config, events=ctx.events)
     for line in service.load():
         log.info("lifecycles: %s", line)
     ctx.services["lifecycles"] = service

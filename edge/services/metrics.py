@@ -67,6 +67,22 @@ def _records_in(response: Any) -> int:
     return n
 
 
+def read_counts(method: str, status: int, handler: Any, response: Any) -> tuple[int, int]:
+    """(records, body bytes) a read response serves; (0, 0) for anything that is not a read.
+
+    The one rule of "what is a read", shared by these counters and the ``$system`` usage events."""
+    if status not in (200, 206) or handler is None:
+        return 0, 0
+    full = _full_name(handler)
+    nbytes = _response_bytes(response) if method != "HEAD" else 0
+    if full in _SINGLE_RECORD and any(n.lower() == "x-reduct-time" or n.lower() == "content-disposition"
+                                      for n, _ in response.headers):
+        return 1, nbytes
+    if full in _BATCH_READ:
+        return _records_in(response), nbytes
+    return 0, 0
+
+
 class Recorder:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -97,15 +113,9 @@ class Recorder:
         nbytes = _response_bytes(response)
         if nbytes and req.method != "HEAD":
             self.bytes_out.labels(route).inc(nbytes)
-        if status in (200, 206) and handler is not None:
-            full = _full_name(handler)
-            if full in _SINGLE_RECORD and any(n.lower() == "x-reduct-time" or n.lower() == "content-disposition"
-                                              for n, _ in response.headers):
-                self.records_read += 1
-                self.bytes_read += nbytes if req.method != "HEAD" else 0
-            elif full in _BATCH_READ:
-                self.records_read += _records_in(response)
-                self.bytes_read += nbytes if req.method != "HEAD" else 0
+        records, payload = read_counts(req.method, status, handler, response)
+        self.records_read += records
+        self.bytes_read += payload
 
     # --- history for the console ------------------------------------------------------------
 

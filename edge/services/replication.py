@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from collections import deque
 from typing import Any, AsyncIterator, Mapping
@@ -163,11 +164,17 @@ class Replication:
                     try:
                         if not self._bucket_ready:
                             await self._ensure_bucket(client)
-                        await self._send_one_batch(client)
+                        started = time.monotonic()
+                        try:
+                            await self._send_one_batch(client)
+                        finally:
+                            self.diagnostics.busy_s += time.monotonic() - started
                         self.failing = False
                         backoff = BACKOFF_START_S
                     except (HttpError, _Retry, EdgeError) as exc:
                         self.failing = True
+                        if isinstance(exc, HttpError):
+                            self.diagnostics.unreachable(str(exc))
                         log.info("replication '%s': %s; retrying in %.1f s", self.name, exc, backoff)
                         with trio.move_on_after(backoff):
                             await trio.sleep_forever()
@@ -274,7 +281,7 @@ class Replication:
             body, length = _compressed(body, compression), None
         resp = await client.request("POST", self._dst_path(run[0].entry), headers, body, length)
         self._note_version(resp)
-        self._account(resp, len(refs))
+        self._account(resp, len(refs), total)
         return used
 
     async def _payloads(self, entry: Any, refs: list[Any]) -> AsyncIterator[bytes]:
@@ -304,7 +311,7 @@ class Replication:
         self._account(resp, len(run))
         return len(run)
 
-    def _account(self, resp: Any, n: int) -> None:
+    def _account(self, resp: Any, n: int, nbytes: int = 0) -> None:
         if resp.status == 200:
             failed = 0
             for name, value in resp.headers:
@@ -314,7 +321,7 @@ class Replication:
                         continue   # already there (a re-send after a crash): delivered
                     failed += 1
                     self.diagnostics.error(int(status_text) if status_text.strip().isdigit() else 0, message)
-            self.diagnostics.ok(n - failed)
+            self.diagnostics.ok(n - failed, nbytes if not failed else nbytes * (n - failed) // max(n, 1))
             return
         self._request_error(resp, n)
         error = resp.header("x-reduct-error") or ""
@@ -531,4 +538,6 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     ctx.storage.write_hooks.append(service.on_write)
     ctx.storage.update_hooks.append(service.on_update)
     ctx.services["replication"] = service
+    if ctx.events is not None:
+        ctx.events.watch_replications(service)   # $system replication diagnostics
     await nursery.start(service.run)

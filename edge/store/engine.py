@@ -9,14 +9,17 @@ Must not: call the OS except through ``files``, import trio or HTTP. Single-thre
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from edge.errors import AlreadyExistsError, NotFoundError, StorageIOError
+from edge.errors import AlreadyExistsError, InvalidInputError, NotFoundError, StorageIOError
 from edge.model import BucketSettings
 from edge.store import files
 from edge.store.bucket import SETTINGS, Bucket, check_bucket_name, settings_from_json
+
+_SYSTEM_NAME = re.compile(r"\$[a-z]+")
 
 
 class Engine:
@@ -85,9 +88,19 @@ class Engine:
 
     def create_bucket(self, name: str, settings: BucketSettings) -> Bucket:
         check_bucket_name(name)
+        return self._create(name, settings, provisioned=False)
+
+    def create_system_bucket(self, name: str, settings: BucketSettings) -> Bucket:
+        """A bucket the server owns (``$system``): its ``$`` name is reserved for the server, so
+        the API's name rule does not apply; provisioned, so the API cannot change or remove it."""
+        if not _SYSTEM_NAME.fullmatch(name):
+            raise InvalidInputError(f"'{name}' is not a system bucket name")
+        return self._create(name, settings, provisioned=True)
+
+    def _create(self, name: str, settings: BucketSettings, *, provisioned: bool) -> Bucket:
         if name in self.buckets:
             raise AlreadyExistsError(f"Bucket '{name}' already exists")
-        bucket = Bucket(self, name, settings)
+        bucket = Bucket(self, name, settings, provisioned)
         files.make_dirs(bucket.path)
         bucket.save()
         self.buckets[name] = bucket
