@@ -94,7 +94,8 @@ async function renderUploads(box) {
   clear(box);
   box.appendChild(h("h2", { text: `Upload links (${links.length})` }));
   box.appendChild(h("p", { class: "muted", text: "An upload link lets someone without a token drop files into one entry until it expires." }));
-  const bucketSel = h("select", { name: "ul-bucket" }, buckets.map((b) => h("option", { value: b.name, text: b.name })));
+  // `$` buckets ($system) are written by the server only: never an upload target.
+  const bucketSel = h("select", { name: "ul-bucket" }, buckets.filter((b) => !b.name.startsWith("$")).map((b) => h("option", { value: b.name, text: b.name })));
   const entry = h("input", { name: "ul-entry", required: true, value: "inbox", pattern: "[A-Za-z0-9_\\-\\/]+" });
   const expires = h("input", { type: "datetime-local", name: "ul-expire_at", required: true, value: sToLocalInput(Math.floor(Date.now() / 1000) + 7 * 86400) });
   const maxFiles = h("input", { type: "number", name: "ul-max_files", min: "1", placeholder: "unlimited" });

@@ -11,7 +11,7 @@ function list(text) {
 export async function mount(root, ctx) {
   root.appendChild(h("h1", { text: "Tokens" }));
   if (!ctx.features.auth) {
-    root.appendChild(h("p", { class: "muted", text: "Authentication is disabled on this server (RS_API_TOKEN is empty): there are no tokens." }));
+    root.appendChild(h("p", { class: "muted", text: "Authentication is disabled on this server (RS_DISABLE_AUTH=true): there are no tokens." }));
     return;
   }
   if (!(ctx.me.permissions && ctx.me.permissions.full_access)) {

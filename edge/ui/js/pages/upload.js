@@ -37,7 +37,8 @@ export async function mount(root, ctx) {
     root.appendChild(h("p", { class: "muted", text: "Create a bucket first." }));
     return;
   }
-  const bucketSel = h("select", { name: "bucket" }, buckets.map((b) => h("option", { value: b.name, text: b.name, selected: ctx.params.get("bucket") === b.name })));
+  // `$` buckets ($system) are written by the server only: never an upload target.
+  const bucketSel = h("select", { name: "bucket" }, buckets.filter((b) => !b.name.startsWith("$")).map((b) => h("option", { value: b.name, text: b.name, selected: ctx.params.get("bucket") === b.name })));
   const entry = h("input", { name: "entry", required: true, value: ctx.params.get("entry") || "uploads", pattern: "[A-Za-z0-9_\\-\\/]+" });
   const list = h("div", { id: "upload-list" });
   root.appendChild(h("section", { class: "card stack" },
