@@ -11,8 +11,9 @@ import * as records from "./pages/records.js";
 import * as upload from "./pages/upload.js";
 import * as links from "./pages/links.js";
 import * as tokens from "./pages/tokens.js";
+import * as system from "./pages/system.js";
 
-const PAGES = { overview, buckets, records, upload, links, tokens };
+const PAGES = { overview, buckets, records, upload, links, tokens, system };
 const state = { features: null, me: null, page: null };
 
 function $(id) {
