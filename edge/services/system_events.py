@@ -54,7 +54,6 @@ FINAL_FLUSH_S = 3.0             # at shutdown: time to write what is left
 MAX_LOG_MESSAGE = 4096
 _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
            "ERROR": logging.ERROR}
-_SKIP_AUDIT = ("alive", "ready")
 
 
 class CallerLike(Protocol):
@@ -118,6 +117,8 @@ class _LogCapture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == log.name or record.name.startswith(log.name + "."):
             return
+        if self.events.writing and threading.current_thread() is threading.main_thread():
+            return   # logged by the store while writing events: capturing it could feed itself
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not break the caller's log call
@@ -146,6 +147,7 @@ class SystemEvents:
         self._rep_seen: dict[str, tuple[int, int, int, float, bool]] = {}
         self._capture: _LogCapture | None = None
         self._warned_at = 0.0
+        self.writing = False               # inside write_pending (on the Trio thread)
         self.queued_high = 0
         self.dropped = 0
         self.written = 0
@@ -174,8 +176,8 @@ class SystemEvents:
                 entry = params.get("entry")
                 entries = [entry] if entry else _batch_entries(response)
                 self._usage.read(bucket, entries, records, nbytes)
-        caller = req.caller
-        if caller is None or not self.audit_on or req.path.rsplit("/", 1)[-1] in _SKIP_AUDIT:
+        caller = req.caller      # None when the handler did not authenticate (/alive, /ready, the console files)
+        if caller is None or not self.audit_on:
             return
         token = UNAUTHORIZED if status == 401 else caller.token_name
         self._audit.add(token, req.method, req.path, caller.client_ip, status, seconds)
@@ -295,6 +297,13 @@ class SystemEvents:
         events = self._take()
         if not events:
             return
+        self.writing = True
+        try:
+            await self._write(events)
+        finally:
+            self.writing = False
+
+    async def _write(self, events: list[SystemEvent]) -> None:
         self.queued_high = max(self.queued_high, len(events))
         try:
             bucket = self._system_bucket()
