@@ -112,8 +112,10 @@ class EdgeServer:
         self.dir = tempfile.mkdtemp(prefix="edge-bench-", dir=self.data_root)
         self.port = free_port()
         env = dict(os.environ, RS_DATA_PATH=self.dir, RS_HOST="127.0.0.1", RS_PORT=str(self.port),
-                   RS_LOG_LEVEL="WARN", EDGE_SYNC=self.sync, RS_DISABLE_AUTH="true",
+                   RS_LOG_LEVEL="WARN", EDGE_SYNC=self.sync,
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if not env.get("RS_API_TOKEN"):
+            env["RS_DISABLE_AUTH"] = "true"   # measured without auth unless a caller sets a token
         self.proc = subprocess.Popen(self.prefix + [sys.executable, "-m", "edge", "serve"], env=env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL)
         try:

@@ -12,6 +12,7 @@ import requests
 
 from tests.browser.test_console import (By, INIT, browser, click, css, go, pytestmark, shot,  # noqa: F401
                                         wait)
+from tests.helpers import token_auth
 
 AUTH = {"Authorization": f"Bearer {INIT}"}
 
@@ -25,7 +26,7 @@ def _seed(srv) -> None:
 
 
 def test_links_of_every_api_in_the_console(browser, make_server):  # noqa: F811
-    srv = make_server({"RS_API_TOKEN": INIT})
+    srv = make_server(auth=token_auth(INIT))
     _seed(srv)
     mp = requests.post(f"{srv.url}/api/v2/shareable_links", headers={"X-API-KEY": INIT}, timeout=10, json={
         "expiry_date": "2099-01-01", "limit": 3,

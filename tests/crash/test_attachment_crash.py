@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, token_auth
 
 KEY = "crash-key"
 AUTH = (KEY, "x")
@@ -43,7 +43,7 @@ def _read(srv: EdgeProcess, attachment_id: int) -> bytes:
 def test_kill_between_pieces_then_complete_after_restart(tmp_path):
     data = os.urandom(PIECE * 4 + 1234)
     pieces = [data[i * PIECE:(i + 1) * PIECE] for i in range(4)] + [data[4 * PIECE:]]
-    srv = EdgeProcess(tmp_path / "data", {"RS_API_TOKEN": KEY}).start()
+    srv = EdgeProcess(tmp_path / "data", auth=token_auth(KEY)).start()
     try:
         assert _piece(srv, pieces[3], 3, 5)["chunk"]["received"] == 1
         assert _piece(srv, pieces[0], 0, 5)["chunk"]["received"] == 2
@@ -88,7 +88,7 @@ def _plant_session(data_dir: Path, data: bytes, ts_us: int) -> None:
 def test_restart_finishes_a_full_upload_exactly_once(tmp_path):
     data = os.urandom(100_000)
     ts = 1_700_000_000_000_000
-    srv = EdgeProcess(tmp_path / "data", {"RS_API_TOKEN": KEY}).start()
+    srv = EdgeProcess(tmp_path / "data", auth=token_auth(KEY)).start()
     srv.stop()
     _plant_session(tmp_path / "data", data, ts)
     srv.start()

@@ -12,7 +12,7 @@ import random
 
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import EdgeProcess, token_auth
 
 REQUESTS = 300
 KEY = "fuzz-key"
@@ -71,7 +71,7 @@ def _one(rnd: random.Random, srv: EdgeProcess) -> requests.Response:
 def test_sharing_endpoints_never_answer_500(tmp_path):
     seed = random.randrange(2**32)
     rnd = random.Random(seed)
-    srv = EdgeProcess(tmp_path / "data", {"RS_API_TOKEN": KEY, "EDGE_AUTH_MAX_FAILURES": "100000"}).start()
+    srv = EdgeProcess(tmp_path / "data", {"EDGE_AUTH_MAX_FAILURES": "100000"}, auth=token_auth(KEY)).start()
     try:
         requests.post(f"{srv.api}/b/cams", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
         requests.post(f"{srv.api}/b/cams/gate?ts=1", data=b"x", headers={"Authorization": f"Bearer {KEY}"},

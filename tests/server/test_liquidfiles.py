@@ -15,6 +15,7 @@ import requests
 
 from tests.server.sharing_helpers import SPEC_KEY, needs_tools, run_script
 from tests.server.test_share_mail import FAST, Sink, relay  # noqa: F401  (relay is a fixture)
+from tests.helpers import NO_AUTH, token_auth
 
 AUTH = (SPEC_KEY, "x")
 LINK_FIELDS = {"id", "filename", "size", "size_human", "expires_at", "send_download_confirmation",
@@ -71,7 +72,7 @@ EXAMPLE_ID = "tzMNVK0sbpXFFlld65s4Ly"
 def lf(tmp_path_factory):
     from tests.helpers import EdgeProcess
 
-    proc = EdgeProcess(tmp_path_factory.mktemp("lf") / "data", {"RS_API_TOKEN": SPEC_KEY}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("lf") / "data", auth=token_auth(SPEC_KEY)).start()
     yield proc
     proc.stop()
 
@@ -276,7 +277,7 @@ def test_create_refuses_what_it_cannot_honour(lf, make_server):
                        "require_authentication": True}})
     assert r.status_code == 200 and r.json()["link"]["expires_at"] == "2017-01-01"
     # a server without authentication cannot honour require_authentication: it says so
-    open_srv = make_server()
+    open_srv = make_server(auth=NO_AUTH)
     att2 = requests.post(f"{open_srv.url}/link/attachments/upload", data=b"x", timeout=10).json()["attachment"]["id"]
     r = requests.post(f"{open_srv.url}/link", json={"link": {"attachment": att2, "require_authentication": True}},
                       timeout=10)
@@ -357,8 +358,9 @@ def test_require_authentication_needs_a_reader(lf):
 def test_receipts_follow_the_switch(make_server, relay):  # noqa: F811
     sink = Sink()
     r = relay(sink)
-    srv = make_server({"RS_API_TOKEN": SPEC_KEY, "EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(r.port),
-                       "EDGE_SMTP_SECURITY": "none", "EDGE_RECEIPT_TO": "owner@example.com", **FAST})
+    srv = make_server({"EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(r.port),
+                       "EDGE_SMTP_SECURITY": "none", "EDGE_RECEIPT_TO": "owner@example.com", **FAST},
+                      auth=token_auth(SPEC_KEY))
     on = _link(srv, _upload(srv, b"with receipt", filename="on.txt")["attachment"]["id"])
     off = _link(srv, _upload(srv, b"no receipt", filename="off.txt")["attachment"]["id"], download_receipt=False)
     later = _link(srv, _upload(srv, b"turned off", filename="later.txt")["attachment"]["id"])

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.server.test_share_mail import FAST, Sink, relay  # noqa: F401  (relay is a fixture)
+from tests.helpers import token_auth
 
 KEY = "YOUR_API_KEY"
 HEADERS = {"Content-Type": "application/json", "X-API-KEY": KEY}
@@ -26,7 +27,7 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl missi
 def mp(tmp_path_factory):
     from tests.helpers import EdgeProcess
 
-    proc = EdgeProcess(tmp_path_factory.mktemp("mp") / "data", {"RS_API_TOKEN": KEY}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("mp") / "data", auth=token_auth(KEY)).start()
     yield proc
     proc.stop()
 
@@ -176,8 +177,8 @@ def test_api_key_rules(mp):
 def test_share_by_mail(make_server, relay):  # noqa: F811
     sink = Sink()
     r = relay(sink)
-    srv = make_server({"RS_API_TOKEN": KEY, "EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(r.port),
-                       "EDGE_SMTP_SECURITY": "none", **FAST})
+    srv = make_server({"EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(r.port),
+                       "EDGE_SMTP_SECURITY": "none", **FAST}, auth=token_auth(KEY))
     _record(srv, "media", "cam", 1000, b"jpeg bytes")
     link = requests.post(f"{srv.url}/api/v2/shareable_links", headers=HEADERS, timeout=10, json={
         "expiry_date": "2099-01-01", "limit": 3,

@@ -15,6 +15,7 @@ import urllib.parse
 
 import pytest
 import requests
+from tests.helpers import token_auth
 
 INIT = "registry-init-secret"
 ADMIN = {"Authorization": f"Bearer {INIT}"}
@@ -28,8 +29,8 @@ def srv(tmp_path_factory):
     from tests.helpers import EdgeProcess
 
     # Wrong passwords feed the auth throttle; this module sends many on purpose.
-    proc = EdgeProcess(tmp_path_factory.mktemp("one") / "data",
-                       {"RS_API_TOKEN": INIT, "EDGE_AUTH_MAX_FAILURES": "100000"}).start()
+    proc = EdgeProcess(tmp_path_factory.mktemp("one") / "data", {"EDGE_AUTH_MAX_FAILURES": "100000"},
+                       auth=token_auth(INIT)).start()
     requests.post(f"{proc.api}/b/cams", headers=ADMIN, timeout=10)
     for ts in range(1000, 1010):
         r = requests.post(f"{proc.api}/b/cams/gate", params={"ts": ts}, data=f"frame {ts}".encode(),
@@ -231,7 +232,7 @@ def test_timing_class_does_not_depend_on_the_link(srv):
 
 
 def test_wrong_passwords_are_throttled_whatever_the_link(make_server):
-    srv = make_server({"RS_API_TOKEN": INIT, "EDGE_AUTH_MAX_FAILURES": "3", "EDGE_AUTH_BACKOFF": "30"})
+    srv = make_server({"EDGE_AUTH_MAX_FAILURES": "3", "EDGE_AUTH_BACKOFF": "30"}, auth=token_auth(INIT))
     requests.post(f"{srv.api}/b/cams", headers=ADMIN, timeout=10)
     requests.post(f"{srv.api}/b/cams/gate", params={"ts": 1}, data=b"x", headers=ADMIN, timeout=10)
     real = liquidfiles(srv, 1, password="right")["id"]
