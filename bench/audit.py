@@ -17,6 +17,12 @@ workload and sync policy, median (min-max) records/s and server CPU µs per reco
 ``audit on / audit off`` and ``audit on / events off`` (target: the audit costs under 5 %).
 Options: ``--rounds 5``, ``--records 3000``, ``--sync always none`` (``none`` = no fdatasync:
 CPU-bound, the strictest view of a per-request cost).
+
+Last, the audit hook alone, in this process (deterministic where the end-to-end figures are
+noisy on a shared machine): µs per request of what audit adds to a write (the ``Caller`` that
+``authorize`` records and ``SystemEvents.observe_request``), next to the median server CPU per
+single 1 KB write measured above with audit off: their ratio is the audit's share of the write
+path. ``--hook-only`` prints just that.
 """
 
 from __future__ import annotations
@@ -131,6 +137,30 @@ def measure(config: str, sync: str, workload: str, n: int) -> tuple[float, float
     return n / wall, cpu / n * 1e6
 
 
+def hook_us(n: int = 200_000) -> float:
+    """µs per request that audit adds in-process: Caller + observe_request of a 1 KB write."""
+    sys.path.insert(0, str(ROOT))
+    from edge.config import Config
+    from edge.http import records
+    from edge.http.types import Caller, Request, Response
+    from edge.services.system_events import SystemEvents
+
+    events = SystemEvents(None, None, None, Config.from_env({"RS_API_TOKEN": TOKEN}))  # type: ignore[arg-type]
+    assert events.audit_on
+    req = Request.build("POST", "/api/v1/b/bench/e?ts=1", [("authorization", f"Bearer {TOKEN}")], PAYLOAD)
+    resp = Response(200, [])
+    params = {"bucket": "bench", "entry": "e"}
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            req.caller = Caller("init-token", "127.0.0.1")
+            events.observe_request(req, resp, records.write_record, params, 0.0001)
+        best = min(best, (time.perf_counter() - t0) / n * 1e6)
+        events._audit.drain(0)
+    return best
+
+
 def fmt(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
 
@@ -140,7 +170,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--records", type=int, default=3000)
     ap.add_argument("--sync", nargs="+", default=["always", "none"], choices=["always", "none"])
+    ap.add_argument("--hook-only", action="store_true", help="only the in-process cost of the audit hook")
     args = ap.parse_args()
+    if args.hook_only:
+        print(f"audit hook: {hook_us():.2f} µs per request (best of 5 x 200,000)")
+        return 0
     if os.cpu_count() == 2 and shutil.which("taskset"):
         os.sched_setaffinity(0, {1})
     results: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
@@ -171,6 +205,12 @@ def main() -> int:
             on, off, none = med["audit on"], med["audit off"], med["events off"]
             print(f"| {sync} | {workload} | {on[0] / off[0]:.3f} | {on[0] / none[0]:.3f} | "
                   f"{on[1] / off[1]:.3f} | {on[1] / none[1]:.3f} |")
+    hook = hook_us()
+    print(f"\naudit hook in-process: {hook:.2f} µs per request (best of 5 x 200,000)")
+    for sync in args.sync:
+        cpu = statistics.median(x[1] for x in results[(sync, "single", "audit off")])
+        print(f"| {sync} | single 1 KB write: server CPU {cpu:,.0f} µs/record (audit off) | "
+              f"audit hook {hook:.2f} µs = {hook / cpu * 100:.2f} % |")
     return 0
 
 

@@ -170,7 +170,7 @@ class SystemEvents:
         """The app hook, after every routed response: audit the caller, count reads for usage."""
         status = response.status
         bucket = params.get("bucket")
-        if bucket is not None and status in (200, 206):
+        if bucket is not None and status in (200, 206) and req.method in ("GET", "HEAD"):   # reads only
             records, nbytes = read_counts(req.method, status, handler, response)
             if records:
                 entry = params.get("entry")
