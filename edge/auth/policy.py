@@ -1,7 +1,7 @@
 """Permission policies as values (spec §2.3, §2.4; anchors §5).
 
-Owns: ``Anonymous``, ``Authenticated``, ``FullAccess``, ``Read(bucket)``, ``Write(bucket)`` and the
-bucket-pattern matcher. A handler names the access it needs at its call site::
+Owns: ``Anonymous``, ``Authenticated``, ``FullAccess``, ``Read(bucket)``, ``Write(bucket)``,
+``ReadMetrics`` and the bucket-pattern matcher. A handler names the access it needs at its call site::
 
     token = ctx.tokens.authenticate(...) if policy.needs_token else None
     policy.check(token)          # ForbiddenError with the spec's exact text
@@ -117,3 +117,26 @@ class Read(_BucketAccess):
 @dataclass(frozen=True, slots=True)
 class Write(_BucketAccess):
     access = "write"
+
+
+# A token whose read list names this exactly may scrape /metrics and nothing else (no bucket can
+# be called so: bucket names cannot start with "$", and wildcards never match "$" names).
+METRICS_PERMISSION = "$metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMetrics:
+    """Full access, or ``"$metrics"`` in the token's ``read`` list (a scrape-only token)."""
+
+    needs_token = True
+
+    def allows(self, token: Token | None) -> bool:
+        if token is None:
+            return False
+        p = token.permissions
+        return p.full_access or METRICS_PERMISSION in p.read
+
+    def check(self, token: Token | None) -> None:
+        token = _require(token)
+        if not self.allows(token):
+            raise ForbiddenError(f"Token '{token.name}' doesn't have full access or read access to '{METRICS_PERMISSION}'")

@@ -29,6 +29,7 @@ ones (window over, not blocked) go first, blocked ones are kept as long as other
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -39,7 +40,15 @@ DEFAULT_WINDOW_S = 60.0
 DEFAULT_BACKOFF_S = 60.0
 DEFAULT_MAX_ADDRESSES = 10_000  # ~100 bytes each: about a megabyte at worst
 _EVICTION_PROBES = 32  # entries examined per insert when making room
-RATE_LIMITED_TEXT = "Too many failed authentication attempts; retry later"
+RATE_LIMITED_TEXT = "Too many failed authentication attempts; retry in {seconds} s"
+
+
+def rate_limited(wait_s: float) -> RateLimitedError:
+    """The lockout answer: says how long to wait, in the text and as ``Retry-After`` (whole seconds)."""
+    seconds = max(1, math.ceil(wait_s))
+    exc = RateLimitedError(RATE_LIMITED_TEXT.format(seconds=seconds))
+    exc.retry_after_s = seconds  # type: ignore[attr-defined]
+    return exc
 
 
 @dataclass(slots=True)
@@ -90,8 +99,9 @@ class AuthThrottle:
 
     def check(self, address: str | None, now: float) -> None:
         """Raise ``RateLimitedError`` while ``address`` is in its backoff period."""
-        if self.is_blocked(address, now):
-            raise RateLimitedError(RATE_LIMITED_TEXT)
+        s = self._states.get(self._key(address))
+        if s is not None and now < s.blocked_until:
+            raise rate_limited(s.blocked_until - now)
 
     def record_failure(self, address: str | None, now: float) -> None:
         key = self._key(address)

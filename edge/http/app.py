@@ -86,10 +86,10 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
     async def dispatch(req: Request, matched: list, matched_params: list[dict[str, str]]) -> Response:
         path = req.path
         if path.startswith(api_prefix):
-            handler, params, known = api_router.match(req.method, path[len(api_prefix):])
+            handler, params, known = api_router.match(req.method, path[len(api_prefix):], req)
         elif path.startswith(base) or path + "/" == base:
             rest = path[len(base):] if path.startswith(base) else ""
-            handler, params, known = root_router.match(req.method, rest)
+            handler, params, known = root_router.match(req.method, rest, req)
             if handler is None and not known and rest == "" and req.method in ("GET", "HEAD"):
                 return Response(302, [("location", base + "ui/")])
         else:
@@ -115,6 +115,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
             headers += [h for h in origin_headers if h[0] == "access-control-allow-origin"]
             return Response(200, headers)
         started = time.perf_counter()
+        body = req.body                 # as the front gave it: decoding wrappers come later
         matched: list = []
         matched_params: list[dict[str, str]] = []
         try:
@@ -128,7 +129,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
         seconds = time.perf_counter() - started
         metrics = ctx.services.get("metrics")
         if metrics is not None:
-            metrics.observe(req, response, matched[0] if matched else None, seconds)
+            metrics.observe(req, response, matched[0] if matched else None, started, body)
         if ctx.events is not None and matched:
             ctx.events.observe_request(req, response, matched[0], matched_params[0], seconds)
         return response

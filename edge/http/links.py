@@ -47,6 +47,7 @@ from .shortlinks import short_url
 from .routing import Route
 from .shared_links import check_require_authentication
 from .types import Request, Response
+from .ui import download_page, wants_download_page
 
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_RECEIPT_TO = 320   # an e-mail address (RFC 5321 path limit); only stored for the mail room
@@ -205,11 +206,20 @@ async def show_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     return json_response(rec.describe(time.time(), with_receipts=True))
 
 
+def is_details_request(req: Request, params: dict[str, str]) -> bool:
+    """``links/<id>`` without a query string is one link's details; anything else is a download."""
+    return not is_link_request(req) and "?" not in req.target and LINK_ID.fullmatch(params["file_name"]) is not None
+
+
 # GET|HEAD links/{file_name+}: a download, or one link's details (see the module docstring)
 async def get_link(req: Request, ctx: AppContext, file_name: str) -> Response:
-    if not is_link_request(req) and "?" not in req.target and LINK_ID.fullmatch(file_name):
+    if is_details_request(req, {"file_name": file_name}):
         return await show_link(req, ctx, file_name)
     return await download(req, ctx, file_name)
+
+
+async def show_link_details(req: Request, ctx: AppContext, file_name: str) -> Response:
+    return await show_link(req, ctx, file_name)
 
 
 # PATCH links/{link_id}  body: any of {"expire_at", "max_downloads", "password", "receipt_to",
@@ -251,7 +261,11 @@ async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
 ROUTES = [
     Route("GET", "links", list_links),
     Route("POST", "links/{file_name+}", create_link),
-    Route("GET", "links/{file_name+}", get_link),
+    # One URL, three meanings (routing.py, ``accepts``): details, the recipient's page in a
+    # browser (edge.http.ui), the download itself.
+    Route("GET", "links/{file_name+}", show_link_details, accepts=is_details_request),
+    Route("GET", "links/{file_name+}", download_page, accepts=wants_download_page),
+    Route("GET", "links/{file_name+}", download),
     Route("PATCH", "links/{link_id}", update_link),
     Route("DELETE", "links/{link_id}", revoke_link),
 ]

@@ -9,9 +9,10 @@ names (both are few on a device, chosen by the operator).
 Reads other rooms only through what they already expose (``outbox.list()``, ``Replication.info()``
 and ``.diagnostics.hourly()``); a room that is missing or fails is left out of the scrape.
 
-Access (``EDGE_METRICS_ACCESS``): ``token`` (default) needs a full-access token when
-authentication is enabled; ``open`` serves anyone (for a Prometheus on the local network
-without a token). With authentication disabled both are open.
+Access (``EDGE_METRICS_ACCESS``): ``token`` (default) needs, when authentication is enabled, a
+full-access token or a scrape-only one (``"$metrics"`` in its read list: it can read nothing
+else); ``open`` serves anyone (for a Prometheus on the local network without a token). With
+authentication disabled both are open.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
-from ..auth.policy import FullAccess
-from ..errors import NotReadyError
+from ..auth.policy import ReadMetrics
+from ..errors import InvalidInputError, NotReadyError
 from .context import AppContext, authorize
 from .request import json_response
 from .routing import Route
@@ -79,11 +80,22 @@ class ServerCollector:
         fs = _stats(ctx.flusher)
         if fs is not None:
             yield _counter("edge_fsync", "fdatasync rounds of the group commit", fs.syncs)
-            yield _counter("edge_fsync_seconds", "Time spent in fsync rounds", fs.sync_seconds_total)
+            yield _counter("edge_fsync_seconds", "Time spent in fsync rounds (the latency histogram is "
+                           "edge_fsync_duration_seconds)", fs.sync_seconds_total)
             yield _counter("edge_fsync_waiters", "Writers acknowledged after a group commit", fs.waiters_served)
             yield _counter("edge_fsync_failures", "Failed fsync rounds", fs.failures)
 
         yield from self._buckets()
+        if recorder is not None:
+            rec_w = CounterMetricFamily("edge_bucket_records_written", "Records written per bucket since start",
+                                        labels=["bucket"])
+            bytes_w = CounterMetricFamily("edge_bucket_written_bytes", "Payload bytes written per bucket since start",
+                                          labels=["bucket"])
+            for name, (records, nbytes) in sorted(recorder.bucket_writes.items()):
+                rec_w.add_metric([name], records)
+                bytes_w.add_metric([name], nbytes)
+            yield rec_w
+            yield bytes_w
 
         qs = _stats(ctx.queries)
         if qs is not None:
@@ -187,14 +199,19 @@ class ServerCollector:
                                     labels=["replication"])
         active = GaugeMetricFamily("edge_replication_active", "1 when the replication reaches its destination",
                                    labels=["replication"])
-        ok = GaugeMetricFamily("edge_replication_ok_last_hour", "Records replicated in the last hour",
-                               labels=["replication"])
+        ok = GaugeMetricFamily("edge_replication_ok_last_hour", "Records replicated in the last hour (the API's "
+                               "window; graph rate(edge_replication_records_total))", labels=["replication"])
         errored = GaugeMetricFamily("edge_replication_errors_last_hour", "Records that failed in the last hour",
                                     labels=["replication"])
+        ok_total = CounterMetricFamily("edge_replication_records", "Records replicated since start",
+                                       labels=["replication"])
+        err_total = CounterMetricFamily("edge_replication_errors", "Records that failed to replicate since start, by "
+                                        "the destination's status (0: no answer)", labels=["replication", "status"])
         for name, rep in sorted(reps.items()):
             try:
                 info = rep.info()
-                hourly = rep.diagnostics.hourly()
+                diag = rep.diagnostics
+                hourly = diag.hourly()
             except Exception:
                 log.exception("replication statistics of %s failed", name)
                 continue
@@ -202,26 +219,29 @@ class ServerCollector:
             active.add_metric([str(name)], int(bool(info.get("is_active"))))
             ok.add_metric([str(name)], hourly.get("ok", 0))
             errored.add_metric([str(name)], hourly.get("errored", 0))
-        yield from (pending, active, ok, errored)
+            ok_total.add_metric([str(name)], diag.total_ok)
+            for status, n in sorted(diag.total_errors.items()):
+                err_total.add_metric([str(name), str(status)], n)
+        yield from (pending, active, ok, errored, ok_total, err_total)
 
 
 def _recorder(ctx: AppContext) -> Any:
     rec = ctx.services.get("metrics")
     if rec is None:
         raise NotReadyError("Metrics are not available")
-    if not getattr(rec, "_edge_collectors", False):
+    if not rec.collectors_registered:
         rec.registry.register(ServerCollector(ctx))
         try:
             ProcessCollector(registry=rec.registry)     # process_resident_memory_bytes, process_open_fds ...
         except Exception:  # pragma: no cover - non-Linux
             pass
-        rec._edge_collectors = True
+        rec.collectors_registered = True
     return rec
 
 
 def _check_access(req: Request, ctx: AppContext, rec: Any) -> None:
-    if getattr(rec, "access", "token") != "open":
-        authorize(req, ctx, FullAccess())
+    if rec.access != "open":
+        authorize(req, ctx, ReadMetrics())
 
 
 # GET <base>metrics
@@ -232,11 +252,14 @@ async def metrics(req: Request, ctx: AppContext) -> Response:
     return Response(200, [("content-type", CONTENT_TYPE_LATEST), ("cache-control", "no-store")], body)
 
 
-# GET <base>metrics/history  (the console's rate chart)
+# GET <base>metrics/history[?span=15m|24h]  (the console's rate charts)
 async def history(req: Request, ctx: AppContext) -> Response:
     rec = _recorder(ctx)
     _check_access(req, ctx, rec)
-    return json_response(rec.history(), headers=[("cache-control", "no-store")])
+    span = req.query.get("span") or "15m"
+    if span not in ("15m", "24h"):
+        raise InvalidInputError(f"Unknown span '{span}': use 15m or 24h")
+    return json_response(rec.history(span), headers=[("cache-control", "no-store")])
 
 
 ROUTES = [

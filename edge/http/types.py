@@ -158,7 +158,8 @@ class Body(BodyReads):
     connection (``failed``), so the front closes it after the response.
     """
 
-    __slots__ = ("length", "_src", "_left", "_decoder", "_expect", "failed", "_since_yield")
+    __slots__ = ("length", "_src", "_left", "_decoder", "_expect", "failed", "_since_yield",
+                 "received")
 
     def __init__(self, src: ByteSource, length: int | None, *, expect_continue: bool = False):
         self.length = length
@@ -168,6 +169,7 @@ class Body(BodyReads):
         self._expect = expect_continue
         self.failed = False
         self._since_yield = 0
+        self.received = 0  # payload bytes handed out so far (ingress accounting)
 
     @classmethod
     def from_bytes(cls, data: bytes = b"", *, chunked: bool = False) -> Body:
@@ -218,6 +220,7 @@ class Body(BodyReads):
             if not data:
                 self._fail()
         self._left = left - len(data)
+        self.received += len(data)
         await self._maybe_yield(len(data))
         return data
 
@@ -233,6 +236,7 @@ class Body(BodyReads):
                 self.failed = True
                 raise BadRequestError(exc.message) from None
             if data is not None:
+                self.received += len(data)
                 await self._maybe_yield(len(data))
                 return data
             if dec.in_data and not buf:
@@ -240,6 +244,7 @@ class Body(BodyReads):
                 if not data:
                     self._fail()
                 dec.consumed_direct(len(data))
+                self.received += len(data)
                 await self._maybe_yield(len(data))
                 return data
             more = await src.recv(65536)

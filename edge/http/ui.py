@@ -5,6 +5,12 @@ content type and ETag), ``ui/features.json`` (which optional rooms this server h
 console can hide what is missing), and the security headers of every console answer:
 a strict Content-Security-Policy (no inline script or style, nothing from other origins, no
 framing), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``.
+Also owns: sending a person who opens a share link in a browser to the console's download page
+(``ui/download.html#<link>``: file name, size, a password form, a Download button) instead of
+starting a download straight away. Only a top-level navigation qualifies (``Accept`` names
+``text/html`` and ``Sec-Fetch-Dest``, when the browser sends it, is ``document``); scripts,
+SDKs, ``curl``, ``<img>`` and ``fetch`` get the file as before, and so does ``dl=1`` (the page's
+own Download button). The link stays in the fragment, which never reaches a server or a log.
 Must not: render anything with data into HTML (the console is static; data arrives as JSON and
 is put into the page with ``textContent``), serve a path outside the manifest, or need a build
 step (the files are served as they are in the package, also from the one-file executable).
@@ -120,6 +126,22 @@ def features(ctx: AppContext) -> dict:
         "metrics_open": getattr(services.get("metrics"), "access", "token") == "open",
         "replication": "replication" in services,
     }
+
+
+def wants_download_page(req: Request, params: dict[str, str]) -> bool:
+    """A browser navigating to a share link (not its own Download button, not a script)."""
+    if req.method != "GET" or "dl" in req.query or not req.query_items:
+        return False
+    dest = req.headers.get("sec-fetch-dest")
+    if dest is not None and dest != "document":
+        return False
+    return "text/html" in (req.headers.get("accept") or "")
+
+
+# GET <base>api/v1/links/{file_name+}?... from a browser's address bar -> the download page
+async def download_page(req: Request, ctx: AppContext, file_name: str) -> Response:
+    location = ctx.config.api_base_path + "ui/download.html#" + req.target
+    return Response(303, [("location", location), ("cache-control", "no-store"), ("referrer-policy", "no-referrer")])
 
 
 # GET <base>ui  -> <base>ui/

@@ -6,6 +6,11 @@ CORS exposure of the tus headers.
 Must not: parse tus headers itself (``edge.uploads.protocol``), touch staged files or the store
 (``edge.services.uploads``), or buffer a chunk: PATCH bodies stream into the staging file.
 
+Which record an upload became: once complete, the answer that completed it (the last PATCH, or
+a creation with the whole body) and every later HEAD carry ``x-reduct-time`` (the record's
+timestamp in µs), ``x-reduct-entry`` and ``x-reduct-bucket``, so a client that let the server
+choose the timestamp need not query for it.
+
 Order of checks: Tus-Resumable (412) -> authentication (401) -> the upload (404) -> Write on its
 bucket (403) -> request headers (415/400) -> offset (409) -> bytes (460 on checksum mismatch).
 At creation the bucket comes from Upload-Metadata, so metadata errors (400) precede the 403.
@@ -24,7 +29,7 @@ from ..errors import EdgeError, MethodNotAllowedError, NotReadyError
 from ..model import DEFAULT_CONTENT_TYPE
 from ..uploads.protocol import (
     CHECKSUM_ALGORITHMS, EXPOSE_HEADERS, OFFSET_CONTENT_TYPE, TUS_EXTENSIONS, TUS_VERSION, TusVersionError,
-    UnsupportedMediaTypeError, check_content_type, check_tus_resumable, destination, parse_checksum,
+    State, UnsupportedMediaTypeError, check_content_type, check_tus_resumable, destination, parse_checksum,
     parse_length, parse_metadata, parse_offset,
 )
 from .context import AppContext, authorize, public_base_url
@@ -68,6 +73,14 @@ def _tus(handler: Handler) -> Handler:
 
 def _expires(up: Any) -> tuple[str, str]:
     return ("upload-expires", formatdate(up.expires_s, usegmt=True))
+
+
+def _record_headers(up: Any) -> list[tuple[str, str]]:
+    """For a complete upload: the record it became (empty before)."""
+    if up.state != State.COMPLETE:
+        return []
+    d = up.dest
+    return [("x-reduct-time", str(d.ts_us)), ("x-reduct-entry", d.entry), ("x-reduct-bucket", d.bucket)]
 
 
 def _location(req: Request, ctx: AppContext, upload_id: str) -> str:
@@ -128,7 +141,7 @@ async def create(req: Request, ctx: AppContext) -> Response:
             # The upload exists: tell the client where, so it can resume instead of starting over.
             exc.tus_headers = [location, ("upload-offset", str(up.offset)), _expires(up)]  # type: ignore[attr-defined]
             raise
-    return Response(201, [location, ("upload-offset", str(up.offset)), _expires(up)])
+    return Response(201, [location, ("upload-offset", str(up.offset)), _expires(up)] + _record_headers(up))
 
 
 # HEAD /uploads/{upload_id}
@@ -139,7 +152,7 @@ async def status(req: Request, ctx: AppContext, upload_id: str) -> Response:
                ("cache-control", "no-store"), _expires(up)]
     if up.metadata:
         headers.append(("upload-metadata", up.metadata))
-    return Response(200, headers)
+    return Response(200, headers + _record_headers(up))
 
 
 # PATCH /uploads/{upload_id}
@@ -150,7 +163,7 @@ async def append(req: Request, ctx: AppContext, upload_id: str) -> Response:
     offset = parse_offset(req.headers.get("upload-offset"))
     checksum = parse_checksum(req.headers.get("upload-checksum"))
     up = await svc.append(upload_id, offset, req.body, checksum)
-    return Response(204, [("upload-offset", str(up.offset)), _expires(up)])
+    return Response(204, [("upload-offset", str(up.offset)), _expires(up)] + _record_headers(up))
 
 
 # DELETE /uploads/{upload_id}  (termination)

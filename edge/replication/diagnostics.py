@@ -1,8 +1,9 @@
 """Hourly replication diagnostics (spec §13.2): ``{ok, errored, errors{status: {count, last_message}}}``.
 
 Owns: the counters, kept as one bucket per minute for the last 60 minutes, and running totals
-(records, bytes, time spent sending, the last error) that the ``$system`` replication events
-are sampled from.
+(records, bytes, time spent sending, the last error, records failed by status) that the
+``$system`` replication events are sampled from and ``/metrics`` exposes as counters (so a
+Prometheus can take ``rate()`` of them; the hourly window is the API's view).
 Must not: know HTTP, trio or the store. Pure, stdlib only.
 """
 
@@ -20,6 +21,7 @@ class Diagnostics:
         self._minutes: deque[tuple[int, dict]] = deque()
         self.total_ok = 0
         self.total_errored = 0
+        self.total_errors: dict[int, int] = {}     # HTTP-like status -> records
         self.total_bytes = 0          # payload bytes the destination accepted
         self.busy_s = 0.0             # time spent in transfers
         self.last_error: tuple[int, str] = (200, "")
@@ -46,6 +48,7 @@ class Diagnostics:
         self.last_error = (status, message)
         b = self._bucket()
         b["errored"] += n
+        self.total_errors[status] = self.total_errors.get(status, 0) + n
         e = b["errors"].setdefault(str(status), {"count": 0, "last_message": ""})
         e["count"] += n
         e["last_message"] = message

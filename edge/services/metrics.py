@@ -2,28 +2,39 @@
 
 Owns: ``ctx.services["metrics"]`` (a ``Recorder``): per-route request counters, latency
 histograms and byte counters (prometheus_client objects in a private ``CollectorRegistry`` per
-server, never the global one), the "records read" counter derived from read responses, and a
-short history of rates (``history()``) for the console's chart, sampled every few seconds.
+server, never the global one), the fsync latency histogram (fed by the flusher), per-bucket
+write counters (fed by the storage write hook), the "records read" counter derived from read
+responses, and a bounded history of rates (``history()``) for the console's charts: every few
+seconds for the last 15 minutes, every minute for the last 24 hours, in total and per bucket.
 Must not: import ``edge.http`` or format the exposition (``edge.http.metrics`` does), read
 request bodies, or put unbounded values (ids, entry names, tokens) into label values: labels are
-the handler's name, the method and the status only.
+the handler's name, the method, the status and (for the per-bucket series) the bucket name.
+
+What is counted as it happened, not as it was announced: received bytes are the body bytes a
+handler actually read (``Body.received``), not the declared ``Content-Length``; sent bytes and
+the latency of a streamed answer are taken when its last chunk was handed to the connection
+(or when the connection gave up on it), not when the handler returned.
 
 Hook (``edge/http/app.py``): after every routed response,
-``ctx.services["metrics"].observe(req, response, handler, seconds)``; ``handler`` is the route's
-handler function (None when nothing matched), ``seconds`` the time until the handler returned
-(streamed bodies are sent after that).
+``ctx.services["metrics"].observe(req, response, handler, started, body)``; ``handler`` is the
+route's handler function (None when nothing matched), ``started`` the ``time.perf_counter()``
+of the request head, ``body`` the request body as the front gave it (before any decoding wrapper).
 """
 
 from __future__ import annotations
 
 import logging
+import platform
 import re
+import sys
 import time
 from collections import deque
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from edge import API_VERSION, __version__
 
 # No ``*_created`` series: they double the exposition and nobody on a device graphs them.
 disable_created_metrics()
@@ -31,12 +42,16 @@ disable_created_metrics()
 log = logging.getLogger("edge.metrics")
 
 SAMPLE_INTERVAL_S = 5.0
-HISTORY_SAMPLES = 120            # ten minutes at 5 s
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+FINE_SPAN_S = 15 * 60            # the fine history covers this much
+COARSE_INTERVAL_S = 60.0
+COARSE_SAMPLES = 24 * 60         # one day at one minute
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _V2_RECORD = re.compile(r"x-reduct-\d+-\d+$")
 # Handlers whose 200/206 answer carries exactly one record.
 _SINGLE_RECORD = {"edge.http.records.read_record", "edge.http.link_download.download", "edge.http.links.get_link"}
 _BATCH_READ = {"edge.http.batch.read_batch", "edge.http.io_query.read_io_batch", "edge.http.queries.read_batch"}
+_RATE_KEYS = ("records_written", "bytes_written", "records_read", "bytes_read")
 
 
 def route_name(handler: Any) -> str:
@@ -56,6 +71,14 @@ def _response_bytes(response: Any) -> int:
         return int(response.content_length)
     body = response.body
     return len(body) if isinstance(body, (bytes, bytearray, memoryview)) else 0
+
+
+def _chunk_size(chunk: Any) -> int:
+    if isinstance(chunk, (bytes, bytearray)):
+        return len(chunk)
+    if isinstance(chunk, memoryview):
+        return chunk.nbytes
+    return int(chunk.length)      # a FileSegment (sent with sendfile)
 
 
 def _records_in(response: Any) -> int:
@@ -83,71 +106,176 @@ def read_counts(method: str, status: int, handler: Any, response: Any) -> tuple[
     return 0, 0
 
 
+class MeteredBody:
+    """A streamed response body that reports, once, how many bytes went out and when it ended."""
+
+    __slots__ = ("_inner", "_it", "_sent", "_done")
+
+    def __init__(self, inner: Any, done: Callable[[int], None]):
+        self._inner = inner
+        self._it: AsyncIterator[Any] | None = None
+        self._sent = 0
+        self._done: Callable[[int], None] | None = done
+
+    def __aiter__(self) -> "MeteredBody":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._it is None:
+            self._it = self._inner.__aiter__()
+        try:
+            chunk = await self._it.__anext__()
+        except StopAsyncIteration:
+            self._finish()
+            raise
+        self._sent += _chunk_size(chunk)
+        return chunk
+
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(self._sent)
+
+    async def aclose(self) -> None:
+        try:
+            close = getattr(self._it if self._it is not None else self._inner, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            self._finish()
+
+
 class Recorder:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter("edge_http_requests", "HTTP requests answered, by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("edge_http_request_duration_seconds",
-                                 "Time from request head to the handler's answer (body streaming excluded)",
+                                 "Time from the request head until the answer was handed to the connection "
+                                 "(streamed bodies: their last chunk)",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.bytes_in = Counter("edge_http_received_bytes", "Request body bytes declared (Content-Length)",
+        self.bytes_in = Counter("edge_http_received_bytes", "Request body bytes received (read by the handler)",
                                 ["route"], registry=self.registry)
-        self.bytes_out = Counter("edge_http_sent_bytes", "Response body bytes", ["route"], registry=self.registry)
+        self.bytes_out = Counter("edge_http_sent_bytes", "Response body bytes handed to the connection",
+                                 ["route"], registry=self.registry)
+        self.fsync = Histogram("edge_fsync_duration_seconds", "Duration of one group-commit fsync round",
+                               buckets=FSYNC_BUCKETS, registry=self.registry)
+        build = Gauge("edge_build_info", "Always 1; the labels say which build is running",
+                      ["version", "api_version", "python", "arch", "build"], registry=self.registry)
+        build.labels(__version__, API_VERSION, platform.python_version(), platform.machine() or "unknown",
+                     "onefile" if getattr(sys, "frozen", False) else "python").set(1)
         self.records_read = 0
         self.bytes_read = 0            # payload bytes of record reads (single, batch, link downloads)
+        # Per bucket: [records written, payload bytes written] (fed by the storage write hook).
+        self.bucket_writes: dict[str, list[int]] = {}
         self.started = time.time()
-        self._history: deque[dict] = deque(maxlen=HISTORY_SAMPLES)
-        self._last: dict | None = None
         self.interval_s = SAMPLE_INTERVAL_S
+        self._fine: deque[dict] = deque(maxlen=int(FINE_SPAN_S / SAMPLE_INTERVAL_S))
+        self._coarse: deque[dict] = deque(maxlen=COARSE_SAMPLES)
+        self._last: dict | None = None
+        self._last_coarse: dict | None = None
         self.access = "token"
+        self.collectors_registered = False
 
-    def observe(self, req: Any, response: Any, handler: Any, seconds: float) -> None:
+    # --- feeds -------------------------------------------------------------------------------
+
+    def on_write(self, bucket: str, entry: str, ts_us: int, record: Any) -> None:
+        """Storage write hook: ``record`` is ``(size, content_type, labels)``; returns no Durability."""
+        counts = self.bucket_writes.get(bucket)
+        if counts is None:
+            counts = self.bucket_writes[bucket] = [0, 0]
+        counts[0] += 1
+        counts[1] += int(record[0])
+        return None
+
+    def on_fsync(self, seconds: float) -> None:
+        self.fsync.observe(max(0.0, seconds))
+
+    def observe(self, req: Any, response: Any, handler: Any, started: float, body: Any = None) -> None:
         route = route_name(handler)
         status = response.status
         self.requests.labels(route, req.method, str(status)).inc()
-        self.latency.labels(route).observe(max(0.0, seconds))
-        length = getattr(req.body, "length", None) if getattr(req, "body", None) is not None else None
-        if length:
-            self.bytes_in.labels(route).inc(length)
-        nbytes = _response_bytes(response)
-        if nbytes and req.method != "HEAD":
-            self.bytes_out.labels(route).inc(nbytes)
-        records, payload = read_counts(req.method, status, handler, response)
-        self.records_read += records
-        self.bytes_read += payload
+        received = body.received if body is not None else 0
+        if received:
+            self.bytes_in.labels(route).inc(received)
+        reads, _ = read_counts(req.method, status, handler, response)   # bytes: counted as sent, below
+        self.records_read += reads
+
+        def finish(sent: int) -> None:
+            self.latency.labels(route).observe(max(0.0, time.perf_counter() - started))
+            if sent:
+                self.bytes_out.labels(route).inc(sent)
+                if reads:
+                    self.bytes_read += sent
+
+        payload = response.body
+        if req.method == "HEAD" or isinstance(payload, (bytes, bytearray, memoryview)):
+            finish(0 if req.method == "HEAD" else _chunk_size(payload))
+        else:
+            response.body = MeteredBody(payload, finish)
 
     # --- history for the console ------------------------------------------------------------
 
-    def sample(self, storage: Any, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        cur = {"t": now, "records_written": getattr(storage, "records_written", 0),
-               "bytes_written": getattr(storage, "bytes_written", 0),
-               "records_read": self.records_read, "bytes_read": self.bytes_read}
-        last = self._last
-        self._last = cur
-        if last is None:
-            return
-        dt = max(1e-6, now - last["t"])
-        self._history.append({"t": round(now, 3), **{
-            k + "_per_s": round((cur[k] - last[k]) / dt, 3)
-            for k in ("records_written", "bytes_written", "records_read", "bytes_read")}})
+    def _snapshot(self, storage: Any, engine: Any, now: float) -> dict:
+        sizes: dict[str, int] = {}
+        if engine is not None:
+            for name in engine.bucket_names():
+                try:
+                    sizes[name] = int(engine.get_bucket(name).size)
+                except Exception:   # removed between listing and reading
+                    continue
+        for gone in [b for b in self.bucket_writes if b not in sizes]:
+            del self.bucket_writes[gone]
+        return {"t": now, "records_written": getattr(storage, "records_written", 0),
+                "bytes_written": getattr(storage, "bytes_written", 0),
+                "records_read": self.records_read, "bytes_read": self.bytes_read,
+                "buckets": {name: (self.bucket_writes.get(name, (0, 0))[0], self.bucket_writes.get(name, (0, 0))[1], size)
+                            for name, size in sizes.items()}}
 
-    def history(self) -> dict:
-        return {"interval_s": self.interval_s, "samples": list(self._history)}
+    @staticmethod
+    def _rates(last: dict, cur: dict) -> dict:
+        dt = max(1e-6, cur["t"] - last["t"])
+        out: dict[str, Any] = {"t": round(cur["t"], 3)}
+        for k in _RATE_KEYS:
+            out[k + "_per_s"] = round(max(0, cur[k] - last[k]) / dt, 3)
+        buckets = {}
+        for name, (records, nbytes, size) in cur["buckets"].items():
+            before = last["buckets"].get(name, (records, nbytes, size))
+            buckets[name] = {"records_written_per_s": round(max(0, records - before[0]) / dt, 3),
+                             "bytes_written_per_s": round(max(0, nbytes - before[1]) / dt, 3), "size": size}
+        out["buckets"] = buckets
+        return out
+
+    def sample(self, storage: Any, now: float | None = None, engine: Any = None) -> None:
+        now = time.time() if now is None else now
+        cur = self._snapshot(storage, engine, now)
+        last, self._last = self._last, cur
+        if last is not None:
+            self._fine.append(self._rates(last, cur))
+        if self._last_coarse is None:
+            self._last_coarse = cur
+        elif now - self._last_coarse["t"] >= COARSE_INTERVAL_S:
+            self._coarse.append(self._rates(self._last_coarse, cur))
+            self._last_coarse = cur
+
+    def history(self, span: str = "15m") -> dict:
+        if span == "24h":
+            return {"interval_s": COARSE_INTERVAL_S, "samples": list(self._coarse)}
+        return {"interval_s": self.interval_s, "samples": list(self._fine)}
 
     async def run_sampler(self, storage: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-                          interval_s: float = SAMPLE_INTERVAL_S) -> None:
+                          interval_s: float = SAMPLE_INTERVAL_S, engine: Any = None) -> None:
         self.interval_s = interval_s
-        self.sample(storage)
+        self._fine = deque(maxlen=max(2, int(FINE_SPAN_S / interval_s)))
+        self.sample(storage, engine=engine)
         task_status.started()
         while True:
             await trio.sleep(interval_s)
-            self.sample(storage)
+            self.sample(storage, engine=engine)
 
 
 async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter: the recorder on ``ctx.services['metrics']`` and its sampler task."""
+    """Room starter: the recorder on ``ctx.services['metrics']``, its feeds and its sampler task."""
     from edge.errors import ConfigError
 
     recorder = Recorder()
@@ -157,6 +285,10 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
         raise ConfigError(f"EDGE_METRICS_ACCESS must be 'open' or 'token', got {access!r}")
     recorder.access = access
     ctx.services["metrics"] = recorder
+    if ctx.storage is not None:
+        ctx.storage.write_hooks.append(recorder.on_write)
+    if ctx.flusher is not None:
+        ctx.flusher.sync_observers.append(recorder.on_fsync)
     interval = SAMPLE_INTERVAL_S
     text = env.get("EDGE_METRICS_SAMPLE_S")
     if text:
@@ -165,4 +297,4 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
         except ValueError:
             log.warning("EDGE_METRICS_SAMPLE_S=%r is not a number; using %s", text, SAMPLE_INTERVAL_S)
     await nursery.start(lambda task_status=trio.TASK_STATUS_IGNORED: recorder.run_sampler(
-        ctx.storage, task_status=task_status, interval_s=interval))
+        ctx.storage, task_status=task_status, interval_s=interval, engine=ctx.engine))

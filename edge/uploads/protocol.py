@@ -31,7 +31,8 @@ U64_MAX = 2**64 - 1
 
 # The headers a browser must be allowed to read for tus to work across origins.
 EXPOSE_HEADERS = ("Upload-Offset", "Location", "Upload-Length", "Tus-Version", "Tus-Resumable",
-                  "Tus-Max-Size", "Tus-Extension", "Upload-Metadata", "Upload-Expires")
+                  "Tus-Max-Size", "Tus-Extension", "Upload-Metadata", "Upload-Expires",
+                  "x-reduct-time", "x-reduct-entry", "x-reduct-bucket")
 
 
 class TusVersionError(EdgeError):

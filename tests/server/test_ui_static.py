@@ -103,7 +103,7 @@ class _Scan(HTMLParser):
                 self.problems.append(f"external resource {value}")
 
 
-@pytest.mark.parametrize("name", ["index.html", "upload.html"])
+@pytest.mark.parametrize("name", ["index.html", "upload.html", "download.html"])
 def test_no_inline_code_in_pages(name):
     scan = _Scan()
     scan.feed((UI / name).read_text())
@@ -128,13 +128,13 @@ def test_vendored_libraries_carry_their_licences():
 
 def test_previews_render_only_raster_images_and_text():
     """The record browser's allow-list: SVG and HTML are never previewed, only downloaded."""
-    text = (UI / "js" / "pages" / "records.js").read_text()
+    text = (UI / "js" / "media.js").read_text()
     images = re.search(r"IMAGE_TYPES = new Set\(\[([^\]]*)\]\)", text).group(1)
     texts = re.search(r"TEXT_TYPES = new Set\(\[([^\]]*)\]\)", text).group(1)
     assert "svg" not in images and "html" not in images
     assert "svg" not in texts and "html" not in texts and "xml" not in texts
     # downloads are handed to the browser as opaque bytes
-    assert 'type: "application/octet-stream"' in text
+    assert 'type: "application/octet-stream"' in (UI / "js" / "pages" / "records.js").read_text()
 
 
 @pytest.mark.parametrize("ctype", ["image/svg+xml", "text/html"])

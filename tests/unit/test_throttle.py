@@ -20,7 +20,12 @@ def test_blocks_after_max_failures_with_exact_text():
     fail(th, "1.2.3.4", 1)
     with pytest.raises(RateLimitedError) as exc:
         th.check("1.2.3.4", 1.0)
-    assert exc.value.message == RATE_LIMITED_TEXT == "Too many failed authentication attempts; retry later"
+    # The text says how long to wait (the console shows it as it is), and so does Retry-After.
+    assert exc.value.message == RATE_LIMITED_TEXT.format(seconds=29) == "Too many failed authentication attempts; retry in 29 s"
+    assert exc.value.retry_after_s == 29
+    with pytest.raises(RateLimitedError) as exc:
+        th.check("1.2.3.4", 29.5)
+    assert exc.value.message.endswith("retry in 1 s") and exc.value.retry_after_s == 1
 
 
 def test_backoff_ends():

@@ -15,10 +15,19 @@ export const origin = window.location.origin;
 export const publicBase = origin + basePath;
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfterS = null) {
     super(message || `HTTP ${status}`);
     this.status = status;
+    this.retryAfterS = retryAfterS;
   }
+}
+
+// "90" -> "1 min 30 s": how long a refused client has to wait (Retry-After, in seconds).
+export function waitText(seconds) {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
 }
 
 export function getToken() {
@@ -53,7 +62,14 @@ async function errorOf(resp) {
       msg = "";
     }
   }
-  return new ApiError(resp.status, msg || `HTTP ${resp.status}`);
+  msg = msg || `HTTP ${resp.status}`;
+  // A lockout (429) says how long to wait; the server's text may predate that, Retry-After does not.
+  const after = Number(resp.headers.get("retry-after"));
+  const retryAfterS = Number.isFinite(after) && after > 0 ? after : null;
+  if (resp.status === 429 && retryAfterS !== null && !/\d+\s*(s|sec|second|min)/i.test(msg)) {
+    msg = `${msg.replace(/[.;\s]*(retry later)?[.\s]*$/i, "")}. Try again in ${waitText(retryAfterS)}.`;
+  }
+  return new ApiError(resp.status, msg, retryAfterS);
 }
 
 // request("GET", "list") -> Response (raw) ; throws ApiError for >= 400

@@ -1,41 +1,308 @@
-// A tiny line chart on <canvas> for the overview's write/read rates (no library needed).
-// Owns: drawing. Must not: fetch.
+// Small canvas charts, drawn here (no library: a few hundred lines are cheaper on a Raspberry Pi
+// than any chart package, and nothing is loaded from elsewhere).
+// Owns: drawing time series (lines) and binned histograms (bars + a line on a second axis),
+// sized for the device pixel ratio and redrawn when the element is resized; colours come from
+// the stylesheet's variables, so dark mode needs nothing here; the brush of a histogram (drag with
+// a mouse or a finger, or the keyboard: arrows move, Shift+arrows widen, Enter zooms, Escape clears).
+// Must not: fetch, or know what the numbers are (callers pass formatters and labels).
+// Time is in milliseconds here (Date's unit); callers convert from µs.
 
-import { fmtBytes } from "./dom.js";
+const DPR_MAX = 2;   // more pixels than this only cost time on a small device
 
-export function drawRates(canvas, samples) {
+function cssVar(name, fallback) {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function palette() {
+  return {
+    fg: cssVar("--muted", "#57606a"), grid: cssVar("--chart-grid", "#d0d7de"), c1: cssVar("--chart-1", "#0969da"),
+    c2: cssVar("--chart-2", "#1a7f37"), c3: cssVar("--chart-3", "#bf3989"), sel: cssVar("--link", "#0969da"),
+  };
+}
+
+// Prepare a canvas for drawing at its CSS size; returns [ctx, width, height] in CSS pixels.
+function surface(canvas) {
+  const dpr = Math.min(DPR_MAX, window.devicePixelRatio || 1);
+  const w = Math.max(1, canvas.clientWidth);
+  const hgt = Math.max(1, canvas.clientHeight);
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(hgt * dpr);
+  }
   const ctx = canvas.getContext("2d");
-  const w = canvas.width;
-  const hgt = canvas.height;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, hgt);
-  const pad = { l: 70, r: 10, t: 10, b: 20 };
-  const series = [
-    { key: "bytes_written_per_s", color: "#1f6feb" },
-    { key: "bytes_read_per_s", color: "#1a7f37" },
-  ];
-  let max = 1;
-  for (const s of samples) for (const ser of series) max = Math.max(max, s[ser.key] || 0);
-  ctx.strokeStyle = "#d0d7de";
-  ctx.fillStyle = "#57606a";
+  return [ctx, w, hgt];
+}
+
+const STEPS_MS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+  172800, 604800, 2592000, 7776000, 31536000].map((s) => s * 1000);
+
+function pad2(n) {
+  return String(n).padStart(2, "0");
+}
+
+// UTC, like every time the console shows.
+export function timeLabel(ms, stepMs) {
+  const d = new Date(ms);
+  if (stepMs >= 86400000) return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
+  if (stepMs >= 60000) return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+  if (stepMs >= 1000) return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`;
+  return `${pad2(d.getUTCSeconds())}.${String(d.getUTCMilliseconds()).padStart(3, "0")}`;
+}
+
+function timeTicks(t0, t1, width) {
+  const want = Math.max(2, Math.floor(width / 90));
+  const span = Math.max(1, t1 - t0);
+  const step = STEPS_MS.find((s) => span / s <= want) || STEPS_MS[STEPS_MS.length - 1];
+  const out = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) out.push(t);
+  return { step, ticks: out };
+}
+
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function axes(ctx, box, t0, t1, yMax, yFmt, col, y2) {
   ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const y = pad.t + ((hgt - pad.t - pad.b) * i) / 4;
+  ctx.strokeStyle = col.grid;
+  ctx.fillStyle = col.fg;
+  ctx.textBaseline = "middle";
+  for (let i = 0; i <= 2; i++) {
+    const y = box.t + (box.h * i) / 2;
     ctx.beginPath();
-    ctx.moveTo(pad.l, y);
-    ctx.lineTo(w - pad.r, y);
+    ctx.moveTo(box.l, Math.round(y) + 0.5);
+    ctx.lineTo(box.l + box.w, Math.round(y) + 0.5);
     ctx.stroke();
-    ctx.fillText(fmtBytes(Math.round(max * (1 - i / 4))) + "/s", 4, y + 4);
+    ctx.textAlign = "right";
+    ctx.fillText(yFmt(yMax * (1 - i / 2)), box.l - 4, y);
+    if (y2) {
+      ctx.textAlign = "left";
+      ctx.fillText(y2.fmt(y2.max * (1 - i / 2)), box.l + box.w + 4, y);
+    }
   }
-  if (samples.length < 2) return;
-  const n = samples.length;
-  const x = (i) => pad.l + ((w - pad.l - pad.r) * i) / (n - 1);
-  const y = (v) => pad.t + (hgt - pad.t - pad.b) * (1 - v / max);
-  for (const ser of series) {
-    ctx.strokeStyle = ser.color;
+  const { step, ticks } = timeTicks(t0, t1, box.w);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of ticks) {
+    const x = box.l + ((t - t0) / Math.max(1, t1 - t0)) * box.w;
+    ctx.fillText(timeLabel(t, step), Math.min(Math.max(x, box.l + 18), box.l + box.w - 18), box.t + box.h + 4);
+  }
+}
+
+function plotBox(w, hgt, right) {
+  const l = w < 420 ? 44 : 58;
+  const r = right ? l : 8;
+  return { l, t: 6, w: Math.max(10, w - l - r), h: Math.max(10, hgt - 26) };
+}
+
+// Lines over time. data: {t: [ms...], series: [{values, color: 1|2|3}], yFmt}
+export function drawLines(canvas, data) {
+  const [ctx, w, hgt] = surface(canvas);
+  const col = palette();
+  const box = plotBox(w, hgt, false);
+  const n = data.t.length;
+  const t0 = n ? data.t[0] : Date.now() - 60000;
+  const t1 = n > 1 ? data.t[n - 1] : t0 + 60000;
+  let max = 0;
+  for (const s of data.series) for (const v of s.values) max = Math.max(max, v || 0);
+  max = niceMax(max);
+  axes(ctx, box, t0, t1, max, data.yFmt || String, col);
+  if (n < 2) return;
+  const x = (t) => box.l + ((t - t0) / Math.max(1, t1 - t0)) * box.w;
+  const y = (v) => box.t + box.h * (1 - (v || 0) / max);
+  for (const s of data.series) {
+    ctx.strokeStyle = col["c" + (s.color || 1)];
     ctx.lineWidth = 2;
     ctx.beginPath();
-    samples.forEach((s, i) => (i ? ctx.lineTo(x(i), y(s[ser.key] || 0)) : ctx.moveTo(x(i), y(s[ser.key] || 0))));
+    for (let i = 0; i < n; i++) (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(data.t[i]), y(s.values[i]));
     ctx.stroke();
+    if (s.fill) {
+      ctx.lineTo(x(data.t[n - 1]), box.t + box.h);
+      ctx.lineTo(x(data.t[0]), box.t + box.h);
+      ctx.closePath();
+      ctx.globalAlpha = 0.15;
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+    }
   }
+}
+
+// A histogram of counts (bars, left axis) with a second quantity as a line (right axis), and a
+// brush. opts: {t0, t1 (ms), bins: [{count, bytes}], countFmt, bytesFmt, onSelect(t0, t1),
+// status(text) for the live description of the focused bin}. Returns {update(opts), destroy()}.
+export function histogram(canvas, opts) {
+  let o = opts;
+  let drag = null;        // {x0, x1} in CSS pixels while dragging
+  let cursor = -1;        // focused bin (keyboard)
+  let anchor = -1;        // first bin of a keyboard selection
+  let box = null;
+  const binAt = (x) => {
+    if (!box || !o.bins.length) return -1;
+    return Math.max(0, Math.min(o.bins.length - 1, Math.floor(((x - box.l) / box.w) * o.bins.length)));
+  };
+  const binTime = (i) => o.t0 + ((o.t1 - o.t0) * i) / o.bins.length;
+  const draw = () => {
+    const [ctx, w, hgt] = surface(canvas);
+    const col = palette();
+    box = plotBox(w, hgt, true);
+    const bins = o.bins;
+    let maxC = 0;
+    let maxB = 0;
+    for (const b of bins) {
+      maxC = Math.max(maxC, b.count);
+      maxB = Math.max(maxB, b.bytes);
+    }
+    maxC = niceMax(maxC);
+    maxB = niceMax(maxB);
+    axes(ctx, box, o.t0, o.t1, maxC, o.countFmt || String, col, { max: maxB, fmt: o.bytesFmt || String });
+    const bw = box.w / Math.max(1, bins.length);
+    ctx.fillStyle = col.c1;
+    bins.forEach((b, i) => {
+      if (!b.count) return;
+      const hh = (b.count / maxC) * box.h;
+      ctx.fillRect(box.l + i * bw + (bw > 3 ? 0.5 : 0), box.t + box.h - hh, Math.max(1, bw - (bw > 3 ? 1 : 0)), hh);
+    });
+    ctx.strokeStyle = col.c3;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    bins.forEach((b, i) => {
+      const x = box.l + (i + 0.5) * bw;
+      const y = box.t + box.h * (1 - b.bytes / maxB);
+      (i ? ctx.lineTo : ctx.moveTo).call(ctx, x, y);
+    });
+    ctx.stroke();
+    let sel = null;
+    if (drag) sel = [Math.min(drag.x0, drag.x1), Math.max(drag.x0, drag.x1)];
+    else if (cursor >= 0) {
+      const a = anchor >= 0 ? Math.min(anchor, cursor) : cursor;
+      const b = anchor >= 0 ? Math.max(anchor, cursor) : cursor;
+      sel = [box.l + a * bw, box.l + (b + 1) * bw];
+    }
+    if (sel) {
+      ctx.fillStyle = col.sel;
+      ctx.globalAlpha = 0.18;
+      ctx.fillRect(sel[0], box.t, Math.max(1, sel[1] - sel[0]), box.h);
+      ctx.globalAlpha = 1;
+      ctx.strokeStyle = col.sel;
+      ctx.lineWidth = 1;
+      ctx.strokeRect(sel[0] + 0.5, box.t + 0.5, Math.max(1, sel[1] - sel[0] - 1), box.h - 1);
+    }
+  };
+  const describe = () => {
+    if (!o.status || cursor < 0 || !o.bins.length) return;
+    const a = anchor >= 0 ? Math.min(anchor, cursor) : cursor;
+    const b = anchor >= 0 ? Math.max(anchor, cursor) : cursor;
+    let count = 0;
+    let bytes = 0;
+    for (let i = a; i <= b; i++) {
+      count += o.bins[i].count;
+      bytes += o.bins[i].bytes;
+    }
+    const span = (o.t1 - o.t0) / o.bins.length;
+    o.status(`${timeLabel(binTime(a), span)} – ${timeLabel(binTime(b + 1), span)} UTC: ${count} record(s), ${(o.bytesFmt || String)(bytes)}. Enter zooms in.`);
+  };
+  const local = (e) => e.clientX - canvas.getBoundingClientRect().left;
+  const onDown = (e) => {
+    if (e.button !== undefined && e.button !== 0) return;
+    drag = { x0: local(e), x1: local(e), id: e.pointerId };
+    canvas.setPointerCapture(e.pointerId);
+  };
+  const onMove = (e) => {
+    if (!drag) return;
+    drag.x1 = local(e);
+    draw();
+  };
+  const onUp = (e) => {
+    if (!drag) return;
+    const [a, b] = [Math.min(drag.x0, drag.x1), Math.max(drag.x0, drag.x1)];
+    drag = null;
+    if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
+    if (b - a >= 6 && box && o.onSelect) {
+      const toT = (x) => o.t0 + ((Math.max(box.l, Math.min(box.l + box.w, x)) - box.l) / box.w) * (o.t1 - o.t0);
+      o.onSelect(toT(a), toT(b));
+    } else {
+      cursor = binAt(a);
+      anchor = -1;
+      describe();
+    }
+    draw();
+  };
+  const onCancel = () => {
+    drag = null;
+    draw();
+  };
+  const onKey = (e) => {
+    const n = o.bins.length;
+    if (!n) return;
+    if (e.key === "ArrowLeft" || e.key === "ArrowRight" || e.key === "Home" || e.key === "End") {
+      e.preventDefault();
+      if (e.shiftKey && anchor < 0) anchor = Math.max(0, cursor);
+      if (!e.shiftKey) anchor = -1;
+      const step = e.key === "ArrowLeft" ? -1 : e.key === "ArrowRight" ? 1 : 0;
+      if (cursor < 0) cursor = step < 0 ? n - 1 : 0;
+      else if (e.key === "Home") cursor = 0;
+      else if (e.key === "End") cursor = n - 1;
+      else cursor = Math.max(0, Math.min(n - 1, cursor + step));
+      describe();
+      draw();
+    } else if (e.key === "Enter" && cursor >= 0 && o.onSelect) {
+      e.preventDefault();
+      const a = anchor >= 0 ? Math.min(anchor, cursor) : cursor;
+      const b = anchor >= 0 ? Math.max(anchor, cursor) : cursor;
+      const t0 = binTime(a);
+      const t1 = binTime(b + 1);
+      cursor = -1;
+      anchor = -1;
+      o.onSelect(t0, t1);
+    } else if (e.key === "Escape" && cursor >= 0) {
+      e.preventDefault();
+      e.stopPropagation();
+      cursor = -1;
+      anchor = -1;
+      if (o.status) o.status("");
+      draw();
+    }
+  };
+  canvas.addEventListener("pointerdown", onDown);
+  canvas.addEventListener("pointermove", onMove);
+  canvas.addEventListener("pointerup", onUp);
+  canvas.addEventListener("pointercancel", onCancel);
+  canvas.addEventListener("keydown", onKey);
+  const ro = new ResizeObserver(() => draw());
+  ro.observe(canvas);
+  draw();
+  return {
+    update(next) {
+      o = { ...o, ...next };
+      if (cursor >= o.bins.length) cursor = -1;
+      draw();
+    },
+    destroy() {
+      ro.disconnect();
+    },
+  };
+}
+
+// Redraw a drawLines chart whenever its element changes size; returns a function that draws new data.
+export function lineChart(canvas) {
+  let last = null;
+  const ro = new ResizeObserver(() => last && drawLines(canvas, last));
+  ro.observe(canvas);
+  return {
+    draw(data) {
+      last = data;
+      drawLines(canvas, data);
+    },
+    destroy() {
+      ro.disconnect();
+    },
+  };
 }

@@ -77,7 +77,7 @@ export function notify(text, kind = "info") {
   clear(bar);
   bar.className = "msg " + kind;
   bar.appendChild(h("span", { text }));
-  bar.appendChild(h("button", { class: "link", type: "button", text: "×", "aria-label": "dismiss", onclick: () => clear(bar) }));
+  bar.appendChild(h("button", { class: "link", type: "button", text: "×", "aria-label": "Dismiss message", onclick: () => clear(bar) }));
 }
 
 export function fail(err) {
@@ -85,16 +85,30 @@ export function fail(err) {
 }
 
 // A modal <dialog>; `build(close)` returns its content. Resolves with what close() was given.
+// Every open dialog belongs to the page it was opened on: closeModals() (called by the router on
+// every navigation, back/forward included) closes them all. Focus returns to where it was.
+const openModals = new Set();
+let modalSeq = 0;
+
+export function closeModals() {
+  for (const close of Array.from(openModals)) close(null);
+}
+
 export function modal(title, build) {
   return new Promise((resolve) => {
-    const dlg = h("dialog", { class: "modal" });
+    const titleId = `modal-title-${++modalSeq}`;
+    const dlg = h("dialog", { class: "modal", "aria-labelledby": titleId });
+    const opener = document.activeElement;
     const close = (value) => {
-      dlg.close();
+      if (!openModals.delete(close)) return;
+      if (dlg.open) dlg.close();
       dlg.remove();
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
       resolve(value);
     };
-    dlg.appendChild(h("header", {}, h("h2", { text: title }),
-      h("button", { type: "button", class: "link close", "aria-label": "close", text: "×", onclick: () => close(null) })));
+    openModals.add(close);
+    dlg.appendChild(h("header", {}, h("h2", { text: title, id: titleId }),
+      h("button", { type: "button", class: "link icon close", "aria-label": "Close", text: "×", onclick: () => close(null) })));
     dlg.appendChild(build(close));
     dlg.addEventListener("cancel", (e) => {
       e.preventDefault();
@@ -131,9 +145,23 @@ export function field(label, input, hint) {
   return h("label", {}, h("span", { text: label }), input, hint ? h("small", { text: hint }) : null);
 }
 
-export function table(headers, rows) {
-  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { text: t })))),
-    h("tbody", {}, rows));
+// A table that becomes stacked cards on narrow screens: every cell carries its column's name
+// (data-label, shown before the value by app.css). A header is a string or {text, class}; the
+// class ("num", "time", "primary", "actions") goes on the header and on that column's cells.
+export function table(headers, rows, attrs = {}) {
+  const cols = headers.map((c) => (typeof c === "string" ? { text: c } : c));
+  for (const tr of rows) {
+    Array.from(tr.children).forEach((td, i) => {
+      const col = cols[i];
+      if (!col) return;
+      td.dataset.label = col.text || "";
+      if (col.class) td.classList.add(...col.class.split(" "));
+      if (!td.textContent.trim() && !td.querySelector("button, a, img, canvas, input")) td.classList.add("empty-cell");
+    });
+  }
+  const th = (c) => h("th", { scope: "col", class: c.class || null }, c.text ? c.text : h("span", { class: "sr-only", text: c.sr || "actions" }));
+  return h("table", { ...attrs, class: ["cards", attrs.class].filter(Boolean).join(" ") },
+    h("thead", {}, h("tr", {}, cols.map(th))), h("tbody", {}, rows));
 }
 
 export async function copyText(text, input) {

@@ -6,7 +6,8 @@
 // Must not: keep the password anywhere after sending it.
 
 import { enc, features, publicBase, send } from "./api.js";
-import { copyText, fail, field, h, localInputToS, modal, notify, sToLocalInput } from "./dom.js";
+import { copyText, fail, field, fmtBytes, fmtUs, h, localInputToS, modal, notify, sToLocalInput } from "./dom.js";
+import { fileNameOf } from "./media.js";
 import qrcode from "../vendor/qrcode.mjs";
 
 export function qrImage(text, id) {
@@ -52,9 +53,10 @@ export async function shareDialog(bucket, rec) {
   } catch (e) {
     mail = false;
   }
-  return modal(`Share ${rec.entry} @ ${rec.ts}`, (close) => {
+  return modal(`Share ${rec.entry} at ${fmtUs(rec.ts)}`, (close) => {
     const body = h("div", { class: "stack" });
-    const name = h("input", { name: "file_name", required: true, value: defaultName(rec) });
+    body.appendChild(h("p", { class: "muted", text: `${rec.contentType || "application/octet-stream"} · ${fmtBytes(rec.size)} · timestamp ${rec.ts} µs` }));
+    const name = h("input", { name: "file_name", required: true, value: fileNameOf(rec) });
     const expires = h("input", { type: "datetime-local", name: "expire_at", required: true, value: sToLocalInput(Math.floor(Date.now() / 1000) + 7 * 86400) });
     const maxDl = h("input", { type: "number", name: "max_downloads", min: "1", step: "1", placeholder: "unlimited" });
     const password = h("input", { type: "password", name: "password", autocomplete: "new-password", placeholder: "none" });
@@ -94,10 +96,4 @@ export async function shareDialog(bucket, rec) {
     body.appendChild(form);
     return body;
   });
-}
-
-function defaultName(rec) {
-  const fromLabel = rec.labels && rec.labels.filename;
-  if (fromLabel) return fromLabel.replace(/[\\/\x00-\x1f]/g, "_");
-  return `${rec.entry.replace(/\//g, "_")}_${rec.ts}.bin`;
 }

@@ -4,19 +4,22 @@
 // Must not: put the bearer token or an upload-link secret into metadata or storage.
 
 import { apiBase } from "./api.js";
-import { fmtBytes, h } from "./dom.js";
+import { fmtBytes, fmtUs, h } from "./dom.js";
 
 export function tusAvailable() {
   return !!(window.tus && window.tus.isSupported);
 }
 
-// opts: {bucket, entry, headers, onDone(file), onError(file, err)}; returns the progress row.
+// opts: {bucket, entry, headers, recordHref(bucket, entry, ts) (optional), onDone(file, record),
+// onError(file, err)}; returns the progress row. The last PATCH says which record the upload
+// became (x-reduct-time, x-reduct-entry); the row shows it.
 export function uploadFile(file, opts) {
-  const bar = h("progress", { max: 100, value: 0 });
-  const status = h("span", { class: "muted", text: "starting" });
+  const bar = h("progress", { max: 100, value: 0, "aria-label": `Upload of ${file.name}` });
+  const status = h("span", { class: "state", text: "starting" });
   const pct = h("span", { class: "num", text: "0 %" });
-  const toggle = h("button", { type: "button", class: "secondary", text: "Pause", name: "pause" });
-  const row = h("div", { class: "progress", dataset: { file: file.name } }, h("span", { text: file.name }), bar, pct, h("span", {}, toggle, status));
+  const toggle = h("button", { type: "button", class: "act", text: "Pause", name: "pause", "aria-label": `Pause ${file.name}` });
+  const row = h("div", { class: "progress", dataset: { file: file.name } }, h("span", { class: "name", text: file.name }), pct, bar,
+    h("div", { class: "status" }, status, toggle));
   const metadata = { bucket: opts.bucket, entry: opts.entry, filename: file.name };
   if (file.type) metadata.filetype = file.type;
   const upload = new window.tus.Upload(file, {
@@ -33,14 +36,21 @@ export function uploadFile(file, opts) {
       pct.textContent = p + " %";
       status.textContent = `${fmtBytes(sent)} of ${fmtBytes(total)}`;
     },
-    onSuccess() {
+    onSuccess(payload) {
+      const resp = payload && payload.lastResponse;
+      const ts = resp ? resp.getHeader("x-reduct-time") : null;
+      const entry = (resp && resp.getHeader("x-reduct-entry")) || opts.entry;
       bar.value = 100;
       pct.textContent = "100 %";
-      status.textContent = "done";
+      status.textContent = ts ? `done: ${entry} at ${fmtUs(ts)}` : "done";
+      if (ts) {
+        row.dataset.ts = ts;
+        if (opts.recordHref) status.appendChild(h("a", { href: opts.recordHref(opts.bucket, entry, ts), text: " · show", class: "show-record" }));
+      }
       row.classList.add("done");
       row.dataset.state = "done";
       toggle.hidden = true;
-      if (opts.onDone) opts.onDone(file);
+      if (opts.onDone) opts.onDone(file, ts ? { entry, ts } : null);
     },
     onError(err) {
       const resp = err && err.originalResponse;
@@ -48,6 +58,7 @@ export function uploadFile(file, opts) {
       status.textContent = "failed: " + (detail || (err && err.message) || err);
       row.dataset.state = "failed";
       toggle.textContent = "Retry";
+      toggle.setAttribute("aria-label", `Retry ${file.name}`);
       if (opts.onError) opts.onError(file, detail || err);
     },
   });
@@ -57,11 +68,13 @@ export function uploadFile(file, opts) {
       upload.abort();
       paused = true;
       toggle.textContent = "Resume";
+      toggle.setAttribute("aria-label", `Resume ${file.name}`);
       status.textContent = "paused";
     } else {
       paused = false;
       row.dataset.state = "";
       toggle.textContent = "Pause";
+      toggle.setAttribute("aria-label", `Pause ${file.name}`);
       upload.start();
     }
   });

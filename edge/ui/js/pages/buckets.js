@@ -2,7 +2,7 @@
 // Owns: the bucket forms. Must not: guess server rules: the server's error text is shown as is.
 
 import { enc, getJson, send } from "../api.js";
-import { clear, confirmAction, fail, field, fmtBytes, fmtUs, h, modal, notify } from "../dom.js";
+import { clear, confirmAction, fail, field, fmtBytes, fmtUs, h, modal, notify, table } from "../dom.js";
 
 const QUOTA_TYPES = ["NONE", "FIFO", "HARD"];
 
@@ -53,17 +53,18 @@ async function render(list, full) {
   list.appendChild(h("h2", { text: `${data.buckets.length} bucket(s)` }));
   const rows = data.buckets.map((b) => h("tr", { dataset: { bucket: b.name } },
     h("td", {}, h("a", { href: "#/records/" + encodeURIComponent(b.name), text: b.name })),
-    h("td", { class: "num", text: String(b.entry_count) }),
-    h("td", { class: "num", text: fmtBytes(b.size) }),
+    h("td", { text: String(b.entry_count) }),
+    h("td", { text: fmtBytes(b.size) }),
     h("td", { text: fmtUs(b.oldest_record) }),
     h("td", { text: fmtUs(b.latest_record) }),
     h("td", {}, b.is_provisioned ? h("span", { class: "muted", text: "provisioned" }) : full ? [
-      h("button", { type: "button", class: "link", text: "Settings", name: "edit", onclick: () => edit(b.name, list, full) }),
-      h("button", { type: "button", class: "link", text: "Rename", name: "rename", onclick: () => rename(b.name, list, full) }),
-      h("button", { type: "button", class: "link", text: "Delete", name: "delete", onclick: () => remove(b.name, list, full) }),
+      h("button", { type: "button", class: "act", text: "Settings", name: "edit", "aria-label": `Settings of ${b.name}`, onclick: () => edit(b.name, list, full).catch(fail) }),
+      h("button", { type: "button", class: "act", text: "Rename", name: "rename", "aria-label": `Rename ${b.name}`, onclick: () => rename(b.name, list, full) }),
+      h("button", { type: "button", class: "act danger", text: "Delete", name: "delete", "aria-label": `Delete ${b.name}`, onclick: () => remove(b.name, list, full) }),
     ] : null)));
-  list.appendChild(h("table", {}, h("thead", {}, h("tr", {}, ["name", "entries", "size", "oldest", "latest", ""].map((t) => h("th", { text: t })))),
-    h("tbody", {}, rows)));
+  list.appendChild(table([{ text: "name", class: "primary" }, { text: "entries", class: "num" }, { text: "size", class: "num" },
+    { text: "oldest", class: "time" }, { text: "latest", class: "time" }, { text: "", class: "actions" }], rows));
+  if (!data.buckets.length) list.appendChild(h("p", { class: "muted", text: "No buckets yet." }));
 }
 
 async function edit(name, list, full) {

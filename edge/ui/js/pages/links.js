@@ -35,10 +35,11 @@ async function renderShares(box) {
     h("td", { text: l.has_password ? "yes" : "no" }),
     h("td", { text: fmtS(l.expire_at) }),
     h("td", {},
-      h("button", { type: "button", class: "link", text: "Receipts", name: "receipts", onclick: () => receipts(l.id).catch(fail) }),
-      l.revoked ? null : h("button", { type: "button", class: "link", text: "Edit", name: "edit", onclick: () => editShare(l, box).catch(fail) }),
-      l.revoked ? null : h("button", { type: "button", class: "link", text: "Revoke", name: "revoke", onclick: () => revokeShare(l, box).catch(fail) }))));
-  box.appendChild(table(["file", "record", "state", "downloads", "password", "expires", ""], rows));
+      h("button", { type: "button", class: "act", text: "Receipts", name: "receipts", "aria-label": `Receipts of ${l.file_name}`, onclick: () => receipts(l.id).catch(fail) }),
+      l.revoked ? null : h("button", { type: "button", class: "act", text: "Edit", name: "edit", "aria-label": `Edit link to ${l.file_name}`, onclick: () => editShare(l, box).catch(fail) }),
+      l.revoked ? null : h("button", { type: "button", class: "act danger", text: "Revoke", name: "revoke", "aria-label": `Revoke link to ${l.file_name}`, onclick: () => revokeShare(l, box).catch(fail) }))));
+  box.appendChild(table([{ text: "file", class: "primary" }, "record", "state", { text: "downloads", class: "num" }, "password",
+    { text: "expires", class: "time" }, { text: "", class: "actions" }], rows));
 }
 
 async function receipts(id) {
@@ -49,7 +50,7 @@ async function receipts(id) {
       h("td", { text: r.range || "full" }), h("td", { text: r.counted ? "yes" : "no" })));
     return h("div", { class: "stack" },
       h("p", { text: `${link.downloads} counted download(s); receipt address: ${link.receipt_to || "none"}` }),
-      rows.length ? table(["time", "client", "bytes", "range", "counted"], rows) : h("p", { class: "muted", text: "No downloads yet." }));
+      rows.length ? table([{ text: "time", class: "time" }, "client", { text: "bytes", class: "num" }, "range", "counted"], rows) : h("p", { class: "muted", text: "No downloads yet." }));
   });
 }
 
@@ -129,10 +130,11 @@ async function renderUploads(box) {
     h("td", { text: fmtS(l.expire_at) }),
     h("td", { text: l.note }),
     h("td", {},
-      h("button", { type: "button", class: "link", text: "Received", name: "received", onclick: () => received(l.id).catch(fail) }),
-      l.revoked ? null : h("button", { type: "button", class: "link", text: "Edit", name: "edit-upload", onclick: () => editUpload(l, box).catch(fail) }),
-      l.revoked ? null : h("button", { type: "button", class: "link", text: "Revoke", name: "revoke-upload", onclick: () => revokeUpload(l, box).catch(fail) }))));
-  box.appendChild(table(["destination", "state", "files", "bytes", "expires", "note", ""], rows));
+      h("button", { type: "button", class: "act", text: "Received", name: "received", "aria-label": `Files received through ${l.bucket}/${l.entry}`, onclick: () => received(l.id).catch(fail) }),
+      l.revoked ? null : h("button", { type: "button", class: "act", text: "Edit", name: "edit-upload", "aria-label": `Edit upload link to ${l.bucket}/${l.entry}`, onclick: () => editUpload(l, box).catch(fail) }),
+      l.revoked ? null : h("button", { type: "button", class: "act danger", text: "Revoke", name: "revoke-upload", "aria-label": `Revoke upload link to ${l.bucket}/${l.entry}`, onclick: () => revokeUpload(l, box).catch(fail) }))));
+  box.appendChild(table([{ text: "destination", class: "primary" }, "state", { text: "files", class: "num" }, { text: "bytes", class: "num" },
+    { text: "expires", class: "time" }, "note", { text: "", class: "actions" }], rows));
 }
 
 async function received(id) {
@@ -140,7 +142,7 @@ async function received(id) {
   await modal(`Received through ${link.bucket}/${link.entry}`, () => {
     const rows = (link.received || []).map((r) => h("tr", {},
       h("td", { text: fmtS(r.time) }), h("td", { text: r.filename || "—" }), h("td", { class: "num", text: fmtBytes(r.bytes) }), h("td", { text: r.client })));
-    return h("div", {}, rows.length ? table(["time", "file", "size", "client"], rows) : h("p", { class: "muted", text: "Nothing received yet." }));
+    return h("div", {}, rows.length ? table([{ text: "time", class: "time" }, "file", { text: "size", class: "num" }, "client"], rows) : h("p", { class: "muted", text: "Nothing received yet." }));
   });
 }
 

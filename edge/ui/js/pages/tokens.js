@@ -70,9 +70,10 @@ async function render(box) {
       h("td", { text: t.created_at ? fmtS(Date.parse(t.created_at) / 1000) : "—" }),
       h("td", { text: t.expires_at ? fmtS(Date.parse(t.expires_at) / 1000) : "never" }),
       h("td", {}, t.is_provisioned ? h("span", { class: "muted", text: "provisioned" }) :
-        h("button", { type: "button", class: "link", text: "Delete", name: "delete-token", onclick: () => remove(t.name, box).catch(fail) })));
+        h("button", { type: "button", class: "act danger", text: "Delete", name: "delete-token", "aria-label": `Delete token ${t.name}`, onclick: () => remove(t.name, box).catch(fail) })));
   });
-  box.appendChild(table(["name", "", "read", "write", "created", "expires", ""], rows));
+  box.appendChild(table([{ text: "name", class: "primary" }, "access", "read", "write", { text: "created", class: "time" },
+    { text: "expires", class: "time" }, { text: "", class: "actions" }], rows));
 }
 
 async function remove(name, box) {

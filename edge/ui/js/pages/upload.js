@@ -6,9 +6,14 @@ import { authHeaders, getJson } from "../api.js";
 import { fail, field, h, notify } from "../dom.js";
 import { tusAvailable, uploadFile } from "../tusupload.js";
 
+// A drop zone with a "Choose files" button (the file input itself is invisible but focusable:
+// it sits inside the label, so Tab reaches it, Enter/Space opens the picker, and it can never
+// stick out of the zone on a narrow screen).
 export function dropZone(onFiles, inputName = "files") {
   const input = h("input", { type: "file", multiple: true, name: inputName, id: inputName });
-  const zone = h("div", { class: "drop", id: "drop" }, h("p", { text: "Drop files here, or" }), input);
+  const zone = h("div", { class: "drop", id: "drop" },
+    h("p", { text: "Drop files here, or" }),
+    h("label", { class: "pick" }, input, h("span", { text: "Choose files" })));
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
     zone.classList.add("over");
@@ -40,7 +45,7 @@ export async function mount(root, ctx) {
   // `$` buckets ($system) are written by the server only: never an upload target.
   const bucketSel = h("select", { name: "bucket" }, buckets.filter((b) => !b.name.startsWith("$")).map((b) => h("option", { value: b.name, text: b.name, selected: ctx.params.get("bucket") === b.name })));
   const entry = h("input", { name: "entry", required: true, value: ctx.params.get("entry") || "uploads", pattern: "[A-Za-z0-9_\\-\\/]+" });
-  const list = h("div", { id: "upload-list" });
+  const list = h("div", { id: "upload-list", "aria-live": "polite" });
   root.appendChild(h("section", { class: "card stack" },
     h("div", { class: "row" }, field("Bucket", bucketSel), field("Entry", entry, "letters, digits, -, _ and /")),
     dropZone((files) => {
@@ -48,6 +53,7 @@ export async function mount(root, ctx) {
       for (const file of files) {
         list.appendChild(uploadFile(file, {
           bucket: bucketSel.value, entry: entry.value.trim(), headers: authHeaders(),
+          recordHref: (b, e) => `#/records/${encodeURIComponent(b)}?entry=${encodeURIComponent(e)}`,
           onDone: (f) => notify(`Uploaded ${f.name}`, "ok"),
           onError: (f, err) => fail(`Upload of ${f.name} failed: ${err}`),
         }));
