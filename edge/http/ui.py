@@ -169,7 +169,14 @@ async def ui_file(req: Request, ctx: AppContext, path: str) -> Response:
     return _serve(req, f) if f is not None else _not_found()
 
 
+# GET <base>favicon.ico: browsers ask for it on any page of the origin (JSON and file downloads too)
+async def favicon(req: Request, ctx: AppContext) -> Response:
+    f = manifest().get("favicon.svg")
+    return _serve(req, f) if f is not None else _not_found()
+
+
 ROUTES = [
+    Route("GET", "favicon.ico", favicon),
     Route("GET", "ui", ui_redirect),
     Route("GET", "ui/", ui_index),
     Route("GET", "ui/{path+}", ui_file),

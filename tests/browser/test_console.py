@@ -1,10 +1,13 @@
 """The web console in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, Selenium).
 
-One flow, as a user would do it: sign in with a token, create a bucket, upload files with
-progress over tus, find them in the record browser and preview them, share a record with a
-password and a download limit, open the link, revoke it, create an upload link and upload
-through it anonymously, create and delete a token. The browser console must stay free of
-errors and no request may fail. Screenshots of each page go to ``tests/artifacts/``.
+One flow, as a user would do it, on a desktop (1366x768) and on a phone (390x844, touch, the
+viewport meta tag honoured): sign in with a token, create a bucket, upload files with progress
+over tus, find them in the record browser and preview them, share a record with a password and
+a download limit, open the link, revoke it, create an upload link and upload through it
+anonymously, create and delete a token. Every click scrolls its target to the middle of the
+screen first, as a thumb would, and must not land on something else (a covering tab bar fails
+it). The browser console must stay free of errors and no request may fail. Screenshots of each
+step go to ``$EDGE_SCREENSHOTS`` (``tests/artifacts/screenshots``) as ``flow-<size>-<step>.png``.
 
 Skips (with the reason) only when Chromium, its driver or Selenium cannot be found; the CI
 script installs them (``apt-get install -y chromium chromium-driver``, ``pip install selenium``).
@@ -13,143 +16,42 @@ script installs them (``apt-get install -y chromium chromium-driver``, ``pip ins
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from tests.helpers import token_auth
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+from tests.browser.harness import (
+    DESKTOP, PHONE, By, EC, Watch, click, css, dump, emulate, go as go_to, overflow, png, shot as full_shot, tap, wait,
+)
+
 INIT = "console-init-token"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # pragma: no cover
-    webdriver = None
-
-pytestmark = [
-    pytest.mark.skipif(webdriver is None, reason="selenium is not installed (pip install selenium)"),
-    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
-                       reason="chromium/chromedriver not found (apt-get install -y chromium chromium-driver)"),
-]
-
-
-
-def png(width: int = 96, height: int = 64) -> bytes:
-    """A small RGB gradient PNG, made here (no image files in the repository)."""
-    import struct
-    import zlib
-
-    rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 160))
-                    for y in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture
-def browser(tmp_path):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-class Watch:
-    """Collects browser console errors and failed requests across the whole flow."""
-
-    def __init__(self, driver, origin: str):
-        self.driver = driver
-        self.origin = origin
-        self.errors: list[str] = []
-        self.failed: list[str] = []
-        self.requests: dict[str, str] = {}
-
-    def drain(self) -> None:
-        for entry in self.driver.get_log("browser"):
-            if entry["level"] in ("SEVERE", "ERROR"):
-                self.errors.append(entry["message"])
-        for entry in self.driver.get_log("performance"):
-            msg = json.loads(entry["message"])["message"]
-            params = msg.get("params", {})
-            if msg["method"] == "Network.requestWillBeSent":
-                self.requests[params["requestId"]] = params["request"]["url"]
-            elif msg["method"] == "Network.responseReceived":
-                status = params["response"]["status"]
-                if status >= 400 and params["response"]["url"].startswith(self.origin):
-                    self.failed.append(f"{status} {params['response']['url']}")
-            elif msg["method"] == "Network.loadingFailed" and not params.get("canceled") \
-                    and self.requests.get(params["requestId"], "").startswith(self.origin):
-                # (requests the page never made, e.g. Chromium's own probes, have no requestWillBeSent)
-                self.failed.append(f"{params.get('errorText')} {self.requests.get(params['requestId'], '?')}")
-
-    def check(self) -> None:
-        self.drain()
-        assert self.errors == [], "browser console errors:\n" + "\n".join(self.errors)
-        assert self.failed == [], "failed requests:\n" + "\n".join(self.failed)
-
-
-def shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
-
-
-def wait(driver, cond, timeout=20):
-    return WebDriverWait(driver, timeout).until(cond)
-
-
-def css(driver, selector, timeout=20):
-    return wait(driver, EC.visibility_of_element_located((By.CSS_SELECTOR, selector)), timeout)
-
-
-def click(driver, selector, timeout=20):
-    el = wait(driver, EC.element_to_be_clickable((By.CSS_SELECTOR, selector)), timeout)
-    el.click()
-    return el
 
 
 def go(driver, server, page: str) -> None:
-    driver.execute_script("window.location.hash = arguments[0]", page)
-    time.sleep(0.2)
+    go_to(driver, page, ready=page.lstrip("#/").split("/")[0].split("?")[0])
 
 
-def test_console_end_to_end(browser, make_server, tmp_path):
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_console_end_to_end(browser, make_server, tmp_path, size):
     srv = make_server({"EDGE_METRICS_SAMPLE_S": "1"}, auth=token_auth(INIT))
+    emulate(browser, *size)
     watch = Watch(browser, srv.url)
+    label = "desktop" if size == DESKTOP else "phone"
+
+    def shot(driver, name):
+        full_shot(driver, f"flow-{label}-{name}")
+
     try:
-        _flow(browser, srv, watch, tmp_path)
+        _flow(browser, srv, watch, tmp_path, shot, size[0])
     except BaseException:
-        shot(browser, "failure")
-        watch.drain()
-        print("browser console errors:", *watch.errors, sep="\n  ")
-        print("failed requests:", *watch.failed, sep="\n  ")
-        print("message bar:", browser.execute_script("const m = document.getElementById('msg'); return m && m.textContent"))
-        print("server log:", srv.log()[-3000:])
+        dump(browser, watch, srv, f"flow-{label}-failure")
         raise
     watch.check()
 
 
-def _flow(d, srv, watch, tmp_path):
+def _flow(d, srv, watch, tmp_path, shot, width):
     auth = {"Authorization": f"Bearer {INIT}"}
 
     # --- sign in -------------------------------------------------------------------------------
@@ -186,6 +88,11 @@ def _flow(d, srv, watch, tmp_path):
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#upload-list .progress[data-state=done]")) == 3, 60)
     values = [p.get_attribute("value") for p in d.find_elements(By.CSS_SELECTOR, "#upload-list progress")]
     assert values == ["100"] * 3
+    # each row says which record its file became (x-reduct-time of the last PATCH), in full view
+    for status in d.find_elements(By.CSS_SELECTOR, "#upload-list .progress .state"):
+        assert status.text.startswith("done: docs at "), status.text
+        assert d.execute_script("const r = arguments[0].getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth", status)
+    assert overflow(d, width) == []
     shot(d, "04-upload")
     info = requests.get(f"{srv.api}/b/photos", headers=auth).json()
     assert {e["name"]: e["record_count"] for e in info["entries"]} == {"docs": 3}
@@ -201,21 +108,22 @@ def _flow(d, srv, watch, tmp_path):
     by_label = {r.find_element(By.CSS_SELECTOR, "td.labels").text: r for r in rows}
     assert any("filename=dot.png" in k for k in by_label)
     png_row = next(r for k, r in by_label.items() if "filename=dot.png" in k)
-    png_row.find_element(By.CSS_SELECTOR, "button[name=preview]").click()
+    tap(d, png_row.find_element(By.CSS_SELECTOR, "button[name=preview]"))
     wait(d, lambda drv: drv.execute_script(
         "const i = document.getElementById('preview-img'); return i && i.complete && i.naturalWidth === 96"))
     shot(d, "05-records-image")
     json_row = next(r for k, r in by_label.items() if "filename=note.json" in k)
-    json_row.find_element(By.CSS_SELECTOR, "button[name=preview]").click()
+    tap(d, json_row.find_element(By.CSS_SELECTOR, "button[name=preview]"))
     pre = css(d, "#preview-text")
     assert json.loads(pre.text) == {"hello": "<b>world</b>", "n": 1}          # shown as text, not markup
     svg_row = next(r for r in d.find_elements(By.CSS_SELECTOR, "#record-list tbody tr")
                    if r.get_attribute("data-entry") == "vector")
-    svg_row.find_element(By.CSS_SELECTOR, "button[name=preview]").click()
+    tap(d, svg_row.find_element(By.CSS_SELECTOR, "button[name=preview]"))
     wait(d, EC.text_to_be_present_in_element((By.ID, "preview"), "not previewed"))
     assert d.find_elements(By.ID, "preview-img") == [] and d.title != "owned"
 
     # the `when` filter
+    click(d, "details.more > summary")
     css(d, "textarea[name=when]").send_keys('{"&filename": {"$eq": "note.json"}}')
     click(d, "button[name=search]")
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#record-list tbody tr")) == 1)
@@ -225,6 +133,7 @@ def _flow(d, srv, watch, tmp_path):
     click(d, "#record-list tbody tr button[name=share]")
     css(d, "#share-form input[name=max_downloads]").send_keys("2")
     d.find_element(By.CSS_SELECTOR, "#share-form input[name=password]").send_keys("pw-123")
+    assert overflow(d, width) == []                                          # the dialog fits the screen
     click(d, "#share-form button[name=create-link]")
     shown = css(d, "#link-url").get_attribute("value")
     full = d.find_elements(By.CSS_SELECTOR, "input[name=full-link]")     # present once short links exist

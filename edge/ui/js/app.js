@@ -71,6 +71,7 @@ async function route() {
   document.title = `${page.title} · edge console`;
   if (state.page && state.page.unmount) state.page.unmount();
   const root = clear($("page"));
+  delete root.dataset.ready;
   const ctx = { features: state.features, me: state.me, args, params };
   state.page = page.module;
   const first = state.routed++ === 0;
@@ -79,6 +80,7 @@ async function route() {
   } catch (err) {
     fail(err);
   }
+  if (state.page === page.module) root.dataset.ready = page.name;   // the page has its data (tests wait for it)
   // After a navigation, start reading (and tabbing) at the new page, not at the old link.
   if (!first && state.page === page.module) $("main").focus({ preventScroll: true });
 }

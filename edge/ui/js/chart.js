@@ -61,8 +61,8 @@ function timeTicks(t0, t1, width) {
   return { step, ticks: out };
 }
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
+function niceMax(v, floor = 1) {
+  if (!(v > floor)) return floor;
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
@@ -96,23 +96,28 @@ function axes(ctx, box, t0, t1, yMax, yFmt, col, y2) {
   }
 }
 
-function plotBox(w, hgt, right) {
-  const l = w < 420 ? 44 : 58;
-  const r = right ? l : 8;
+// Room for the widest axis label on each side.
+function plotBox(ctx, w, hgt, leftLabels, rightLabels) {
+  ctx.font = "11px system-ui, sans-serif";
+  const width = (labels) => Math.ceil(Math.max(0, ...labels.map((t) => ctx.measureText(t).width))) + 8;
+  const l = Math.max(24, width(leftLabels));
+  const r = rightLabels ? Math.max(24, width(rightLabels)) : 8;
   return { l, t: 6, w: Math.max(10, w - l - r), h: Math.max(10, hgt - 26) };
 }
+
+const labelsFor = (max, fmt) => [fmt(max), fmt(max / 2), fmt(0)];
 
 // Lines over time. data: {t: [ms...], series: [{values, color: 1|2|3}], yFmt}
 export function drawLines(canvas, data) {
   const [ctx, w, hgt] = surface(canvas);
   const col = palette();
-  const box = plotBox(w, hgt, false);
   const n = data.t.length;
   const t0 = n ? data.t[0] : Date.now() - 60000;
   const t1 = n > 1 ? data.t[n - 1] : t0 + 60000;
   let max = 0;
   for (const s of data.series) for (const v of s.values) max = Math.max(max, v || 0);
-  max = niceMax(max);
+  max = niceMax(max, data.yFloor || 1);
+  const box = plotBox(ctx, w, hgt, labelsFor(max, data.yFmt || String), null);
   axes(ctx, box, t0, t1, max, data.yFmt || String, col);
   if (n < 2) return;
   const x = (t) => box.l + ((t - t0) / Math.max(1, t1 - t0)) * box.w;
@@ -152,7 +157,6 @@ export function histogram(canvas, opts) {
   const draw = () => {
     const [ctx, w, hgt] = surface(canvas);
     const col = palette();
-    box = plotBox(w, hgt, true);
     const bins = o.bins;
     let maxC = 0;
     let maxB = 0;
@@ -160,8 +164,9 @@ export function histogram(canvas, opts) {
       maxC = Math.max(maxC, b.count);
       maxB = Math.max(maxB, b.bytes);
     }
-    maxC = niceMax(maxC);
-    maxB = niceMax(maxB);
+    maxC = niceMax(maxC, 2);
+    maxB = niceMax(maxB, 1000);
+    box = plotBox(ctx, w, hgt, labelsFor(maxC, o.countFmt || String), labelsFor(maxB, o.bytesFmt || String));
     axes(ctx, box, o.t0, o.t1, maxC, o.countFmt || String, col, { max: maxB, fmt: o.bytesFmt || String });
     const bw = box.w / Math.max(1, bins.length);
     ctx.fillStyle = col.c1;

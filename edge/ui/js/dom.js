@@ -160,8 +160,9 @@ export function table(headers, rows, attrs = {}) {
     });
   }
   const th = (c) => h("th", { scope: "col", class: c.class || null }, c.text ? c.text : h("span", { class: "sr-only", text: c.sr || "actions" }));
-  return h("table", { ...attrs, class: ["cards", attrs.class].filter(Boolean).join(" ") },
-    h("thead", {}, h("tr", {}, cols.map(th))), h("tbody", {}, rows));
+  // (wide screens: a table wider than its card scrolls inside it, never the page)
+  return h("div", { class: "table-wrap" }, h("table", { ...attrs, class: ["cards", attrs.class].filter(Boolean).join(" ") },
+    h("thead", {}, h("tr", {}, cols.map(th))), h("tbody", {}, rows)));
 }
 
 export async function copyText(text, input) {

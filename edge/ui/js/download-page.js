@@ -148,4 +148,4 @@ async function start() {
   pw.focus();
 }
 
-start().catch(fail);
+start().catch(fail).finally(() => { document.body.dataset.ready = "1"; });

@@ -47,4 +47,4 @@ async function start() {
   }));
 }
 
-start().catch(fail);
+start().catch(fail).finally(() => { document.body.dataset.ready = "1"; });

@@ -153,13 +153,13 @@ export async function mount(root, ctx) {
     }
     const samples = hist.samples || [];
     const t = samples.map((s) => s.t * 1000);
-    server.draw({ t, yFmt: rate, series: [
+    server.draw({ t, yFmt: rate, yFloor: 1000, series: [
       { values: samples.map((s) => s.bytes_written_per_s), color: 1, fill: true },
       { values: samples.map((s) => s.bytes_read_per_s), color: 2 }] });
     note.textContent = samples.length ? `last ${Math.round((samples.length * hist.interval_s) / 60) || "<1"} min, one point every ${hist.interval_s} s (UTC)` : "collecting samples…";
     for (const [name, rc] of Object.entries(rateCharts)) {
       const values = samples.map((s) => (s.buckets && s.buckets[name] ? s.buckets[name].bytes_written_per_s : 0));
-      rc.chart.draw({ t, yFmt: rate, series: [{ values, color: 1, fill: true }] });
+      rc.chart.draw({ t, yFmt: rate, yFloor: 1000, series: [{ values, color: 1, fill: true }] });
       const last = values.length ? values[values.length - 1] : 0;
       const peak = values.reduce((m, v) => Math.max(m, v), 0);
       rc.now.textContent = values.length ? `writing ${rate(last)} now, peak ${rate(peak)}` : "collecting samples…";

@@ -147,9 +147,15 @@ export async function mount(root, ctx) {
   const stop = h("input", { type: "datetime-local", name: "stop", step: "1" });
   const when = h("textarea", { name: "when", placeholder: '{"&kind": {"$eq": "jpeg"}}', rows: 2 });
   const zoomOut = h("button", { type: "button", class: "secondary", text: "Zoom out", name: "zoom-out", hidden: true });
-  const form = h("form", { class: "card stack", id: "record-filter" },
-    h("div", { class: "row" }, field("Bucket", bucketSel), field("Entry", entrySel), field("From", start), field("Until (exclusive)", stop)),
-    field("when (JSON condition)", when, "optional; the ReductStore conditional query language"),
+  const wide = (label) => {
+    label.classList.add("wide");
+    return label;
+  };
+  const more = h("details", { class: "more", open: !!ctx.params.get("when") },
+    h("summary", { text: "Condition (when)" }), field("when (JSON condition)", when, "optional; the ReductStore conditional query language"));
+  const form = h("form", { class: "card stack", id: "record-filter", "aria-label": "Query" },
+    h("div", { class: "row" }, field("Bucket", bucketSel), field("Entry", entrySel), wide(field("From", start)), wide(field("Until (exclusive)", stop))),
+    more,
     h("div", { class: "row" }, h("button", { type: "submit", text: "Search", name: "search" }), zoomOut));
 
   const canvas = h("canvas", { class: "chart", id: "timeline-chart", tabindex: "0", role: "img",
