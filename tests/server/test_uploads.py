@@ -290,3 +290,29 @@ def test_partial_upload_survives_restart(make_server, tmp_path):
     check(patch(url, 3, b"def"), 204)
     rec = check(requests.get(f"{srv.api}/b/b/files?ts=3"), 200)
     assert rec.content == b"abcdef" and rec.headers["x-reduct-label-filename"] == "f.bin"
+
+
+def test_finished_upload_names_its_record(server, bucket_name):
+    """The upload's last PATCH and a later HEAD say which record it became (the server chose the
+    timestamp, so the client would otherwise have to query for it)."""
+    api = server.api
+    h = {"Tus-Resumable": "1.0.0"}
+    assert requests.post(f"{api}/b/{bucket_name}").status_code == 200
+
+    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in {"bucket": bucket_name, "entry": "drop"}.items())
+    r = requests.post(f"{api}/uploads", headers={**h, "Upload-Length": "10", "Upload-Metadata": meta})
+    assert r.status_code == 201
+    loc = r.headers["location"]
+    r = requests.patch(loc, data=b"01234", headers={**h, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and "x-reduct-time" not in r.headers           # not finished yet
+    r = requests.patch(loc, data=b"56789", headers={**h, "Upload-Offset": "5", "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204
+    ts = r.headers["x-reduct-time"]
+    assert r.headers["x-reduct-entry"] == "drop" and r.headers["x-reduct-bucket"] == bucket_name
+    got = requests.get(f"{api}/b/{bucket_name}/drop?ts={ts}")
+    assert got.content == b"0123456789"
+    head = requests.head(loc, headers=h)
+    assert head.headers["x-reduct-time"] == ts and head.headers["x-reduct-entry"] == "drop"
+    # cross-origin tus clients (tus-js-client, Uppy) may read them
+    r = requests.head(loc, headers={**h, "Origin": "http://example.com"})
+    assert "x-reduct-time" in r.headers["access-control-expose-headers"].lower()

@@ -59,7 +59,7 @@ function releaseBlobs() {
 function reveal(pane) {
   const r = pane.getBoundingClientRect();
   const vh = window.innerHeight || document.documentElement.clientHeight;
-  if (r.top < 0 || r.top > vh * 0.6) pane.scrollIntoView({ block: "start" });
+  if (r.top < 0 || r.top > vh * 0.25) pane.scrollIntoView({ block: "start" });
   const heading = pane.querySelector("h2");
   if (heading) heading.focus({ preventScroll: true });
 }
@@ -67,6 +67,7 @@ function reveal(pane) {
 async function preview(pane, bucket, rec) {
   releaseBlobs();
   clear(pane);
+  pane.classList.add("showing");
   pane.appendChild(h("h2", { text: `${rec.entry} at ${fmtUs(rec.ts)}`, tabindex: "-1", id: "preview-title" }));
   pane.appendChild(h("p", { class: "muted", text: `${rec.contentType} · ${fmtBytes(rec.size)} · timestamp ${rec.ts} µs` }));
   const actions = h("div", { class: "row" },
