@@ -124,6 +124,9 @@ def test_scripts_never_use_inner_html_or_eval():
 def test_vendored_libraries_carry_their_licences():
     assert "MIT" in (UI / "vendor" / "tus-js-client.LICENSE.txt").read_text()
     assert "MIT" in (UI / "vendor" / "qrcode-generator.LICENSE.txt").read_text()
+    listed = (UI / "vendor" / "README.md").read_text()
+    for name in (p.name for p in (UI / "vendor").iterdir() if p.suffix in (".js", ".mjs")):
+        assert f"`{name}`" in listed, f"{name} is not listed (version, licence) in vendor/README.md"
 
 
 def test_previews_render_only_raster_images_and_text():
