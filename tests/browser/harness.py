@@ -128,9 +128,14 @@ def axe(driver) -> list[str]:
             for v in result if v["impact"] in ("serious", "critical")]
 
 
-def shot(driver, name: str, folder: Path = SHOTS) -> Path:
-    """A full-page screenshot (the whole scroll height, at the emulated width)."""
+def shot(driver, name: str, folder: Path = SHOTS, full: bool = True) -> Path:
+    """A full-page screenshot (the whole scroll height, at the emulated width), or with
+    ``full=False`` the screen as a person sees it (an open dialog)."""
     folder.mkdir(parents=True, exist_ok=True)
+    if not full:
+        path = folder / f"{name}.png"
+        path.write_bytes(driver.get_screenshot_as_png())
+        return path
     # A phone's tab bar is fixed to the screen; in a picture of the whole page it belongs at the end.
     driver.execute_script("""const n = document.getElementById('nav');
         if (n && getComputedStyle(n).position === 'fixed') {

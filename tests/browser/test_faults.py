@@ -31,6 +31,14 @@ def _rows(d) -> int:
     return len(d.find_elements(By.CSS_SELECTOR, "#record-list tbody tr"))
 
 
+def _records(d, site, size, entry: str, rows: int) -> None:
+    """Signed in, on Records for ``sensors/<entry>``, with its ``rows`` records listed."""
+    emulate(d, *size)
+    sign_in(d, site.srv, INIT)
+    go(d, f"#/records/sensors?entry={entry}")
+    wait(d, lambda drv: _rows(drv) == rows)
+
+
 def _timeline_done(d) -> bool:
     note = d.execute_script("const n = document.getElementById('timeline-note'); return n ? n.textContent : ''")
     return bool(note) and "so far" not in note
@@ -54,10 +62,7 @@ def test_dialog_closes_when_leaving_the_page_with_back(browser, site):
 
 def test_preview_below_a_long_list_is_brought_into_view(browser, site):
     d = browser
-    emulate(d, *PHONE)
-    sign_in(d, site.srv, INIT)
-    go(d, "#/records/sensors?entry=climate/room-1")
-    wait(d, lambda drv: _rows(drv) == 60)
+    _records(d, site, PHONE, "climate/room-1", 60)
     last = d.find_elements(By.CSS_SELECTOR, "#record-list tbody tr")[-1]
     tap(d, last.find_element(By.CSS_SELECTOR, "button[name=preview]"))
     wait(d, lambda drv: drv.find_elements(By.ID, "preview-text"))
@@ -85,10 +90,7 @@ def test_lockout_says_how_long_to_wait(browser, make_server):
 
 def test_share_dialog_names_the_record_by_its_time_and_text_gets_a_txt_name(browser, site):
     d = browser
-    emulate(d, *DESKTOP)
-    sign_in(d, site.srv, INIT)
-    go(d, "#/records/sensors?entry=notes")
-    wait(d, lambda drv: _rows(drv) == 1)
+    _records(d, site, DESKTOP, "notes", 1)
     click(d, "#record-list tbody tr button[name=share]")
     title = css(d, "dialog.modal header h2").text
     assert "2025-06-01 08:00:00" in title and str(T0) not in title, title
@@ -98,10 +100,8 @@ def test_share_dialog_names_the_record_by_its_time_and_text_gets_a_txt_name(brow
 
 def test_timeline_zooms_by_dragging_and_from_the_keyboard(browser, site):
     d = browser
-    emulate(d, *DESKTOP)
-    sign_in(d, site.srv, INIT)
-    go(d, "#/records/sensors?entry=climate/room-1")
-    wait(d, lambda drv: _rows(drv) == 60 and _timeline_done(drv))
+    _records(d, site, DESKTOP, "climate/room-1", 60)
+    wait(d, _timeline_done)
     canvas = d.find_element(By.ID, "timeline-chart")
     w = canvas.size["width"]
     # drag across the middle third with the mouse: the query narrows to that span

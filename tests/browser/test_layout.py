@@ -76,7 +76,7 @@ def test_every_page_fits_every_screen_and_passes_axe(browser, make_server):
             scheme = "dark" if AXE_AT[width] else "light"
             problems.extend(f"{name} @ {width}px ({scheme}): {v}" for v in axe(d))
         if width in SHOT_AT:
-            shot(d, f"{name}-{width}" + ("-dark" if AXE_AT.get(width) else ""))
+            shot(d, f"{name}-{width}" + ("-dark" if AXE_AT.get(width) else ""), full=not name.endswith("dialog"))
 
     try:
         for width in WIDTHS:
