@@ -10,8 +10,8 @@ import time
 
 import requests
 
-from tests.browser.test_console import (By, INIT, browser, click, css, go, pytestmark, shot,  # noqa: F401
-                                        wait)
+from tests.browser.harness import By, click, css, shot, wait
+from tests.browser.test_console import INIT, go
 from tests.helpers import token_auth
 
 AUTH = {"Authorization": f"Bearer {INIT}"}
@@ -25,7 +25,7 @@ def _seed(srv) -> None:
         assert r.status_code == 200
 
 
-def test_links_of_every_api_in_the_console(browser, make_server):  # noqa: F811
+def test_links_of_every_api_in_the_console(browser, make_server):
     srv = make_server(auth=token_auth(INIT))
     _seed(srv)
     mp = requests.post(f"{srv.url}/api/v2/shareable_links", headers={"X-API-KEY": INIT}, timeout=10, json={

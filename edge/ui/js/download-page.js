@@ -6,8 +6,10 @@
 // preview would use up a limited link's downloads).
 //
 // Without a password the Download button is an ordinary link (dl=1): the browser's download
-// manager streams the file to disk, however large. With a password the page fetches the file
-// with the password (HTTP Basic) and hands the bytes to the browser as one file.
+// manager streams the file to disk, however large. A link the server does not serve as it is
+// may need a password or a sign-in, or may be dead: the server answers all of these alike (a
+// caller must not learn which), so the page offers a password and a token field; with them it
+// fetches the file (HTTP Basic: token as user, password) and hands the bytes over as one file.
 
 import { basePath, waitText } from "./api.js";
 import { fail, fmtBytes, h, notify, setMessageBar } from "./dom.js";
@@ -41,15 +43,16 @@ export function dispositionName(header) {
   return null;
 }
 
-function basic(password) {
-  const bytes = new TextEncoder().encode("guest:" + password);
+function credentials(password, token) {
+  if (token && !password) return "Bearer " + token;
+  const bytes = new TextEncoder().encode((token || "guest") + ":" + (password || ""));
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return "Basic " + btoa(bin);
 }
 
-async function probe(link, password) {
-  const headers = password !== undefined ? { Authorization: basic(password) } : {};
+async function probe(link, password, token) {
+  const headers = password || token ? { Authorization: credentials(password, token) } : {};
   return fetch(withDl(link), { method: "HEAD", headers, cache: "no-store", credentials: "omit" });
 }
 
@@ -58,9 +61,8 @@ function refusal(resp) {
     const after = Number(resp.headers.get("retry-after"));
     return `Too many wrong passwords from this network. Try again in ${waitText(after > 0 ? after : 60)}.`;
   }
-  if (resp.status === 401) return "Wrong password.";
-  return resp.headers.get("x-reduct-error") === "Query link has expired" ? "This link has expired." :
-    "This link does not work any more: it was revoked, has expired or was used up.";
+  if (resp.status === 422 && resp.headers.get("x-reduct-error") === "Query link has expired") return "This link has expired.";
+  return "Not accepted: a wrong password or token, or the link does not work any more (revoked, expired or used up).";
 }
 
 function describe(box, resp, link) {
@@ -73,8 +75,8 @@ function describe(box, resp, link) {
   return name;
 }
 
-async function saveWithPassword(link, password, name, progress) {
-  const resp = await fetch(withDl(link), { headers: { Authorization: basic(password) }, cache: "no-store", credentials: "omit" });
+async function saveWith(link, password, token, name, progress) {
+  const resp = await fetch(withDl(link), { headers: { Authorization: credentials(password, token) }, cache: "no-store", credentials: "omit" });
   if (!resp.ok) throw new Error(refusal(resp));
   const total = Number(resp.headers.get("content-length")) || 0;
   const reader = resp.body.getReader();
@@ -112,22 +114,31 @@ async function start() {
     box.appendChild(h("a", { class: "pick", href: withDl(link), download: name, id: "download-link", text: "Download" }));
     return;
   }
-  if (first.status !== 401) {
+  if (first.status === 422) {
     info.textContent = refusal(first);
     return;
   }
-  info.textContent = "This file is protected by a password.";
-  const pw = h("input", { type: "password", name: "password", id: "download-password", autocomplete: "current-password", required: true });
+  info.textContent = "This link needs a password or a sign-in, or it does not work any more (revoked, expired or used up).";
+  const pw = h("input", { type: "password", name: "password", id: "download-password", autocomplete: "current-password" });
+  const tok = h("input", { type: "password", name: "token", id: "download-token", autocomplete: "off" });
   const submit = h("button", { type: "submit", text: "Download", name: "download" });
   const progress = h("progress", { max: 100, value: 0, hidden: true, "aria-label": "Download progress" });
   const form = h("form", { class: "stack", id: "password-form" },
-    h("label", {}, h("span", { text: "Password" }), pw), submit, progress);
+    h("label", {}, h("span", { text: "Password" }), pw),
+    h("details", { class: "more" }, h("summary", { text: "Sign in with an API token instead" }),
+      h("label", {}, h("span", { text: "API token (read access to the shared data)" }), tok)),
+    submit, progress);
   box.appendChild(form);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    if (!pw.value && !tok.value) {
+      notify("Enter the password (or an API token).", "error");
+      pw.focus();
+      return;
+    }
     submit.disabled = true;
     try {
-      const check = await probe(link, pw.value);
+      const check = await probe(link, pw.value, tok.value);
       if (!check.ok) {
         notify(refusal(check), "error");
         pw.select();
@@ -137,7 +148,7 @@ async function start() {
       if (!document.getElementById("download-name")) describe(box, check, link);
       box.prepend(box.querySelector(".file-box"));
       progress.hidden = false;
-      await saveWithPassword(link, pw.value, name, progress);
+      await saveWith(link, pw.value, tok.value, name, progress);
       notify(`Downloaded ${name}`, "ok");
     } catch (err) {
       fail(err);
