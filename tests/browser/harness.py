@@ -154,7 +154,7 @@ def shot(driver, name: str, folder: Path = SHOTS, full: bool = True) -> Path:
     return path
 
 
-def wait(driver, cond, timeout=20):
+def wait(driver, cond, timeout=40):
     return WebDriverWait(driver, timeout).until(cond)
 
 

@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 
 from tests.browser.conftest import INIT, T0, seed
+from tests.helpers import token_auth
 from tests.browser.harness import (
     DESKTOP, PHONE, By, Watch, axe, click, css, dump, emulate, go, overflow, sign_in, tap, wait,
 )
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture
 def site(make_server):
-    srv = make_server({"RS_API_TOKEN": INIT})
+    srv = make_server({}, auth=token_auth(INIT))
     return seed(srv)
 
 
@@ -72,7 +73,7 @@ def test_preview_below_a_long_list_is_brought_into_view(browser, site):
 
 
 def test_lockout_says_how_long_to_wait(browser, make_server):
-    srv = make_server({"RS_API_TOKEN": INIT, "EDGE_AUTH_MAX_FAILURES": "2", "EDGE_AUTH_BACKOFF": "40"})
+    srv = make_server({"EDGE_AUTH_MAX_FAILURES": "2", "EDGE_AUTH_BACKOFF": "40"}, auth=token_auth(INIT))
     d = browser
     d.get(srv.url + "/ui/")
     for _ in range(3):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import urllib.parse
 
 from tests.browser.conftest import INIT, seed
+from tests.helpers import token_auth
 from tests.browser.harness import (
     ROOT, WIDTHS, By, Watch, axe, click, css, dump, emulate, go, overflow, shot, sign_in, wait,
 )
@@ -64,7 +65,7 @@ def _write_if_changed(src, dest) -> None:
 
 
 def test_every_page_fits_every_screen_and_passes_axe(browser, make_server):
-    srv = make_server({"RS_API_TOKEN": INIT, "EDGE_METRICS_SAMPLE_S": "0.5"})
+    srv = make_server({"EDGE_METRICS_SAMPLE_S": "0.5"}, auth=token_auth(INIT))
     site = seed(srv)
     watch = Watch(browser, srv.url, allow=("status of 401", "401 ", "status of 404", "404 "))
     problems: list[str] = []
@@ -147,7 +148,7 @@ def test_a_share_link_opened_in_a_browser_shows_the_download_page(browser, make_
     comes straight to scripts, and with the page's own Download button (dl=1)."""
     import requests
 
-    srv = make_server({"RS_API_TOKEN": INIT})
+    srv = make_server({}, auth=token_auth(INIT))
     site = seed(srv)
     d = browser
     watch = Watch(d, srv.url, allow=("401 ", "404 "))

@@ -7,14 +7,15 @@ import time
 
 import requests
 
-from tests.browser.test_console import Watch, browser, click, css, go, pytestmark, shot, wait  # noqa: F401
+from tests.browser.harness import Watch, click, css, shot, wait
+from tests.browser.test_console import go
 from tests.helpers import token_auth
 
 INIT = "system-view-init"
 H = {"Authorization": f"Bearer {INIT}"}
 
 
-def test_system_page_shows_usage_and_a_filterable_audit_trail(browser, make_server):  # noqa: F811
+def test_system_page_shows_usage_and_a_filterable_audit_trail(browser, make_server):
     from selenium.webdriver.common.by import By
 
     srv = make_server({"EDGE_AUDIT_FLUSH_S": "0.3", "EDGE_USAGE_INTERVAL_S": "1", "RS_INSTANCE_NAME": "cam-7"},

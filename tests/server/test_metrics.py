@@ -116,7 +116,7 @@ def test_counters_histograms_and_build_info(make_server):
     per-bucket write counters, link downloads under their own route, received = what arrived."""
     import socket
 
-    srv = make_server({})
+    srv = make_server({}, auth=NO_AUTH)
     api = srv.api
     assert requests.post(f"{api}/b/m").status_code == 200
     for i in range(3):
@@ -152,8 +152,8 @@ def test_counters_histograms_and_build_info(make_server):
 
 def test_replication_counters_are_totals(make_server):
     """Records replicated and failed are counters since start (rate() works), by status."""
-    dest = make_server({})
-    src = make_server({})
+    dest = make_server({}, auth=NO_AUTH)
+    src = make_server({}, auth=NO_AUTH)
     assert requests.post(f"{src.api}/b/src").status_code == 200
     assert requests.post(f"{dest.api}/b/dst").status_code == 200
     body = {"src_bucket": "src", "dst_bucket": "dst", "dst_host": dest.url, "entries": []}
@@ -178,7 +178,7 @@ def test_replication_counters_are_totals(make_server):
 
 def test_scrape_only_token(make_server):
     """A token with read ["$metrics"] scrapes /metrics and reads nothing else; "*" does not grant it."""
-    srv = make_server({"RS_API_TOKEN": "secret-init"})
+    srv = make_server({}, auth=token_auth("secret-init"))
     admin = {"Authorization": "Bearer secret-init"}
     assert requests.post(f"{srv.api}/b/data", headers=admin).status_code == 200
 
@@ -198,7 +198,7 @@ def test_scrape_only_token(make_server):
 
 
 def test_history_per_bucket_and_day_span(make_server):
-    srv = make_server({"EDGE_METRICS_SAMPLE_S": "0.2"})
+    srv = make_server({"EDGE_METRICS_SAMPLE_S": "0.2"}, auth=NO_AUTH)
     requests.post(f"{srv.api}/b/h1")
     time.sleep(0.3)
     requests.post(f"{srv.api}/b/h1/e?ts=1", data=b"x" * 5000)
@@ -215,7 +215,7 @@ def test_history_per_bucket_and_day_span(make_server):
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_check_metrics(make_server):
     """The whole exposition, with every family present, passes `promtool check metrics`."""
-    srv = make_server({})
+    srv = make_server({}, auth=NO_AUTH)
     requests.post(f"{srv.api}/b/p")
     requests.post(f"{srv.api}/b/p/e?ts=1", data=b"x")
     requests.get(f"{srv.api}/b/p/e?ts=1")
