@@ -5,7 +5,10 @@ import pytest
 from edge.errors import CorruptRecordError
 from edge.formats import journal as j
 from edge.formats.frame import HEADER, NEED_MORE, decode_frame, decode_head, decode_meta, encode_frame
-from edge.formats.index import IndexRecord, decode_index, encode_index
+from edge.formats import summary as sfmt
+from edge.formats.index import (IndexRecord, decode_index, decode_index_v1, encode_index, encode_index_v1,
+                                pack_frames)
+from edge.formats.sizes import record_size
 from edge.formats.recovery import scan
 
 
@@ -68,24 +71,60 @@ def test_scan_tears_a_damaged_payload_at_the_end():
 
 
 def test_index_roundtrip_and_corruption():
-    recs = [IndexRecord(5, 0, 10, b'{"c":"x","l":{}}'), IndexRecord(6, 50, 3, b"{}")]
-    data = encode_index(100, recs)
-    assert decode_index(data) == (100, recs)
-    assert recs[0].payload_offset == HEADER.size + len(recs[0].meta)
-    bad = bytearray(data)
-    bad[-1] ^= 1
-    with pytest.raises(CorruptRecordError):
-        decode_index(bytes(bad))
+    m1, m2 = b'{"c":"x","l":{}}', b'{"c":"y","l":{"a":"b"}}'
+    recs = [IndexRecord(6, 0, 10, m1), IndexRecord(5, 100, 3, m2), IndexRecord(6, 200, 7, m1)]
+    p = pack_frames(recs, 300)
+    # sorted by (ts, offset); begin = payload bytes before the frame in file order
+    assert list(p.ts) == [5, 6, 6] and list(p.begin) == [10, 0, 13] and list(p.plen) == [3, 10, 7]
+    assert list(p.poff) == [100 + HEADER.size + len(m2), HEADER.size + len(m1), 200 + HEADER.size + len(m1)]
+    assert p.metas == [m1, m2] and list(p.meta) == [1, 0, 0]
+    assert (p.min_ts, p.max_ts, p.payload_total) == (5, 6, 20)
+    assert p.frames_size == (record_size(6, 0, 10, "x", {}, False) + record_size(5, 10, 3, "y", {"a": "b"}, False)
+                             + record_size(6, 13, 7, "x", {}, False))
+    data = encode_index(p)
+    q = decode_index(data)
+    assert (q.blk_size, q.metas, list(q.ts), list(q.poff), list(q.plen), list(q.begin), list(q.meta)) == (
+        300, p.metas, list(p.ts), list(p.poff), list(p.plen), list(p.begin), list(p.meta))
+    assert (q.frames_size, q.payload_total, q.min_ts, q.max_ts) == (p.frames_size, 20, 5, 6)
+    for k in (0, 8, 30, len(data) - 1):
+        bad = bytearray(data)
+        bad[k] ^= 1
+        with pytest.raises(CorruptRecordError):
+            decode_index(bytes(bad))
     with pytest.raises(CorruptRecordError):
         decode_index(data[:-1])
+    # version 1 (folders written before version 2) still reads
+    v1 = encode_index_v1(300, recs)
+    assert decode_index_v1(v1) == (300, recs)
+    with pytest.raises(CorruptRecordError):
+        decode_index(v1)
+    assert recs[0].payload_offset == HEADER.size + len(recs[0].meta)
+
+
+def test_summary_roundtrip_tear_and_fold():
+    a = sfmt.BlockSummary(sfmt.SEALED, 1, 1, 9, 5, 500, 400, 700, 300, 0xDEADBEEF)
+    b = sfmt.BlockSummary(sfmt.SEALED, 10, 10, 19, 5, 500, 400, 700, 300, 7)
+    data = sfmt.encode_file([a, b, sfmt.BlockSummary(sfmt.DELETED, 1)])
+    recs, end, reason = sfmt.decode(data)
+    assert end == len(data) and reason == "" and recs[:2] == [a, b]
+    assert sfmt.current(recs) == {10: b}
+    recs, end, reason = sfmt.decode(data[:-3])
+    assert len(recs) == 2 and end == len(data) - sfmt.RECORD.size and "incomplete" in reason
+    bad = bytearray(data)
+    bad[sfmt.FILE_HEADER.size + sfmt.RECORD.size + 20] ^= 1
+    recs, end, reason = sfmt.decode(bytes(bad))
+    assert recs == [a] and "bad summary record" in reason
+    assert sfmt.decode(b"XXXX\0\1\0\0")[0] == [] and sfmt.decode(b"") == ([], 0, "")
 
 
 def test_journal_roundtrip_and_tear():
-    ops = [j.JournalOp(j.OP_LABELS, 1, 1, 28, {"x": "y"}), j.JournalOp(j.OP_REMOVE, 2, 1, 60)]
+    ops = [j.JournalOp(j.OP_LABELS, 1, 1, 28, {"x": "y"}), j.JournalOp(j.OP_REMOVE, 2, 1, 60),
+           j.JournalOp(j.OP_LABELS, 3, 1, 90, {"k": "v"}, size=60, orig=50),
+           j.JournalOp(j.OP_REMOVE, 4, 1, 120, size=60, orig=50)]
     data = b"".join(j.encode_op(o) for o in ops)
     assert j.decode_ops(data) == (ops, len(data), "")
     got, end, reason = j.decode_ops(data[:-2])
-    assert got == ops[:1] and end == len(j.encode_op(ops[0])) and reason
+    assert got == ops[:3] and end == sum(len(j.encode_op(o)) for o in ops[:3]) and reason
     bad = bytearray(data)
     bad[10] ^= 1
     assert j.decode_ops(bytes(bad))[0] == []
