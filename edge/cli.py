@@ -128,7 +128,7 @@ def _check(config) -> int:
     from .errors import EdgeError
     from .store import Engine
 
-    engine = Engine.open(config.data_path, defaults=config.default_bucket)
+    engine = Engine.open(config.data_path, defaults=config.default_bucket, limits=config.engine_limits)
     corrupt = 0
     try:
         report = list(getattr(engine, "recovery_report", []) or [])

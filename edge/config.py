@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import ConfigError
-from .model import DEFAULT_MAX_BLOCK_RECORDS, DEFAULT_MAX_BLOCK_SIZE, BucketSettings, QuotaType
+from .model import (AUTO_QUOTA_SIZE, DEFAULT_MAX_BLOCK_RECORDS, DEFAULT_MAX_BLOCK_SIZE, BucketSettings, EngineLimits,
+                    QuotaType)
 
 KB, MB, GB = 1000, 1000**2, 1000**3
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
@@ -28,6 +29,8 @@ SYNC_POLICIES = ("always", "none")
 INSTANCE_ROLES = ("STANDALONE", "PRIMARY", "SECONDARY", "REPLICA")
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+DEFAULT_FREE_SPACE_RESERVE = "2%"  # of the data file system
 _SIZE_UNITS = {"b": 1, "kb": KB, "mb": MB, "gb": GB, "tb": 1000 * GB, "kib": KiB, "mib": MiB, "gib": GiB, "tib": 1024 * GiB}
 
 
@@ -106,7 +109,12 @@ class Config:
     head_timeout_s: float = 30.0
     io_operation_timeout_s: float = 30.0
     max_connections: int = 1024
-    default_bucket: BucketSettings = field(default_factory=BucketSettings)
+    # New buckets: FIFO with an automatic quota (a share of the disk, see the README) unless
+    # RS_DEFAULTS_BUCKET_* say otherwise.
+    default_bucket: BucketSettings = field(
+        default_factory=lambda: BucketSettings(QuotaType.FIFO, AUTO_QUOTA_SIZE))
+    engine_limits: EngineLimits = field(
+        default_factory=lambda: EngineLimits(free_reserve_percent=float(DEFAULT_FREE_SPACE_RESERVE[:-1])))
     # Read batches (spec §9.6), from RS_IO_*.
     batch_max_size: int = 8_000_000
     batch_max_records: int = 85
@@ -237,6 +245,7 @@ class Config:
             values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
         values["default_bucket"] = _bucket_defaults(env)
         values.update(_system_events(env))
+        values["engine_limits"] = _engine_limits(env)
         for key, value in overrides.items():
             if value is not None:
                 values[key] = Path(value) if key == "data_path" else value  # type: ignore[arg-type]
@@ -255,15 +264,42 @@ class Config:
         return lines
 
 
+def _engine_limits(env: Mapping[str, str]) -> EngineLimits:
+    """``RS_ENGINE_MAX_STORAGE_SIZE``, ``EDGE_FREE_SPACE_RESERVE``, ``EDGE_INDEX_CACHE_SIZE``."""
+    values: dict[str, object] = {}
+    if env.get("RS_ENGINE_MAX_STORAGE_SIZE", "").strip():
+        values["max_storage_size"] = parse_size(env["RS_ENGINE_MAX_STORAGE_SIZE"], "RS_ENGINE_MAX_STORAGE_SIZE")
+    reserve = env.get("EDGE_FREE_SPACE_RESERVE", "").strip() or DEFAULT_FREE_SPACE_RESERVE
+    m = _PERCENT_RE.match(reserve)
+    if m:
+        percent = float(m.group(1))
+        if percent >= 100:
+            raise ConfigError(f"EDGE_FREE_SPACE_RESERVE: '{reserve}' must be below 100%")
+        values["free_reserve_percent"] = percent
+    else:
+        try:
+            values["free_reserve"] = parse_size(reserve, "EDGE_FREE_SPACE_RESERVE")
+        except ConfigError:
+            raise ConfigError(f"EDGE_FREE_SPACE_RESERVE: '{reserve}' is neither a byte size (e.g. 500MB) "
+                              "nor a percentage of the file system (e.g. 2%)") from None
+    if env.get("EDGE_INDEX_CACHE_SIZE", "").strip():
+        values["index_cache_size"] = parse_size(env["EDGE_INDEX_CACHE_SIZE"], "EDGE_INDEX_CACHE_SIZE")
+    return EngineLimits(**values)  # type: ignore[arg-type]
+
+
 def _bucket_defaults(env: Mapping[str, str]) -> BucketSettings:
-    """Server-wide defaults for new buckets, ``RS_DEFAULTS_BUCKET_*`` (spec §16.2)."""
-    settings = BucketSettings(max_block_size=DEFAULT_MAX_BLOCK_SIZE, max_block_records=DEFAULT_MAX_BLOCK_RECORDS)
+    """Server-wide defaults for new buckets, ``RS_DEFAULTS_BUCKET_*`` (spec §16.2); without them
+    FIFO with the automatic quota (``AUTO_QUOTA_SIZE``: the store sizes it from the disk)."""
+    settings = BucketSettings(QuotaType.FIFO, AUTO_QUOTA_SIZE, max_block_size=DEFAULT_MAX_BLOCK_SIZE,
+                              max_block_records=DEFAULT_MAX_BLOCK_RECORDS)
     prefix = "RS_DEFAULTS_BUCKET_"
     if env.get(prefix + "QUOTA_TYPE"):
         try:
             settings = settings.merged(quota_type=QuotaType(env[prefix + "QUOTA_TYPE"].strip().upper()))
         except ValueError:
             raise ConfigError(f"{prefix}QUOTA_TYPE: must be NONE, FIFO or HARD") from None
+        if settings.quota_type == QuotaType.NONE:
+            settings = settings.merged(quota_size=0)
     if env.get(prefix + "QUOTA_SIZE"):
         settings = settings.merged(quota_size=parse_size(env[prefix + "QUOTA_SIZE"], prefix + "QUOTA_SIZE"))
     if env.get(prefix + "MAX_BLOCK_SIZE"):

@@ -51,7 +51,7 @@ def _open_engine(config: Config) -> Any:
     from .store import Engine
 
     durable.make_dirs(config.data_path)   # a fresh data folder must survive a power cut too
-    return Engine.open(config.data_path, defaults=config.default_bucket)
+    return Engine.open(config.data_path, defaults=config.default_bucket, limits=config.engine_limits)
 
 
 def _open_tokens(config: Config) -> Any:

@@ -16,6 +16,9 @@ from typing import Mapping
 DEFAULT_MAX_BLOCK_SIZE = 64_000_000
 DEFAULT_MAX_BLOCK_RECORDS = 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# A default ``quota_size`` the store replaces when it creates a bucket: a share of the disk
+# (see edge/store/engine.py). Never stored, never on the wire.
+AUTO_QUOTA_SIZE = -1
 
 Labels = Mapping[str, str]
 
@@ -39,6 +42,17 @@ class BucketSettings:
 
 
 @dataclass(frozen=True)
+class EngineLimits:
+    """What the storage engine enforces beyond bucket quotas (their variables: edge/config.py)."""
+
+    max_storage_size: int = 0  # RS_ENGINE_MAX_STORAGE_SIZE: bytes of every bucket's files; 0 = no cap
+    free_reserve: int = 0  # EDGE_FREE_SPACE_RESERVE given in bytes: the file system keeps this free
+    free_reserve_percent: float | None = None  # ... or given as a share of the file system's size
+    index_cache_size: int = 32 * 1024**2  # EDGE_INDEX_CACHE_SIZE: loaded block indexes, estimated bytes
+    auto_quota_percent: float = 80.0  # AUTO_QUOTA_SIZE: this share of (free space - reserve + edge's data)
+
+
+@dataclass(frozen=True)
 class EntryInfo:
     name: str
     size: int
@@ -58,6 +72,7 @@ class BucketInfo:
     latest_record: int
     is_provisioned: bool = False
     status: str = "READY"
+    disk_usage: int = 0  # bytes of the bucket's files (not a ReductStore field)
 
 
 @dataclass(frozen=True)

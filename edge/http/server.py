@@ -28,7 +28,7 @@ async def ready(req: Request, ctx: AppContext) -> Response:
 async def get_info(req: Request, ctx: AppContext) -> Response:
     authorize(req, ctx, Authenticated())
     engine = ctx.engine
-    usage, oldest, latest, count = 0, 0, 0, 0
+    usage, oldest, latest, count = 0, 0, 0, 0  # O(buckets): every figure is kept up to date
     for name in engine.bucket_names():
         info = engine.get_bucket(name).info()
         count += 1
@@ -46,8 +46,9 @@ async def get_info(req: Request, ctx: AppContext) -> Response:
         "uptime": ctx.uptime_s(),
         "oldest_record": oldest,
         "latest_record": latest,
-        "defaults": {"bucket": settings_to_wire(ctx.config.default_bucket)},
+        "defaults": {"bucket": settings_to_wire(engine.defaults)},
         "license": None,
+        "disk_usage": engine.disk_usage,  # not a ReductStore field: bytes of every bucket's files
     }
     report = getattr(engine, "recovery_report", None)
     if report:

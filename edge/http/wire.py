@@ -47,7 +47,8 @@ def settings_changes_from_wire(doc: Any) -> dict[str, Any]:
 def bucket_info_to_wire(info: BucketInfo) -> dict[str, Any]:
     return {"name": info.name, "entry_count": info.entry_count, "size": info.size,
             "oldest_record": info.oldest_record, "latest_record": info.latest_record,
-            "is_provisioned": info.is_provisioned, "status": info.status}
+            "is_provisioned": info.is_provisioned, "status": info.status,
+            "disk_usage": info.disk_usage}  # not a ReductStore field: bytes of the bucket's files
 
 
 def entry_info_to_wire(info: EntryInfo) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def auth_throttle(env: Mapping[str, str]) -> AuthThrottle:
 
 async def start(ctx: Any, nursery: trio.Nursery) -> None:
     """Provision buckets (before any request can see them), then start the access-time saver."""
-    for line in provision_buckets(ctx.engine, ctx.config.env, ctx.config.default_bucket):
+    for line in provision_buckets(ctx.engine, ctx.config.env, ctx.engine.defaults):
         log.info("provisioning: %s", line)
     if ctx.tokens is not None:
         nursery.start_soon(save_access_times_forever, ctx.tokens)

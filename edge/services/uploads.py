@@ -28,10 +28,7 @@ import trio
 
 from edge.errors import (
     BadRequestError, ChecksumMismatchError, ConflictError, InvalidInputError, NotFoundError,
-    PayloadTooLargeError, QuotaExceededError,
 )
-from edge.formats.sizes import record_meta_size
-from edge.model import QuotaType
 from edge.store import files
 from edge.store.bucket import check_entry_name
 from edge.uploads.protocol import Checksum, Destination, Event, State
@@ -157,13 +154,7 @@ class UploadService:
 
     @staticmethod
     def check_quota(bucket: Any, dest: Destination, length: int) -> None:
-        s = bucket.settings
-        need = length + record_meta_size(dest.ts_us, 0, length, dest.content_type, dest.labels, False)
-        if s.quota_type == QuotaType.HARD and bucket.size + need > s.quota_size:
-            raise QuotaExceededError(f"Quota of '{bucket.name}' exceeded")
-        if s.quota_type == QuotaType.FIFO and need > s.quota_size:
-            raise PayloadTooLargeError(
-                f"Record of {need} bytes is larger than the quota of '{bucket.name}' ({s.quota_size} bytes)")
+        bucket.check_quota(length, dest.content_type, dest.labels)
 
     async def create(self, dest: Destination, length: int, metadata: str) -> Upload:
         self.check_destination(dest, length)

@@ -1,27 +1,35 @@
-"""One bucket: its settings, its entries, its size and its quota.
+"""One bucket: its settings, its entries, its sizes and its quota.
 
 Owns: ``<bucket>/settings.json``, the entry tree (names per spec 6.1, implicit parents with an
-``.entry`` marker), entry rename/removal, the running ``size`` and quota enforcement (the
-arithmetic is ring.py's; eviction is carried out here).
+``.entry`` marker), entry rename/removal, the running ``size`` (ReductStore's figure) and
+``disk_usage`` (bytes of its files), quota enforcement (the arithmetic is ring.py's; eviction is
+carried out here, oldest block first from a heap), and the engine-wide limits on the write path
+(the storage cap, the free-space reserve: the numbers are the engine's).
 Must not: call the OS except through ``files``, know about HTTP or trio.
 
-Size is kept incrementally: entries report every change through ``_size_delta``, so a write
-costs O(1) for the quota check; only an actual FIFO eviction looks at the entries.
+The quota is a disk quota: a write reserves what its frame and its share of the block index
+will take on disk, and FIFO evicts (HARD refuses) until ``disk_usage`` plus that fits. Only the
+index of the block being filled is written later, at sealing, so the files of a bucket stay
+within its quota plus one block. ``size`` is still reported as ReductStore computes it.
+
+Both figures are kept incrementally: entries report every change through ``_size_delta`` and
+``_disk_delta``, so the quota check of a write costs O(1), and an eviction pops the oldest
+block from the heap of per-entry oldest blocks (O(log entries)) instead of looking at them all.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from edge.errors import (
     AlreadyExistsError,
     ConflictError,
-    DiskFullError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
@@ -30,8 +38,11 @@ from edge.errors import (
     StorageLimitError,
 )
 from edge.model import BucketInfo, BucketSettings, EntryInfo, QuotaType
+from edge.formats.frame import encode_meta
 from edge.store import files, ring
+from edge.store.blocks import Block
 from edge.store.entry import JOURNAL, MARKER, Entry
+from edge.store.entry_write import disk_need
 
 if TYPE_CHECKING:
     from edge.store.engine import Engine
@@ -104,8 +115,14 @@ class Bucket:
         self.is_provisioned = is_provisioned
         self.entries: dict[str, Entry] = {}
         self.size = 0  # spec 15.2 size of every published record, $meta included
-        self._pending = 0  # sizes reserved by writers not yet flushed
+        self.disk_usage = 0  # bytes of the bucket's entry files (apparent size; settings.json aside)
+        self._due = 0  # bytes the indexes of unsealed blocks will take when they are sealed
+        self._pending = 0  # disk bytes reserved by writers not yet flushed
         self.stats: Counter[str] = engine.stats
+        # FIFO: (id of an entry's oldest block, tie-breaker, entry); an item is current only while
+        # it equals the entry's ``_fifo_key`` (stale ones are skipped when popped).
+        self._fifo_heap: list[tuple[int, int, Entry]] = []
+        self._fifo_seq = itertools.count()
 
     @property
     def path(self) -> Path:
@@ -131,6 +148,7 @@ class Bucket:
             entry = Entry(self, name)
             self.entries[name] = entry
             entry.load(report)
+            self._fifo_note(entry)
 
     def _scan_entry_names(self, folder: Path, prefix: str) -> Iterator[str]:
         for e in files.list_dir(folder):
@@ -162,6 +180,7 @@ class Bucket:
             min((e.oldest_ts for e in visible), default=0),
             max((e.latest_ts for e in visible), default=0),
             self.is_provisioned,
+            disk_usage=self.disk_usage,
         )
 
     def _not_found(self, name: str) -> NotFoundError:
@@ -190,6 +209,7 @@ class Bucket:
         if files.touch(entry.dir / MARKER):
             files.fsync_dir(entry.dir)
         self.entries[name] = entry
+        self._fifo_note(entry)
         return entry
 
     def _family(self, name: str) -> list[str]:
@@ -206,6 +226,11 @@ class Bucket:
         for n in family:
             entry = self.entries.pop(n)
             self._size_delta(-entry.size)
+            self._disk_delta(-entry.disk)
+            self._due_delta(-entry._due)
+            for b in entry.blocks:
+                self.engine.index_cache.discard(b)
+            entry._fifo_key = None
 
     def rename_entry(self, old: str, new: str) -> None:
         self.get_entry(old)
@@ -226,61 +251,108 @@ class Bucket:
             entry.name = new + n[len(old) :]
             entry._recent.clear()  # paths changed; the rename itself fsynced the folders
             self.entries[entry.name] = entry
+            self._fifo_note(entry)  # may have become (or stopped being) a $meta entry
 
     # --- size and quota ---------------------------------------------------------------------
 
     def _size_delta(self, delta: int) -> None:
         self.size += delta
 
+    def _disk_delta(self, delta: int) -> None:
+        self.disk_usage += delta
+        self.engine.disk_usage += delta
+
+    def _due_delta(self, delta: int) -> None:
+        self._due += delta
+        self.engine.due += delta
+
+    @property
+    def committed(self) -> int:
+        """What the quota is checked against: the files, the indexes due, the reservations."""
+        return self.disk_usage + self._due + self._pending
+
     def _release(self, reserved: int) -> None:
         self._pending -= reserved
+        self.engine.pending -= reserved
 
-    def _reserve(self, entry: Entry, need: int) -> None:
-        """Make room for ``need`` bytes (payload + metadata) or raise; then reserve them."""
+    def check_quota(self, length: int, content_type: str, labels: Mapping[str, str]) -> None:
+        """Would a record of this shape be refused by the quota right now? (Raises like a write
+        would, without evicting or reserving anything: for uploads that stage bytes first.)"""
+        self._check_quota(disk_need(length, encode_meta(content_type, labels)))
+
+    def _check_quota(self, need: int) -> bool:
+        """Raise if ``need`` can never fit; True if FIFO has to evict first."""
         s = self.settings
-        used = self.size + self._pending
         if s.quota_type == QuotaType.HARD:
-            if not ring.fits(used, need, s.quota_size):
+            if not ring.fits(self.committed, need, s.quota_size):
                 raise QuotaExceededError(f"Quota of '{self.name}' exceeded")
         elif s.quota_type == QuotaType.FIFO:
             if need > s.quota_size:
                 raise PayloadTooLargeError(
                     f"Record of {need} bytes is larger than the quota of '{self.name}' ({s.quota_size} bytes)"
                 )
-            if not ring.fits(used, need, s.quota_size):
-                self._evict_for(need)
-        free = self.engine.free_bytes(self.engine.data_path)
-        if free < need:
-            raise DiskFullError(files.DISK_FULL_MESSAGE)
-        self._pending += need
+            return not ring.fits(self.committed, need, s.quota_size)
+        return False
 
-    def _fifo_candidates(self) -> Iterator[tuple[tuple[Entry, int], int]]:
-        """Evictable blocks, oldest first by their oldest record, across non-$meta entries."""
-        heap = []
-        for n, e in self.entries.items():
-            if is_meta_name(n):
-                continue
-            evictable = [b for b in e.blocks if len(b) and b.evictable]
-            if evictable:
-                heap.append((evictable[0].min_ts, n, 0, evictable))
-        heapq.heapify(heap)
-        while heap:
-            _, n, k, blocks = heapq.heappop(heap)
-            b = blocks[k]
-            yield (self.entries[n], b.id), b.size
-            if k + 1 < len(blocks):
-                heapq.heappush(heap, (blocks[k + 1].min_ts, n, k + 1, blocks))
+    def _reserve(self, entry: Entry, need: int) -> None:
+        """Make room for ``need`` bytes on disk or raise; then reserve them. Nothing is written
+        before this, so a refusal leaves nothing behind."""
+        if self._check_quota(need):
+            self._evict_for(need)
+        self.engine.check_room(need)
+        self._pending += need
+        self.engine.pending += need
+
+    def _fifo_note(self, entry: Entry) -> None:
+        """The entry's oldest block may have changed: keep the heap's key for it current."""
+        key = None
+        if entry.blocks and not is_meta_name(entry.name) and self.entries.get(entry.name) is entry:
+            key = entry.blocks[0].id
+        if key != entry._fifo_key:
+            entry._fifo_key = key
+            if key is not None:
+                heapq.heappush(self._fifo_heap, (key, next(self._fifo_seq), entry))
+
+    def _fifo_candidates(self, touched: list[Entry]) -> Iterator[tuple[tuple[Entry, Block], int]]:
+        """Evictable blocks, oldest first (by the id of each entry's oldest block), across
+        non-$meta entries; pops current heap items into ``touched`` (the caller puts them back).
+        Within an entry its blocks follow in order, interleaved with the other entries by id."""
+        heap = self._fifo_heap
+        local: list[tuple[int, int, Entry, int]] = []  # (block id, seq, entry, position)
+        while True:
+            while heap and heap[0][2]._fifo_key != heap[0][0]:
+                heapq.heappop(heap)  # stale
+            if heap and (not local or heap[0][0] < local[0][0]):
+                key, _, entry = heapq.heappop(heap)
+                entry._fifo_key = None
+                touched.append(entry)
+                k = 0
+            elif local:
+                key, _, entry, k = heapq.heappop(local)
+            else:
+                return
+            blocks = entry.blocks
+            while k < len(blocks) and not (blocks[k].file_size and blocks[k].evictable):
+                k += 1
+            if k < len(blocks):
+                b = blocks[k]
+                if k + 1 < len(blocks):
+                    heapq.heappush(local, (blocks[k + 1].id, next(self._fifo_seq), entry, k + 1))
+                yield (entry, b), b.file_size + b.idx_size + b.idx_due
 
     def _evict_for(self, need: int) -> None:
-        victims = ring.fifo_victims(self.size + self._pending, need, self.settings.quota_size, self._fifo_candidates())
-        if victims is None:
-            raise StorageLimitError(f"Failed to keep quota of '{self.name}'")
-        for entry, block_id in victims:
-            for b in entry.blocks:
-                if b.id == block_id:
-                    entry._delete_block(b)
-                    self.stats["blocks_evicted"] += 1
-                    break
+        touched: list[Entry] = []
+        try:
+            victims = ring.fifo_victims(self.committed, need, self.settings.quota_size,
+                                        self._fifo_candidates(touched))
+            if victims is None:
+                raise StorageLimitError(f"Failed to keep quota of '{self.name}'")
+            for entry, b in victims:
+                entry._delete_block(b)
+                self.stats["blocks_evicted"] += 1
+        finally:
+            for entry in touched:
+                self._fifo_note(entry)
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -1,23 +1,29 @@
 """One entry: its blocks, journal, writers and readers.
 
-Owns: the entry folder (``<id>.blk``, ``<id>.idx``, ``journal.log``, ``.entry``), block choice
-and rotation (spec 15.2), buffered and streamed record writes, publication at flush, label
-updates/removals through the journal, startup recovery of the entry.
+Owns: the entry folder (``<id>.blk``, ``<id>.idx``, ``blocks.sum``, ``journal.log``, ``.entry``),
+block choice and rotation (spec 15.2), buffered and streamed record writes, publication at flush,
+label updates/removals through the journal, startup recovery of the entry, and its running
+totals: size (spec formula), record count, bytes on disk.
 Must not: call the OS except through ``files``, decide quotas (it asks its bucket), import trio.
 
-Visibility rule: a record is in the in-memory index only after flush() wrote its whole frame;
-readers therefore never see a partial or aborted record. Durability is the caller's next step.
+Visibility rule: a record is in the index only after flush() wrote its whole frame; readers
+therefore never see a partial or aborted record. Durability is the caller's next step.
+
+Memory: every block's summary (``blocks.Block``) is in memory, its per-record index only while it
+is in the engine's ``IndexCache``; every read or write goes through ``entry_index.ensure_index``.
 
 This module holds the Entry's state, its naming and info, and its public methods; the work is
 done by modules of functions that take the Entry, split by concern (each states its own rules):
 
-- ``entry_write``: RecordWriter, begin_write, buffering/streaming, flush and publication, sealing
-- ``entry_read``: RecordRef, get/latest/iter_refs and the payload reads
+- ``entry_write``: RecordWriter, begin_write, buffering/streaming, flush and publication
+- ``entry_read``: RecordRef, get/latest/iter_refs, exact bounds and the payload reads
 - ``entry_journal``: update_labels/remove_record, block deletion, journal.log and its compaction
-- ``entry_load``: start-up loading and recovery (idx validation, rescans, torn tails, replay)
+- ``entry_index``: loading a block's index on demand, sealing, ``blocks.sum``
+- ``entry_blocks``: the block map (order, overlaps, the bucket's FIFO key)
+- ``entry_load``: start-up loading and recovery (summary trust, rescans, torn tails, replay)
 
 The underscore fields below are private to these modules; the rest of the store uses only the
-public methods (and ``_recent``/``_delete_block``, for renames, shutdown and FIFO eviction).
+public methods (and ``_recent``/``_delete_block``/``_fifo_key``, for renames, shutdown and FIFO).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 from edge.model import EntryInfo
 from edge.store import entry_journal, entry_load, entry_read, entry_write, files
-from edge.store.blocks import Block, MetaTable, block_file_name, index_file_name
+from edge.store.blocks import Block, block_file_name, index_file_name
 from edge.store.entry_journal import JOURNAL
 from edge.store.entry_read import RecordRef
 from edge.store.entry_write import RecordWriter
@@ -47,11 +53,12 @@ class Entry:
     def __init__(self, bucket: "Bucket", name: str):
         self.bucket = bucket
         self.name = name
-        self.metas = MetaTable()
         self.blocks: list[Block] = []
         self._ids: list[int] = []
         self.size = 0
         self.record_count = 0
+        self.disk = 0  # bytes of every file in the entry folder (apparent size)
+        self._due = 0  # bytes the indexes of its unsealed blocks will take (see _due_delta)
         self._pending_ts: set[int] = set()
         self._writers: set[RecordWriter] = set()
         self._ready: list[RecordWriter] = []
@@ -60,9 +67,14 @@ class Entry:
         self._new_dirs: set[Path] = set()
         self._journal_dirty = False
         self._journal_ops = 0  # ops in journal.log
-        self._labelled = 0  # records whose labels live in the journal
+        self._journal_size = 0
+        self._journal_stale = False  # journal.log names ops the blocks no longer have
+        self._live_ops = 0  # ops the blocks' journal state holds (labelled + removed)
+        self._summary_size = 0
+        self._summary_records = 0
         self._to_seal: set[int] = set()
-        self._disjoint = True  # no block's time range reaches into the next block
+        self._overlaps: set[int] = set()  # see entry_blocks
+        self._fifo_key: int | None = None  # the bucket's FIFO heap knows us by this block id
         self._blk_owner: tuple[str, str] | None = None
         self._blk_keys: dict[int, str] = {}
 
@@ -102,15 +114,31 @@ class Entry:
 
     @property
     def oldest_ts(self) -> int:
-        return min((b.min_ts for b in self.blocks if len(b)), default=0)
+        return entry_read.oldest_ts(self)
 
     @property
     def latest_ts(self) -> int:
-        return max((b.max_ts for b in self.blocks if len(b)), default=0)
+        return entry_read.latest_ts(self)
 
     @property
     def block_count(self) -> int:
-        return sum(1 for b in self.blocks if b.file_size > 0)
+        # Blocks without bytes exist only while their first writer is in flight (at the end).
+        n = len(self.blocks)
+        for b in reversed(self.blocks):
+            if b.file_size > 0:
+                break
+            n -= 1
+        return n
+
+    def _disk_delta(self, delta: int) -> None:
+        self.disk += delta
+        self.bucket._disk_delta(delta)
+
+    def _due_delta(self, b: Block, delta: int) -> None:
+        """Bytes ``b``'s index will take once sealed (counted against quotas before they exist)."""
+        b.idx_due += delta
+        self._due += delta
+        self.bucket._due_delta(delta)
 
     @property
     def has_unflushed(self) -> bool:
@@ -181,12 +209,13 @@ class Entry:
     # --- lifecycle (entry_load for start-up) ------------------------------------------------
 
     def close(self) -> None:
+        """Abort open writers, flush, seal every block (the newest too: the next start then scans
+        nothing; its first write unseals it again)."""
         for w in list(self._writers):
             if w.state == "open":
                 w.abort()
         self.flush()
-        self._to_seal |= {b.id for b in self.blocks[:-1] if not b.has_idx}
-        entry_write.seal_ready_blocks(self)
+        entry_write.seal_all(self)
         self._recent.clear()
 
     def load(self, report: list[str]) -> None:

@@ -1,24 +1,26 @@
 """Metadata changes of an entry: label updates and removals through journal.log, block deletion.
 
-Owns: ``journal.log`` (appending ops, compaction), label updates and record removals in the
-in-memory index, deleting a whole block (FIFO eviction, emptied blocks) with its files, and the
-size/record/labelled counters those changes move.
+Owns: ``journal.log`` (appending ops, compaction), label updates and record removals (in the
+blocks' journal state and their loaded indexes), deleting a whole block (FIFO eviction, emptied
+blocks) with its files and its summary record, and the size/record/op counters those changes move.
 Must not: write block files (frames are the write path's), call the OS except through ``files``,
 decide quotas (the bucket picks what to evict), import trio.
 
 A block's frames are never rewritten: a change is an op in the journal naming (ts, block id,
-payload offset), replayed over the blocks at start-up (entry_load.replay_journal). Functions
-take the Entry (see entry.py).
+payload offset) and carrying the record's sizes before and after (so start-up can replay it
+without the block's index, see formats/journal.py); entry_load.replay_journal applies them at
+start-up, entry_index.apply_state whenever a block's index is loaded. Functions take the Entry.
 """
 
 from __future__ import annotations
 
-import bisect
 from typing import TYPE_CHECKING, Mapping
 
 from edge.formats import journal as jfmt
-from edge.store import files
-from edge.store.blocks import Block
+from edge.formats import summary as sfmt
+from edge.formats.frame import encode_meta
+from edge.store import entry_blocks, entry_index, files
+from edge.store.blocks import Block, BlockIndex, Labelled, Removed
 from edge.store.entry_read import locate_or_raise
 
 if TYPE_CHECKING:
@@ -32,77 +34,115 @@ def journal_append(entry: "Entry", op: jfmt.JournalOp) -> None:
     fd, created = entry.bucket.fds.get(path, create=True)
     if created:
         entry._new_dirs.add(entry.dir)
-    files.append(fd, [jfmt.encode_op(op)])
+    n = files.append(fd, [jfmt.encode_op(op)])
+    entry._journal_size += n
+    entry._disk_delta(n)
     entry._journal_ops += 1
     entry._journal_dirty = True
 
 
 def update_labels(entry: "Entry", ts_us: int, update: Mapping[str, str]) -> None:
-    b, i = locate_or_raise(entry, ts_us)
-    ct, labels = entry.metas.get(b.meta[i])
+    b, idx, i = locate_or_raise(entry, ts_us)
+    ct, labels = idx.labels_of(i)
     new = dict(labels)
     for k, v in update.items():
         if v == "":
             new.pop(k, None)
         else:
             new[k] = v
-    journal_append(entry, jfmt.JournalOp(jfmt.OP_LABELS, ts_us, b.id, b.poff[i], new))
-    set_labels(entry, b, i, new)
+    poff = idx.poff[i]
+    old = idx.record_size(i)
+    lab = b.labelled.get(poff) if b.labelled else None
+    orig = lab.orig if lab is not None else old
+    set_labels(entry, b, idx, i, new, orig)
+    journal_append(entry, jfmt.JournalOp(jfmt.OP_LABELS, ts_us, b.id, poff, new, size=idx.record_size(i), orig=orig))
     maybe_compact(entry)
 
 
-def set_labels(entry: "Entry", b: Block, i: int, labels: dict[str, str]) -> None:
-    ct, _ = entry.metas.get(b.meta[i])
-    old = b.record_size(i, entry.metas)
-    if not b.upd[i]:
-        entry._labelled += 1
-    b.meta[i] = entry.metas.intern(ct, labels)
-    b.upd[i] = 1
-    delta = b.record_size(i, entry.metas) - old
+def set_labels(entry: "Entry", b: Block, idx: BlockIndex, i: int, labels: dict[str, str], orig: int) -> None:
+    """Give record ``i`` of a loaded block ``labels`` (its frame's size was ``orig``)."""
+    ct, _ = idx.labels_of(i)
+    old = idx.record_size(i)
+    idx.meta[i] = idx.intern(encode_meta(ct, labels), (ct, labels))
+    idx.upd[i] = 1
+    size = idx.record_size(i)
+    note_labels(entry, b, idx.ts[i], idx.poff[i], labels, orig, size, size - old)
+
+
+def note_labels(entry: "Entry", b: Block, ts_us: int, poff: int, labels: Mapping[str, str], orig: int, size: int,
+                delta: int) -> None:
+    """The journal state and totals after a label op (shared with start-up replay)."""
+    if b.labelled is None:
+        b.labelled = {}
+    if poff not in b.labelled:
+        entry._live_ops += 1
+    b.labelled[poff] = Labelled(ts_us, dict(labels), orig, size)
     b.size += delta
     entry.size += delta
     entry.bucket._size_delta(delta)
 
 
 def remove_record(entry: "Entry", ts_us: int) -> None:
-    b, i = locate_or_raise(entry, ts_us)
-    journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, ts_us, b.id, b.poff[i]))
-    remove_at(entry, b, i)
-    if not len(b) and b.evictable:
+    b, idx, i = locate_or_raise(entry, ts_us)
+    poff = idx.poff[i]
+    size = idx.record_size(i)
+    lab = b.labelled.get(poff) if b.labelled else None
+    orig = lab.orig if lab is not None else size
+    remove_at(entry, b, idx, i, orig)
+    journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, ts_us, b.id, poff, size=size, orig=orig))
+    if not b.count and b.evictable:
         delete_block(entry, b)
     maybe_compact(entry)
 
 
-def remove_at(entry: "Entry", b: Block, i: int) -> None:
-    size = b.record_size(i, entry.metas)
-    if b.upd[i]:
-        entry._labelled -= 1
-    b.removed.append((b.ts[i], b.poff[i]))
-    b.pop(i, size)
+def remove_at(entry: "Entry", b: Block, idx: BlockIndex, i: int, orig: int) -> None:
+    size = idx.record_size(i)
+    ts, poff = idx.ts[i], idx.poff[i]
+    idx.pop(i)
+    note_removed(entry, b, ts, poff, orig, size)
+    if idx.ts:
+        if ts == b.min_ts or ts == b.max_ts:
+            b.min_ts, b.max_ts = idx.ts[0], idx.ts[-1]
+            entry_blocks.note_bounds(entry, b)
+    else:
+        b.min_ts = b.max_ts = b.id
+        entry_blocks.note_bounds(entry, b)
+
+
+def note_removed(entry: "Entry", b: Block, ts_us: int, poff: int, orig: int, size: int) -> None:
+    """The journal state and totals after a removal (shared with start-up replay)."""
+    if b.labelled and b.labelled.pop(poff, None) is not None:
+        entry._live_ops -= 1
+    if b.removed is None:
+        b.removed = []
+    b.removed.append(Removed(ts_us, poff, orig))
+    entry._live_ops += 1
+    b.count -= 1
+    b.size -= size
     entry.size -= size
     entry.record_count -= 1
     entry.bucket._size_delta(-size)
 
 
 def delete_block(entry: "Entry", b: Block) -> int:
-    """Remove a block's files and index; returns the bytes of size freed."""
+    """Remove a block's files, summary record and index; returns the bytes of size freed."""
     freed = b.size
-    for i in range(len(b)):
-        if b.upd[i]:
-            entry._labelled -= 1
+    entry._live_ops -= b.ops
     entry.size -= b.size
-    entry.record_count -= len(b)
+    entry.record_count -= b.count
     entry.bucket._size_delta(-b.size)
-    k = bisect.bisect_left(entry._ids, b.id)
-    del entry.blocks[k]
-    del entry._ids[k]
+    entry_blocks.remove(entry, b)
+    entry.bucket.engine.index_cache.discard(b)
     entry._to_seal.discard(b.id)
     path = entry._blk(b.id)
     entry.bucket.fds.drop(path)
     files.unlink(entry._idx(b.id))
     files.unlink(path)
-    had_ops = bool(b.removed) or any(b.upd)
-    if had_ops:
+    entry._disk_delta(-(b.file_size + b.idx_size))
+    entry._due_delta(b, -b.idx_due)
+    if entry._summary_size:
+        entry_index.summary_append(entry, [sfmt.BlockSummary(sfmt.DELETED, b.id)])
+    if b.ops:
         # ops of a deleted block are dead; a new block could reuse its id and offsets
         compact(entry)
     return freed
@@ -110,28 +150,32 @@ def delete_block(entry: "Entry", b: Block) -> int:
 
 def evict_oldest_block(entry: "Entry") -> int:
     for b in entry.blocks:
-        if len(b) and b.evictable:
+        if b.file_size and b.evictable:
             return delete_block(entry, b)
     return 0
 
 
 def maybe_compact(entry: "Entry") -> None:
-    live = entry._labelled + sum(len(b.removed) for b in entry.blocks)
-    if entry._journal_ops > 2 * live + 16:
+    if entry._journal_ops > 2 * entry._live_ops + 16:
         compact(entry)
 
 
 def compact(entry: "Entry") -> None:
-    """Atomically rewrite journal.log with only the ops that still matter."""
+    """Atomically rewrite journal.log with only the ops that still matter (one per record)."""
     ops = []
     for b in entry.blocks:
-        for i in range(len(b)):
-            if b.upd[i]:
-                _, labels = entry.metas.get(b.meta[i])
-                ops.append(jfmt.JournalOp(jfmt.OP_LABELS, b.ts[i], b.id, b.poff[i], labels))
-    for b in entry.blocks:
-        ops.extend(jfmt.JournalOp(jfmt.OP_REMOVE, ts, b.id, poff) for ts, poff in b.removed)
+        if b.labelled:
+            for poff, lab in b.labelled.items():
+                ops.append(jfmt.JournalOp(jfmt.OP_LABELS, lab.ts_us, b.id, poff, lab.labels, size=lab.size,
+                                          orig=lab.orig))
+        if b.removed:
+            ops.extend(jfmt.JournalOp(jfmt.OP_REMOVE, r.ts_us, b.id, r.poff, size=r.orig, orig=r.orig)
+                       for r in b.removed)
     path = entry.dir / JOURNAL
+    data = b"".join(jfmt.encode_op(op) for op in ops)
     entry.bucket.fds.drop(path)
-    files.atomic_write(path, b"".join(jfmt.encode_op(op) for op in ops))
+    files.atomic_write(path, data)
+    entry._disk_delta(len(data) - entry._journal_size)
+    entry._journal_size = len(data)
     entry._journal_ops = len(ops)
+    entry._journal_stale = False

@@ -1,11 +1,18 @@
 """Start-up loading and recovery of one entry.
 
-Owns: building the in-memory index of an entry folder at start-up: trusting a sealed block's
-``.idx`` only after checking it against the ``.blk``, rescanning the newest block and any block
-whose index is missing or wrong (payload crcs included), cutting a torn tail off a block or the
-journal (the torn bytes of a block are kept in ``<id>.blk.torn-<n>``), and replaying journal.log.
-Every repair is reported in ``report`` and counted in the bucket's stats.
+Owns: building an entry's block map at start-up: trusting a block's ``blocks.sum`` record (no
+index is read) only when the ``.blk`` and ``.idx`` on disk are exactly the sizes it names;
+otherwise checking the block's ``.idx`` against the ``.blk`` or rescanning it (payload crcs
+included), then sealing it again; cutting a torn tail off a block, the summary or the journal
+(the torn bytes of a block are kept in ``<id>.blk.torn-<n>``); replaying journal.log. Every
+repair is reported in ``report`` and counted in the bucket's stats.
 Must not: drop a frame that scans clean, call the OS except through ``files``, import trio.
+
+Cost: after a clean shutdown every block is sealed and trusted, so start-up reads one summary
+file and lists one folder per entry, whatever the record count. After a crash only the blocks
+written since their last seal are scanned. A data folder written before ``blocks.sum`` existed
+is migrated on its first start (each block's index is read once and the summary written).
+The journal replays without loading indexes (its ops carry the sizes they change).
 
 Functions take the Entry (see entry.py); Entry.load delegates here.
 """
@@ -13,158 +20,185 @@ Functions take the Entry (see entry.py); Entry.load delegates here.
 from __future__ import annotations
 
 import bisect
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.errors import CorruptRecordError
 from edge.formats import journal as jfmt
-from edge.formats.frame import TRAILER, decode_head
-from edge.formats.index import IndexRecord, decode_index, encode_index
-from edge.formats.recovery import scan
-from edge.formats.sizes import record_size
-from edge.store import files
-from edge.store.blocks import Block, index_file_name
-from edge.store.entry_journal import JOURNAL, compact, delete_block, maybe_compact, remove_at, set_labels
-from edge.store.entry_read import locate
+from edge.formats import summary as sfmt
+from edge.formats.index import PackedIndex, decode_index, decode_index_v1, pack_frames, version_of
+from edge.store import entry_blocks, entry_index, files
+from edge.store.blocks import Block, block_file_name, index_bytes, index_file_name
+from edge.store.entry_index import SUMMARY, ensure_index, install, last_frame_matches, rescan, write_index
+from edge.store.entry_journal import (JOURNAL, compact, delete_block, maybe_compact, note_labels, note_removed,
+                                      remove_at, set_labels)
 
 if TYPE_CHECKING:
     from edge.store.entry import Entry
 
 
 def load(entry: "Entry", report: list[str]) -> None:
-    """Read block indexes (or rescan blocks), recover torn tails, replay the journal.
-
-    Sealed blocks load from their .idx without reading payloads; the newest block and any
-    block whose .idx is missing or disagrees with the .blk are scanned with payload crcs.
-    """
-    names = {e.name for e in files.list_dir(entry.dir)}
-    ids = sorted(int(n[:-4]) for n in names if n.endswith(".blk") and n[:-4].isdigit())
+    """Build the block map (summary records, else indexes, else rescans), replay the journal."""
+    where = f"{entry.bucket.name}/{entry.name}"
+    listing = {e.name: e for e in files.list_dir(entry.dir) if e.is_file(follow_symlinks=False)}
+    sizes = {name: e.stat(follow_symlinks=False).st_size for name, e in listing.items()}
+    entry._disk_delta(sum(sizes.values()))
+    trusted = read_summary(entry, SUMMARY in sizes)
+    ids = sorted(int(n[:-4]) for n in sizes if n.endswith(".blk") and n[:-4].isdigit())
     for k, block_id in enumerate(ids):
-        sealed = k < len(ids) - 1
-        path = entry._blk(block_id)
-        size = files.file_size(path) or 0
-        recs = None
-        if sealed and index_file_name(block_id) in names:
-            recs = load_idx(entry, block_id, size)
-            if recs is None:
-                report.append(f"{entry.bucket.name}/{entry.name}: index of block {block_id} rebuilt")
-                entry.bucket.stats["indexes_rebuilt"] += 1
-        has_idx = recs is not None
-        if recs is None:
-            recs, size = rescan(entry, path, report)
-            if size == 0:
-                files.unlink(path)
-                files.unlink(entry._idx(block_id))
-                continue
-            if sealed:
-                files.atomic_write(entry._idx(block_id), encode_index(size, recs))
-                has_idx = True
+        newest = k == len(ids) - 1
+        size = sizes[block_file_name(block_id)]
+        idx_name = index_file_name(block_id)
+        s = trusted.get(block_id)
+        if s is not None and size > 0 and s.blk_size == size and sizes.get(idx_name) == s.idx_size:
+            add_block(entry, from_summary(s))
+            continue
         b = Block(block_id)
-        for rec in recs:
-            meta_idx = entry.metas.intern_raw(rec.meta)
-            ct, labels = entry.metas.get(meta_idx)
-            rsize = record_size(rec.ts_us, b.next_begin, rec.payload_len, ct, labels, False)
-            # A ts seen twice: it was removed (journal) and written again. The later frame
-            # wins; the journal's remove op then names the earlier frame and goes dead.
-            k = b.find(rec.ts_us)
-            if k >= 0:
-                b.pop(k, b.record_size(k, entry.metas))
-            else:
-                found = locate(entry, rec.ts_us)
-                if found is not None:
-                    ob, ok = found
-                    osize = ob.record_size(ok, entry.metas)
-                    ob.pop(ok, osize)
-                    entry.size -= osize
-                    entry.record_count -= 1
-                    entry.bucket._size_delta(-osize)
-            b.insert(rec.ts_us, rec.payload_offset, rec.payload_len, b.next_begin, meta_idx, False, rsize)
-            b.next_begin += rec.payload_len
+        b.idx_size = sizes.get(idx_name, 0)
+        packed = None
+        if idx_name in sizes and size > 0:
+            packed, stale = check_index(entry, block_id, size)
+            if packed is None and not stale:
+                report.append(f"{where}: index of block {block_id} rebuilt")
+                entry.bucket.stats["indexes_rebuilt"] += 1
+        sealed = packed is not None or not newest
+        if packed is None:
+            frames, good = rescan(entry, entry._blk(block_id))
+            if good != size:
+                entry._disk_delta(good - size)
+                size = good
+            if size == 0:
+                files.unlink(entry._blk(block_id))
+                if files.unlink(entry._idx(block_id)):
+                    entry._disk_delta(-b.idx_size)
+                continue
+            packed = pack_frames(frames, size)
         b.file_size = size
-        b.has_idx = has_idx
-        if entry.blocks and len(entry.blocks[-1]) and len(b) and entry.blocks[-1].max_ts >= b.id:
-            entry._disjoint = False
-        entry.blocks.append(b)
-        entry._ids.append(block_id)
-        entry.size += b.size
-        entry.record_count += len(b)
-        entry.bucket._size_delta(b.size)
+        b.next_begin = packed.payload_total
+        b.frames = b.count = len(packed)
+        b.frames_size = b.size = packed.frames_size
+        add_block(entry, b)
+        install(entry, b, packed)
+        if sealed:
+            write_index(entry, b, packed)  # a fresh v2 index and its summary record
+        else:
+            if b.idx_size:
+                entry_index.unseal(entry, b)  # the newest block, rescanned: a stale .idx must go
+            entry._due_delta(b, index_bytes(len(packed), packed.metas) - b.idx_due)
     replay_journal(entry, report)
 
 
-def load_idx(entry: "Entry", block_id: int, blk_size: int) -> list[IndexRecord] | None:
-    data = files.read_file(entry._idx(block_id))
-    try:
-        size, recs = decode_index(data or b"")
-        if size != blk_size or not recs:
-            return None
-        last = recs[-1]
-        if last.payload_offset + last.payload_len + TRAILER.size != blk_size:
-            return None
-        # spot-check the newest frame against the data: the index is a cache, not the truth
-        fd, _ = entry.bucket.fds.get(entry._blk(block_id))
-        head = decode_head(files.pread(fd, last.frame_offset, last.payload_offset - last.frame_offset))
-        if not head or head.ts_us != last.ts_us or head.meta != last.meta or head.payload_len != last.payload_len:
-            return None
-    except CorruptRecordError:
-        return None
-    return recs
+def add_block(entry: "Entry", b: Block) -> None:
+    entry_blocks.insert(entry, len(entry.blocks), b)
+    entry.size += b.size
+    entry.record_count += b.count
+    entry.bucket._size_delta(b.size)
 
 
-def rescan(entry: "Entry", path: Path, report: list[str]) -> tuple[list[IndexRecord], int]:
+def from_summary(s: sfmt.BlockSummary) -> Block:
+    b = Block(s.block_id)
+    b.file_size = s.blk_size
+    b.next_begin = s.payload_total
+    b.frames = b.count = s.frames
+    b.frames_size = b.size = s.frames_size
+    b.min_ts, b.max_ts = s.min_ts, s.max_ts
+    b.has_idx = True
+    b.idx_size = s.idx_size
+    b.idx_crc = s.idx_crc
+    return b
+
+
+def read_summary(entry: "Entry", exists: bool) -> dict[int, sfmt.BlockSummary]:
+    """The summary records to trust; a torn or damaged tail is cut (and reported)."""
+    if not exists:
+        return {}
+    path = entry.dir / SUMMARY
     data = files.read_file(path) or b""
-    plan = scan(data)
-    if not plan.clean:
-        n = 0
-        while (path.with_name(f"{path.name}.torn-{n}")).exists():
-            n += 1
-        torn = path.with_name(f"{path.name}.torn-{n}")
-        files.atomic_write(torn, data[plan.good_end :])
+    records, end, reason = sfmt.decode(data)
+    if end < len(data):
         fd, _ = entry.bucket.fds.get(path)
-        files.truncate(fd, plan.good_end)
+        files.truncate(fd, end)
         files.datasync(fd)
-        report.append(
-            f"{entry.bucket.name}/{entry.name}: block {path.name} truncated from {len(data)} to "
-            f"{plan.good_end} bytes ({plan.reason}); torn bytes kept in {torn.name}"
-        )
+        entry._disk_delta(end - len(data))
+        entry.bucket.engine.recovery_report.append(
+            f"{entry.bucket.name}/{entry.name}: block summary truncated at {end} of {len(data)} bytes ({reason}); "
+            "the blocks it no longer describes were checked")
         entry.bucket.stats["torn_tails"] += 1
-    for f in plan.damaged:
-        report.append(
-            f"{entry.bucket.name}/{entry.name}: block {path.name}: record {f.head.ts_us} at offset {f.offset} "
-            f"dropped (payload checksum mismatch); its bytes stay in the block, later records are kept"
-        )
-        entry.bucket.stats["damaged_records"] += 1
-    recs = [IndexRecord(f.head.ts_us, f.offset, f.head.payload_len, f.head.meta) for f in plan.frames]
-    return recs, plan.good_end
+    entry._summary_size = end
+    entry._summary_records = len(records)
+    return sfmt.current(records)
+
+
+def check_index(entry: "Entry", block_id: int, blk_size: int) -> tuple[PackedIndex | None, bool]:
+    """A block's .idx (either version) without a summary record to vouch for it: trusted only if
+    it names the .blk's size and its last frame is really there. Returns (index or None, stale):
+    stale = a whole index of another size of the block (the block changed after it was sealed,
+    which the rescan reports if it is damage), not a damaged index."""
+    data = files.read_file(entry._idx(block_id)) or b""
+    try:
+        if version_of(data) == 1:
+            size, recs = decode_index_v1(data)
+            if size != blk_size or not recs:
+                return None, size != blk_size
+            p = pack_frames(recs, size)
+        else:
+            p = decode_index(data)
+    except CorruptRecordError:
+        return None, False
+    if p.blk_size != blk_size:
+        return None, True
+    if not last_frame_matches(entry, block_id, p):
+        return None, False
+    return p, False
 
 
 def replay_journal(entry: "Entry", report: list[str]) -> None:
     path = entry.dir / JOURNAL
     data = files.read_file(path)
-    if not data:
+    if data is None:
         return
     ops, end, reason = jfmt.decode_ops(data)
     if end < len(data):
         fd, _ = entry.bucket.fds.get(path)
         files.truncate(fd, end)
         files.datasync(fd)
+        entry._disk_delta(end - len(data))
         report.append(f"{entry.bucket.name}/{entry.name}: journal truncated at {end} of {len(data)} bytes ({reason})")
         entry.bucket.stats["torn_tails"] += 1
-    dead = 0
+    entry._journal_size = end
+    dead = unsized = 0
     for op in ops:
         k = bisect.bisect_left(entry._ids, op.block_id)
         b = entry.blocks[k] if k < len(entry._ids) and entry._ids[k] == op.block_id else None
-        i = b.find(op.ts_us) if b is not None else -1
-        if b is None or i < 0 or b.poff[i] != op.payload_offset:
+        if b is None:
             dead += 1
-        elif op.op == jfmt.OP_LABELS:
-            set_labels(entry, b, i, dict(op.labels))
+            continue
+        lab = b.labelled.get(op.payload_offset) if b.labelled else None
+        if b.index is None and op.size is not None and op.orig is not None:
+            # Trust the op's sizes: the block's index stays on disk until a request needs it.
+            orig = lab.orig if lab is not None else op.orig
+            if op.op == jfmt.OP_LABELS:
+                prev = lab.size if lab is not None else orig
+                note_labels(entry, b, op.ts_us, op.payload_offset, op.labels, orig, op.size, op.size - prev)
+            else:
+                note_removed(entry, b, op.ts_us, op.payload_offset, orig, op.size)
+                b.bounds_exact = False
+            continue
+        if op.size is None:
+            unsized += 1
+        idx = ensure_index(entry, b)
+        i = idx.find_frame(op.ts_us, op.payload_offset)
+        if i < 0:
+            dead += 1
+            continue
+        orig = lab.orig if lab is not None else idx.record_size(i)
+        if op.op == jfmt.OP_LABELS:
+            set_labels(entry, b, idx, i, dict(op.labels), orig)
         else:
-            remove_at(entry, b, i)
+            remove_at(entry, b, idx, i, orig)
     entry._journal_ops = len(ops)
-    for b in [b for b in entry.blocks if not len(b)]:
+    for b in [b for b in entry.blocks if not b.count]:
         delete_block(entry, b)
-    if dead:
+    if dead or unsized or entry._journal_stale:
         compact(entry)
     else:
         maybe_compact(entry)

@@ -1,10 +1,12 @@
 """The read path of an entry: finding records and reading their payloads.
 
-Owns: RecordRef (what a reader holds), the lookup of a timestamp in the entry's blocks, ordered
-iteration over a time range (merging blocks that overlap in time), and payload reads that
-verify the frame's crc (streamed, batched in one pread, ranged, or through a dup'd fd).
-Must not: change entry state (the only write is the bucket's corrupt-read counter), call the OS
-except through ``files``, import trio.
+Owns: RecordRef (what a reader holds), the lookup of a timestamp in the entry's blocks (the
+block map's candidates, then the loaded index of each), the entry's exact oldest/latest
+timestamps, ordered iteration over a time range (merging blocks that overlap in time), and
+payload reads that verify the frame's crc (streamed, batched in one pread, ranged, or through a
+dup'd fd).
+Must not: change what is stored (loading an index into the cache and the bucket's corrupt-read
+counter are its only writes), call the OS except through ``files``, import trio.
 
 Functions take the Entry (see entry.py); Entry's read methods delegate here.
 """
@@ -18,13 +20,13 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 from edge.errors import CorruptRecordError, NotFoundError
 from edge.formats.frame import TRAILER
-from edge.store import files
-from edge.store.blocks import Block
+from edge.store import entry_blocks, files
+from edge.store.blocks import Block, BlockIndex
+from edge.store.entry_index import ensure_index
 from edge.formats.checksum import crc32
 
 if TYPE_CHECKING:
     from edge.store.entry import Entry
-
 
 
 @dataclass(frozen=True)
@@ -39,24 +41,24 @@ class RecordRef:
     payload_offset: int = field(default=0, repr=False, compare=False)
 
 
-def make_ref(entry: "Entry", b: Block, i: int) -> RecordRef:
-    ct, labels = entry.metas.get(b.meta[i])
-    return RecordRef(entry.name, b.ts[i], b.plen[i], ct, labels, b.id, b.poff[i])
+def make_ref(entry: "Entry", b: Block, idx: BlockIndex, i: int) -> RecordRef:
+    ct, labels = idx.labels_of(i)
+    return RecordRef(entry.name, idx.ts[i], idx.plen[i], ct, labels, b.id, idx.poff[i])
 
 
-def locate(entry: "Entry", ts_us: int) -> tuple[Block, int] | None:
-    # ts lives in the block with the greatest id <= ts; only after a belated write rotated
-    # into a new block can an earlier block's range cover it too (then search them all).
-    j = bisect.bisect_right(entry._ids, ts_us)
-    candidates = entry.blocks[j - 1 : j] if entry._disjoint else reversed(entry.blocks[:j])
-    for b in candidates:
-        i = b.find(ts_us)
-        if i >= 0:
-            return b, i
+def locate(entry: "Entry", ts_us: int) -> tuple[Block, BlockIndex, int] | None:
+    """The block, its index and the position of ``ts_us``; only blocks whose bounds cover it are
+    loaded (an append past the newest record loads nothing)."""
+    for b in entry_blocks.candidates(entry, ts_us):
+        if b.covers(ts_us):
+            idx = ensure_index(entry, b)
+            i = idx.find(ts_us)
+            if i >= 0:
+                return b, idx, i
     return None
 
 
-def locate_or_raise(entry: "Entry", ts_us: int) -> tuple[Block, int]:
+def locate_or_raise(entry: "Entry", ts_us: int) -> tuple[Block, BlockIndex, int]:
     found = locate(entry, ts_us)
     if found is None:
         raise NotFoundError(f"Record {ts_us} not found in entry {entry.bucket.name}/{entry.name}")
@@ -67,44 +69,94 @@ def get(entry: "Entry", ts_us: int) -> RecordRef:
     return make_ref(entry, *locate_or_raise(entry, ts_us))
 
 
-def latest(entry: "Entry") -> RecordRef:
-    best: tuple[Block, int] | None = None
+def _newest(entry: "Entry") -> Block | None:
+    """The block holding the entry's newest record: the last non-empty block, unless a block of
+    the overlap set reaches further. Bounds made exact where they decide it."""
+    while True:
+        best = None
+        for b in reversed(entry.blocks):
+            if b.count:
+                best = b
+                break
+        if best is None:
+            return None
+        for block_id in entry._overlaps:
+            k = bisect.bisect_left(entry._ids, block_id)
+            o = entry.blocks[k]
+            if o.count and o.max_ts > best.max_ts:
+                best = o
+        if best.bounds_exact:
+            return best
+        ensure_index(entry, best)  # makes its bounds exact; look again
+
+
+def latest_ts(entry: "Entry") -> int:
+    b = _newest(entry)
+    return b.max_ts if b is not None else 0
+
+
+def oldest_ts(entry: "Entry") -> int:
+    """The oldest record: the first non-empty block's, unless a later block (ids ascend, so only
+    one whose id is below the best so far) holds an older one."""
+    best: int | None = None
     for b in entry.blocks:
-        if len(b) and (best is None or b.max_ts > best[0].ts[best[1]]):
-            best = (b, len(b) - 1)
-    if best is None:
+        if best is not None and b.id >= best:
+            break
+        if not b.count:
+            continue
+        if not b.bounds_exact:
+            ensure_index(entry, b)
+            if not b.count:
+                continue
+        if best is None or b.min_ts < best:
+            best = b.min_ts
+    return best if best is not None else 0
+
+
+def latest(entry: "Entry") -> RecordRef:
+    b = _newest(entry)
+    if b is None:
         raise NotFoundError(f"Record 0 not found in entry {entry.bucket.name}/{entry.name}")
-    return make_ref(entry, *best)
+    idx = ensure_index(entry, b)
+    return make_ref(entry, b, idx, len(idx) - 1)
 
 
 def iter_refs(entry: "Entry", start_us: int | None = None, stop_us: int | None = None) -> Iterator[RecordRef]:
     """Ascending ts in [start, stop). Blocks can overlap in time (belated writes into a full
-    block start a new one), so overlapping neighbours are merged; each block is snapshotted
-    when reached, giving a consistent view per block."""
-    k = 0
-    if start_us is not None and entry._disjoint:
-        k = max(0, bisect.bisect_right(entry._ids, start_us) - 1)
-    blocks = list(entry.blocks[k:])
-    i = 0
-    while i < len(blocks):
-        b = blocks[i]
+    block start a new one), so overlapping neighbours are merged; each block is loaded and
+    snapshotted when reached, giving a consistent view per block. The block map is looked up
+    again after every group, so blocks evicted or added meanwhile are handled."""
+    k = 0 if start_us is None else entry_blocks.first_covering(entry, start_us)
+    after: int | None = None  # id of the last block already done
+    while True:
+        if after is not None:
+            k = bisect.bisect_right(entry._ids, after)
+        if k >= len(entry.blocks):
+            return
+        b = entry.blocks[k]
         if stop_us is not None and b.id >= stop_us:
-            break
+            return
         group = [b]
-        hi = b.max_ts if len(b) else b.id
-        i += 1
-        while i < len(blocks) and blocks[i].id <= hi:
-            group.append(blocks[i])
-            if len(blocks[i]):
-                hi = max(hi, blocks[i].max_ts)
-            i += 1
+        hi = b.max_ts if b.count else b.id
+        j = k + 1
+        while j < len(entry.blocks) and entry.blocks[j].id <= hi:
+            g = entry.blocks[j]
+            group.append(g)
+            if g.count:
+                hi = max(hi, g.max_ts)
+            j += 1
+        after = group[-1].id
         snaps = []
         for g in group:
-            lo, up = g.range(start_us, stop_us)
-            snaps.append([make_ref(entry, g, j) for j in range(lo, up)])
+            if not g.count or (start_us is not None and g.max_ts < start_us):
+                continue
+            idx = ensure_index(entry, g)
+            lo, up = idx.range(start_us, stop_us)
+            if lo < up:
+                snaps.append([make_ref(entry, g, idx, i) for i in range(lo, up)])
         if len(snaps) == 1:
             yield from snaps[0]
-        else:
+        elif snaps:
             yield from heapq.merge(*snaps, key=lambda r: r.ts_us)
 
 

@@ -3,8 +3,8 @@
 Owns: RecordWriter (one record being written), block choice and rotation (spec 15.2), quota
 reservation through the bucket, buffered records (one writev per block at flush) and streamed
 ones (written through once past STREAM_THRESHOLD), aborts, publication into the in-memory index
-at flush, the Durability a flush hands back, and sealing (writing the ``.idx`` of a block that
-no longer takes regular appends).
+at flush, the Durability a flush hands back, and when blocks get sealed (entry_index writes the
+``.idx`` of a block that no longer takes regular appends).
 Must not: publish a record before its whole frame is written, sync anything itself (durability
 is the caller's next step), call the OS except through ``files``, import trio.
 
@@ -16,13 +16,12 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Mapping
 
-from edge.errors import BadRequestError, ConflictError, CorruptRecordError, EdgeError, StorageIOError
+from edge.errors import BadRequestError, ConflictError, EdgeError, StorageIOError
 from edge.formats import journal as jfmt
-from edge.formats.frame import HEADER, NEED_MORE, TRAILER, FrameHead, decode_head, encode_head, encode_meta, encode_trailer
-from edge.formats.index import IndexRecord, encode_index
+from edge.formats.frame import HEADER, TRAILER, encode_head, encode_meta, encode_trailer
 from edge.formats.sizes import record_size
-from edge.store import files
-from edge.store.blocks import Block
+from edge.store import entry_blocks, entry_index, files
+from edge.store.blocks import IDX_FIXED, IDX_META, IDX_ROW, Block, BlockIndex, Removed
 from edge.store.entry_journal import JOURNAL, journal_append
 from edge.store.entry_read import locate
 from edge.formats.checksum import crc32
@@ -94,7 +93,7 @@ def choose_block(entry: "Entry", ts_us: int, length: int) -> Block:
     j = bisect.bisect_right(entry._ids, ts_us)
     if j:
         b = entry.blocks[j - 1]
-        count = len(b) + b.pending
+        count = b.count + b.pending
         full = (
             b.streamer is not None
             or (count > 0 and b.next_begin + b.reserved + length > entry._max_block_size)
@@ -102,23 +101,27 @@ def choose_block(entry: "Entry", ts_us: int, length: int) -> Block:
         )
         if not full or b.id == ts_us:
             return b
-    if j and (j < len(entry.blocks) or entry.blocks[j - 1].pending or
-              (len(entry.blocks[j - 1]) and entry.blocks[j - 1].max_ts > ts_us)):
-        entry._disjoint = False
     b = Block(ts_us)
-    entry.blocks.insert(j, b)
-    entry._ids.insert(j, ts_us)
+    b.index = BlockIndex()
+    entry_blocks.insert(entry, j, b)
+    entry.bucket.engine.index_cache.add(b, loaded=False)
     if j == len(entry.blocks) - 1 and j > 0:
         entry._to_seal.add(entry.blocks[j - 1].id)
     return b
 
 
 def drop_if_unused(entry: "Entry", b: Block) -> None:
-    if b.file_size == 0 and b.pending == 0 and not len(b):
-        i = bisect.bisect_left(entry._ids, b.id)
-        if i < len(entry.blocks) and entry.blocks[i] is b:
-            del entry.blocks[i]
-            del entry._ids[i]
+    if b.file_size == 0 and b.pending == 0 and not b.count:
+        if entry_blocks.position(entry, b) >= 0:
+            entry_blocks.remove(entry, b)
+            entry.bucket.engine.index_cache.discard(b)
+            entry._to_seal.discard(b.id)
+
+
+def disk_need(length: int, meta: bytes) -> int:
+    """Bytes one record costs on disk: its frame, and its share of the block's .idx (an array
+    row and, at worst, its own copy of the metadata)."""
+    return HEADER.size + len(meta) + length + TRAILER.size + 40 + len(meta)
 
 
 def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labels: Mapping[str, str]) -> RecordWriter:
@@ -128,8 +131,11 @@ def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labe
         raise ConflictError(f"A record with timestamp {ts_us} already exists")
     meta = encode_meta(content_type, labels)
     b = choose_block(entry, ts_us, length)
-    b.pending += 1  # protects the block from FIFO eviction while we make room
-    need = record_size(ts_us, b.next_begin + b.reserved, length, content_type, labels, False)
+    if not b.pinned:
+        # From now on the file may hold frames that are not published: load the index first.
+        entry_index.ensure_index(entry, b)
+    b.pending += 1  # protects the block from FIFO eviction (and its index from the cache)
+    need = disk_need(length, meta)
     try:
         entry.bucket._reserve(entry, need)
     except BaseException:
@@ -159,6 +165,7 @@ def abort(entry: "Entry", w: RecordWriter) -> None:
         if b.streamer is w:
             fd, _ = entry.bucket.fds.get(entry._blk(b.id))
             files.truncate(fd, w.stream_start)
+            entry._disk_delta(w.stream_start - b.file_size)
             b.file_size = w.stream_start
             b.streamer = None
     elif w.streaming and w.state == "ready":
@@ -166,11 +173,22 @@ def abort(entry: "Entry", w: RecordWriter) -> None:
         if b.file_size == w.stream_start + len(w.head) + w.length + TRAILER.size:
             fd, _ = entry.bucket.fds.get(entry._blk(b.id))
             files.truncate(fd, w.stream_start)
+            entry._disk_delta(w.stream_start - b.file_size)
             b.file_size = w.stream_start
         else:
+            # Counted as a frame that the journal removed, so the block's totals match its file.
             poff = w.stream_start + len(w.head)
-            journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, w.ts_us, b.id, poff))
-            b.removed.append((w.ts_us, poff))
+            ct, labels = w.decoded
+            size = record_size(w.ts_us, b.next_begin, w.length, ct, labels, False)
+            b.next_begin += w.length
+            b.frames += 1
+            b.frames_size += size
+            journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, w.ts_us, b.id, poff, size=size, orig=size))
+            if b.removed is None:
+                b.removed = []
+            b.removed.append(Removed(w.ts_us, poff, size))
+            entry._live_ops += 1
+            entry._due_delta(b, IDX_ROW + IDX_META + len(w.meta) + (0 if b.idx_due else IDX_FIXED))
     if w in entry._ready:
         entry._ready.remove(w)
     w.state = "aborted"
@@ -183,10 +201,10 @@ def open_block_for_write(entry: "Entry", b: Block) -> int:
     if created:
         entry._new_dirs.add(entry.dir)
     if b.has_idx:
-        # appending to a sealed block (belated write): its index no longer describes it
-        files.unlink(entry._idx(b.id))
-        b.has_idx = False
-        entry._to_seal.add(b.id)
+        # appending to a sealed block (a belated write, or the newest block after a restart)
+        entry_index.unseal(entry, b)
+        if b is not entry.blocks[-1]:
+            entry._to_seal.add(b.id)
     return fd
 
 
@@ -206,7 +224,9 @@ def try_stream(entry: "Entry", w: RecordWriter) -> None:
         raise
     w.stream_start = start
     w.kicked = start
-    b.file_size = files.fd_size(fd)
+    size = files.fd_size(fd)
+    entry._disk_delta(size - b.file_size)
+    b.file_size = size
     b.streamer = w
     w.chunks = []
     entry._touched.add(entry._blk_key(b.id))
@@ -216,7 +236,9 @@ def stream_append(entry: "Entry", w: RecordWriter, chunks: list) -> None:
     b = w.block
     fd, _ = entry.bucket.fds.get(entry._blk_key(b.id))
     try:
-        b.file_size += files.append(fd, chunks)
+        n = files.append(fd, chunks)
+        b.file_size += n
+        entry._disk_delta(n)
     except EdgeError:
         abort(entry, w)
         raise
@@ -264,11 +286,13 @@ def flush(entry: "Entry") -> files.Durability:
                 for w in buffered:
                     w.stream_start = pos  # frame offset, same meaning as for streamed frames
                     pos += len(w.head) + w.length + TRAILER.size
+                entry._disk_delta(pos - b.file_size)
                 b.file_size = pos
         for w in writers:
             publish(entry, w)
         entry._touched.add(entry._blk_key(block_id))
     seal_ready_blocks(entry)
+    entry.bucket.engine.index_cache.shrink()  # what the publishes above added
     if entry._touched or entry._new_dirs or entry._journal_dirty:
         entry._recent.append((entry._touched, entry._new_dirs, entry._journal_dirty))
         entry._touched, entry._new_dirs, entry._journal_dirty = set(), set(), False
@@ -300,13 +324,33 @@ def durability(entry: "Entry") -> files.Durability:
 
 def publish(entry: "Entry", w: RecordWriter) -> None:
     b = w.block
+    idx = b.index  # loaded and pinned since begin_write
+    assert idx is not None
     begin = b.next_begin
     b.next_begin += w.length
-    ct_labels = entry.metas.intern_known(w.meta, *w.decoded)
-    ct, labels = entry.metas.get(ct_labels)
+    ct, labels = w.decoded
     size = record_size(w.ts_us, begin, w.length, ct, labels, False)
-    b.insert(w.ts_us, w.stream_start + len(w.head), w.length, begin, ct_labels, False, size)
-    b.idx_dirty = True
+    metas = len(idx.metas)
+    idx.insert(w.ts_us, w.stream_start + len(w.head), w.length, begin, idx.intern(w.meta, w.decoded), False)
+    due = IDX_ROW + (IDX_META + len(w.meta) if len(idx.metas) > metas else 0) + (0 if b.idx_due else IDX_FIXED)
+    entry._due_delta(b, due)
+    ts = w.ts_us
+    if not b.count:
+        b.min_ts = b.max_ts = ts
+        grew = True
+    else:
+        if ts < b.min_ts:
+            b.min_ts = ts
+        grew = ts > b.max_ts
+        if grew:
+            b.max_ts = ts
+    b.count += 1
+    b.frames += 1
+    b.size += size
+    b.frames_size += size
+    if grew:
+        entry_blocks.note_bounds(entry, b)
+    entry.bucket.engine.index_cache.recharge(b)
     release(entry, w)
     w.state = "published"
     entry.size += size
@@ -326,44 +370,16 @@ def seal_ready_blocks(entry: "Entry") -> None:
             entry._to_seal.discard(block_id)
             continue
         b = entry.blocks[i]
-        if b.id == newest or b.pending or b.streamer is not None:
+        if b.id == newest or b.pinned:
             continue
-        seal(entry, b)
+        if not b.has_idx:
+            entry_index.seal(entry, b)
         entry._to_seal.discard(block_id)
 
 
-def seal(entry: "Entry", b: Block) -> None:
-
-
-    """Write the .idx of a block that no longer takes regular appends."""
-    if b.file_size == 0:
-        return
-    path = entry._blk(b.id)
-    fd, _ = entry.bucket.fds.get(path)
-    # No fsync here (three of them, inline, were ~30 % of a 1 KB batch write): the .idx is a
-    # cache. Every frame it lists is synced by group commit before it is acknowledged, and
-    # entry_load.load_idx trusts an .idx only if its crc, the .blk size it names and the last frame
-    # agree with the .blk on disk; a missing, torn or early .idx means a rescan, never loss.
-    # Walk the frame headers through a read window: small frames (1 KB records) come 1 MiB
-    # at a time (two preads per frame made sealing ~20 % of a 1 KB batch write); after a
-    # big frame only the next header's neighbourhood is read, never the payloads.
-    recs, pos = [], 0
-    window, wstart, frame_len = b"", 0, 0
-    while pos < b.file_size:
-        head = decode_head(window, pos - wstart) if pos - wstart <= len(window) else NEED_MORE
-        if head is NEED_MORE:
-            window = files.pread(fd, pos, (1 << 20) if frame_len < (256 << 10) else (64 << 10))
-            wstart = pos
-            head = decode_head(window)
-            if head is NEED_MORE and len(window) >= HEADER.size:
-                meta_len = HEADER.unpack_from(window)[3]
-                window = files.pread(fd, pos, HEADER.size + meta_len)
-                head = decode_head(window)
-        if not isinstance(head, FrameHead):
-            raise CorruptRecordError(f"Block {b.id} of {entry.bucket.name}/{entry.name} ends inside a frame")
-        recs.append(IndexRecord(head.ts_us, pos, head.payload_len, head.meta))
-        frame_len = head.frame_len
-        pos += frame_len
-    files.replace_unsynced(entry._idx(b.id), encode_index(pos, recs))
-    b.has_idx = True
-    b.idx_dirty = False
+def seal_all(entry: "Entry") -> None:
+    """At shutdown: every block without writers gets its index and summary record."""
+    for b in list(entry.blocks):
+        if not b.has_idx and not b.pinned and b.file_size > 0:
+            entry_index.seal(entry, b)
+    entry._to_seal.clear()

@@ -17,7 +17,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import psutil
 
@@ -41,6 +41,18 @@ def translate_errors() -> Iterator[None]:
 def free_bytes(path: Path) -> int:
     with translate_errors():
         return psutil.disk_usage(str(path)).free
+
+
+class DiskSpace(NamedTuple):
+    total: int
+    free: int
+
+
+def disk_space(path: Path) -> DiskSpace:
+    """Size and free bytes of the file system holding ``path``."""
+    with translate_errors():
+        du = psutil.disk_usage(str(path))
+    return DiskSpace(du.total, du.free)
 
 
 class CachedFreeBytes:

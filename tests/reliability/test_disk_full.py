@@ -79,8 +79,10 @@ def test_disk_full_is_507_server_stays_up_and_recovers(small_fs):
     try:
         api = proc.api
         s = requests.Session()
-        assert s.post(f"{api}/b/big", timeout=TIMEOUT).status_code == 200
-        assert s.post(f"{api}/b/keep", timeout=TIMEOUT).status_code == 200
+        # No quota (the default FIFO one would keep them inside the disk): the disk itself fills.
+        none = {"quota_type": "NONE"}
+        assert s.post(f"{api}/b/big", json=none, timeout=TIMEOUT).status_code == 200
+        assert s.post(f"{api}/b/keep", json=none, timeout=TIMEOUT).status_code == 200
         acked: dict[tuple[str, str, int], bytes] = {}
         for ts in range(1, 6):
             body = os.urandom(30_000)

@@ -10,10 +10,12 @@ def test_create_get_and_defaults(server, bucket_name):
     r = requests.post(f"{server.api}/b/{bucket_name}")
     assert r.status_code == 200 and r.headers["x-reduct-api"] == "1.21"
     doc = requests.get(f"{server.api}/b/{bucket_name}").json()
-    assert doc["settings"] == {"quota_type": "NONE", "quota_size": 0, "max_block_size": 64000000,
-                               "max_block_records": 1024}
+    # The appliance default: FIFO, sized from the disk at start-up, as /info reports it.
+    defaults = requests.get(f"{server.api}/info").json()["defaults"]["bucket"]
+    assert defaults["quota_type"] == "FIFO" and defaults["quota_size"] >= 1_000_000
+    assert doc["settings"] == {**defaults, "max_block_size": 64000000, "max_block_records": 1024}
     assert doc["info"] == {"name": bucket_name, "entry_count": 0, "size": 0, "oldest_record": 0,
-                           "latest_record": 0, "is_provisioned": False, "status": "READY"}
+                           "latest_record": 0, "is_provisioned": False, "status": "READY", "disk_usage": 0}
     assert doc["entries"] == []
 
 
@@ -21,7 +23,17 @@ def test_create_with_nulls_means_defaults(server, bucket_name):
     body = {"max_block_size": None, "max_block_records": 10000, "quota_type": None, "quota_size": None}
     assert requests.post(f"{server.api}/b/{bucket_name}", json=body).status_code == 200
     s = requests.get(f"{server.api}/b/{bucket_name}").json()["settings"]
-    assert s == {"quota_type": "NONE", "quota_size": 0, "max_block_size": 64000000, "max_block_records": 10000}
+    defaults = requests.get(f"{server.api}/info").json()["defaults"]["bucket"]
+    assert s == {**defaults, "max_block_size": 64000000, "max_block_records": 10000}
+
+
+def test_upstream_defaults_on_request(make_server, bucket_name):
+    """RS_DEFAULTS_BUCKET_QUOTA_TYPE=NONE gives ReductStore's own defaults back."""
+    srv = make_server({"RS_DEFAULTS_BUCKET_QUOTA_TYPE": "NONE"})
+    assert requests.post(f"{srv.api}/b/{bucket_name}").status_code == 200
+    s = requests.get(f"{srv.api}/b/{bucket_name}").json()["settings"]
+    assert s == {"quota_type": "NONE", "quota_size": 0, "max_block_size": 64000000, "max_block_records": 1024}
+    assert requests.get(f"{srv.api}/info").json()["defaults"]["bucket"]["quota_type"] == "NONE"
 
 
 def test_create_twice_is_409(server, bucket_name):

@@ -126,7 +126,7 @@ def test_secret_cannot_touch_uploads_it_did_not_create(srv):
 
 
 def test_failed_creation_releases_the_reservation(srv):
-    assert requests.put(f"{srv.api}/b/drop", json={"quota_type": "HARD", "quota_size": 100}, headers=AUTH).status_code == 200
+    assert requests.put(f"{srv.api}/b/drop", json={"quota_type": "HARD", "quota_size": 600}, headers=AUTH).status_code == 200
     doc = create(srv, max_files=1).json()
     r = tus_create(srv, doc["secret"], b"x" * 500)
     assert r.status_code == 400 and "Quota" in r.headers["x-reduct-error"]
