@@ -315,9 +315,10 @@ class QueryRegistry:
             except NotFoundError:
                 return 0
             cursor = QueryCursor(bucket, plan, [name])
-            # Timestamps only (ints), collected before removing: removing while the iterator
-            # walks the same blocks would shift the positions it is reading.
-            stamps: list[int] = []
+            # Streamed: each match is removed as the cursor yields it, so nothing grows with the
+            # number of matches. Safe while iterating: the cursor holds an immutable snapshot of
+            # the block it is in and finds its place in the block map again by block id.
+            removed = 0
             while True:
                 match = cursor.next()
                 if match is BUSY:
@@ -325,15 +326,12 @@ class QueryRegistry:
                     continue
                 if match is None:
                     break
-                stamps.append(match.ts_us)
-            removed = 0
-            for i, ts in enumerate(stamps):
                 try:
-                    entry.remove_record(ts)
+                    entry.remove_record(match.ts_us)
                     removed += 1
                 except NotFoundError:  # evicted meanwhile: nothing to remove
                     pass
-                if i % 1000 == 999:
+                if removed % 1000 == 999:
                     await trio.sleep(0)
             durability = entry.flush() if removed else None
         if durability is not None:
