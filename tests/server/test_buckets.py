@@ -29,7 +29,7 @@ def test_create_with_nulls_means_defaults(server, bucket_name):
 
 def test_upstream_defaults_on_request(make_server, bucket_name):
     """RS_DEFAULTS_BUCKET_QUOTA_TYPE=NONE gives ReductStore's own defaults back."""
-    srv = make_server({"RS_DEFAULTS_BUCKET_QUOTA_TYPE": "NONE"})
+    srv = make_server({"RS_DEFAULTS_BUCKET_QUOTA_TYPE": "NONE"}, auth=NO_AUTH)
     assert requests.post(f"{srv.api}/b/{bucket_name}").status_code == 200
     s = requests.get(f"{srv.api}/b/{bucket_name}").json()["settings"]
     assert s == {"quota_type": "NONE", "quota_size": 0, "max_block_size": 64000000, "max_block_records": 1024}

@@ -22,7 +22,7 @@ import requests
 
 from edge.model import BucketSettings
 from edge.store import Engine
-from tests.helpers import EdgeProcess
+from tests.helpers import NO_AUTH, EdgeProcess
 
 SMALL, LARGE = 20_000, 200_000
 TS0 = 1_000_000_000
@@ -54,7 +54,7 @@ def folders(tmp_path_factory):
 
 
 def start_seconds(path) -> float:
-    proc = EdgeProcess(path)
+    proc = EdgeProcess(path, auth=NO_AUTH)
     t0 = time.perf_counter()
     proc.start(timeout_s=120)
     seconds = time.perf_counter() - t0
@@ -87,7 +87,8 @@ def ingest_cpu_us(proc: EdgeProcess, first: int, batch: int, count: int = 9_000)
 
 @pytest.mark.parametrize("batch", [900, 80])
 def test_ingest_does_not_grow_with_the_record_count(folders, batch):
-    procs = {n: EdgeProcess(folders[n], {"EDGE_SYNC": "none"}).start(timeout_s=120) for n in (SMALL, LARGE)}
+    procs = {n: EdgeProcess(folders[n], {"EDGE_SYNC": "none"}, auth=NO_AUTH).start(timeout_s=120)
+             for n in (SMALL, LARGE)}
     try:
         cost: dict[int, list[float]] = {SMALL: [], LARGE: []}
         offset = {900: 100_000, 80: 200_000}[batch]  # past what is stored and what the other case wrote
@@ -108,7 +109,7 @@ def bucket_files(path) -> int:
 
 def test_fifo_bucket_files_stay_within_quota_plus_one_block(tmp_path):
     quota, block = 2_000_000, 200_000
-    proc = EdgeProcess(tmp_path / "data").start()
+    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
     try:
         b = f"{proc.api}/b/fifo"
         assert requests.post(b, json={"quota_type": "FIFO", "quota_size": quota, "max_block_size": block,
