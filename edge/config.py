@@ -72,6 +72,63 @@ def parse_float(text: str, name: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """``amount`` (requests or bytes) per ``period_s`` seconds, per client address."""
+
+    amount: int
+    period_s: float
+
+
+_PERIOD_RE = re.compile(r"^\s*(\d*)\s*(s|sec|second|seconds|m|min|minute|minutes|h|hour|hours|d|day|days)\s*$",
+                        re.IGNORECASE)
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_REQUESTS_RE = re.compile(r"^\s*(\d+)\s*(?:req|reqs|requests?)?\s*$", re.IGNORECASE)
+
+
+def parse_rate_limit(text: str, name: str, *, bytes_: bool) -> RateLimit | None:
+    """ReductStore's syntax: ``<n>[req][/<period>]`` (requests) or ``<bytesize>[/<period>]``;
+    the period is ``s``, ``m``, ``h``, ``d`` with an optional count (``/10s``), default one hour.
+    Empty (or ``off``) disables the limit."""
+    text = text.strip()
+    if not text or text.lower() in ("off", "none", "0"):
+        return None
+    amount_text, _, period_text = text.partition("/")
+    period_s = 3600.0
+    if period_text.strip():
+        m = _PERIOD_RE.match(period_text)
+        if not m:
+            raise ConfigError(f"{name}: '{period_text}' is not a period (e.g. s, m, h, 10s)")
+        period_s = float(int(m.group(1) or "1") * _PERIOD_UNITS[m.group(2)[0].lower()])
+        if period_s <= 0:
+            raise ConfigError(f"{name}: the period must be longer than zero")
+    if bytes_:
+        amount = parse_size(amount_text, name)
+    else:
+        m = _REQUESTS_RE.match(amount_text)
+        if not m:
+            raise ConfigError(f"{name}: '{amount_text}' is not a request count (e.g. 100req/m)")
+        amount = int(m.group(1))
+    if amount <= 0:
+        raise ConfigError(f"{name}: the limit must be greater than zero")
+    return RateLimit(amount, period_s)
+
+
+def parse_networks(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (``127.0.0.0/8,::1``), normalised; empty: none."""
+    import ipaddress
+
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: '{item}' is not an IP address or network") from None
+    return tuple(out)
+
+
 class AuthMode(enum.Enum):
     """How the server authenticates, from the variables (secure by default: never open unasked)."""
 
@@ -109,6 +166,17 @@ class Config:
     head_timeout_s: float = 30.0
     io_operation_timeout_s: float = 30.0
     max_connections: int = 1024
+    max_connections_per_address: int = 64
+    body_grace_s: float = 20.0
+    body_min_rate: float = 500.0
+    tls_handshake_timeout_s: float = 10.0
+    # Peers whose Forwarded / X-Forwarded-For headers are believed (EDGE_TRUSTED_PROXIES).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    cert_path: str = ""               # RS_CERT_PATH: TLS certificate chain (PEM); set -> HTTPS
+    cert_key_path: str = ""           # RS_CERT_KEY_PATH: its private key (PEM)
+    rate_limit_api: RateLimit | None = None       # RS_RATE_LIMIT_API
+    rate_limit_ingress: RateLimit | None = None   # RS_RATE_LIMIT_INGRESS
+    rate_limit_egress: RateLimit | None = None    # RS_RATE_LIMIT_EGRESS
     # New buckets: FIFO with an automatic quota (a share of the disk, see the README) unless
     # RS_DEFAULTS_BUCKET_* say otherwise.
     default_bucket: BucketSettings = field(
@@ -162,6 +230,14 @@ class Config:
         return self.auth_enabled if self.audit_enabled is None else self.audit_enabled
 
     @property
+    def tls_enabled(self) -> bool:
+        return bool(self.cert_path)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_enabled else "http"
+
+    @property
     def public_base_url(self) -> str:
         """Base of links handed out (``RS_PUBLIC_URL``), always ending in ``/``."""
         if self.public_url:
@@ -169,8 +245,8 @@ class Config:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        port = "" if self.port == 80 else f":{self.port}"
-        return f"http://{host}{port}{self.api_base_path}"
+        port = "" if self.port == (443 if self.tls_enabled else 80) else f":{self.port}"
+        return f"{self.scheme}://{host}{port}{self.api_base_path}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> "Config":
@@ -231,6 +307,26 @@ class Config:
                 values[key] = parse_float(get(var, ""), var)
         if get("EDGE_MAX_CONNECTIONS"):
             values["max_connections"] = parse_int(get("EDGE_MAX_CONNECTIONS", ""), "EDGE_MAX_CONNECTIONS", 1)
+        if get("EDGE_MAX_CONNECTIONS_PER_ADDRESS"):
+            values["max_connections_per_address"] = parse_int(
+                get("EDGE_MAX_CONNECTIONS_PER_ADDRESS", ""), "EDGE_MAX_CONNECTIONS_PER_ADDRESS", 0)
+        for var, key in (("EDGE_BODY_GRACE", "body_grace_s"), ("EDGE_BODY_MIN_RATE", "body_min_rate"),
+                         ("EDGE_TLS_HANDSHAKE_TIMEOUT", "tls_handshake_timeout_s")):
+            if get(var):
+                values[key] = parse_float(get(var, ""), var)
+        if "EDGE_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = parse_networks(get("EDGE_TRUSTED_PROXIES", ""), "EDGE_TRUSTED_PROXIES")
+        cert, key = get("RS_CERT_PATH", "").strip(), get("RS_CERT_KEY_PATH", "").strip()
+        if cert and not key:
+            raise ConfigError("RS_CERT_KEY_PATH: must be set together with RS_CERT_PATH")
+        if key and not cert:
+            raise ConfigError("RS_CERT_PATH: must be set together with RS_CERT_KEY_PATH")
+        values["cert_path"], values["cert_key_path"] = cert, key
+        for var, key, is_bytes in (("RS_RATE_LIMIT_API", "rate_limit_api", False),
+                                   ("RS_RATE_LIMIT_INGRESS", "rate_limit_ingress", True),
+                                   ("RS_RATE_LIMIT_EGRESS", "rate_limit_egress", True)):
+            if get(var, "").strip():
+                values[key] = parse_rate_limit(get(var, ""), var, bytes_=is_bytes)
         for var, key in (("RS_IO_BATCH_MAX_SIZE", "batch_max_size"),
                          ("RS_IO_BATCH_MAX_METADATA_SIZE", "batch_max_metadata_size")):
             if get(var):

@@ -80,7 +80,11 @@ class RangeNotSatisfiableError(EdgeError):
 
 
 class RateLimitedError(EdgeError):
-    """Too many requests from one client (429)."""
+    """Too many requests from one client (429); ``retry_after_s`` becomes ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class CorruptRecordError(EdgeError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 from functools import partial
 from typing import Any, Awaitable, Callable
 
@@ -137,6 +138,10 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
 
     stopping = shutdown if shutdown is not None else trio.Event()
     from .formats import checksum
+    from .http.tls import server_context
+
+    # A bad certificate or key stops start-up before anything else is touched.
+    ssl_context = server_context(config.cert_path, config.cert_key_path) if config.tls_enabled else None
 
     log.info("edge %s starting; data in %s; crc32 by %s", __version__, config.data_path, checksum.IMPLEMENTATION)
     for line in config.describe():
@@ -159,9 +164,9 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
             async with trio.open_nursery() as serving:
                 await _start_rooms(ctx, serving)
                 app = build_app(ctx)
-                bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, stopping,
+                bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, ssl_context, stopping,
                                                     serving.cancel_scope))
-                urls = [f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in bound]
+                urls = [f"{config.scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in bound]
                 log.info("listening on %s", ", ".join(urls))
                 if on_ready is not None:
                     on_ready(urls)
@@ -176,15 +181,23 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
 
 
 async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: Any, config: Config,
+                             ssl_context: ssl.SSLContext | None,
                              stopping: trio.Event, serving_scope: trio.CancelScope,
                              *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    from .http.client_address import TrustedProxies
     from .http.front import HttpConfig
 
     http_config = HttpConfig(graceful_timeout_s=config.graceful_timeout_s,
                              keep_alive_timeout_s=config.keep_alive_timeout_s,
                              head_timeout_s=config.head_timeout_s,
                              body_timeout_s=config.io_operation_timeout_s,
+                             body_grace_s=config.body_grace_s,
+                             body_min_rate=config.body_min_rate,
+                             tls_handshake_timeout_s=config.tls_handshake_timeout_s,
                              max_connections=config.max_connections,
+                             max_connections_per_address=config.max_connections_per_address,
+                             trusted_proxies=TrustedProxies.parse(",".join(config.trusted_proxies)),
+                             ssl_context=ssl_context,
                              max_header_bytes=max(config.batch_max_metadata_size, 64 * 1024))
     await serve_http(app, host=config.host, port=config.port, shutdown=stopping, config=http_config,
                      task_status=task_status)

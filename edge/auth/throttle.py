@@ -1,18 +1,27 @@
-"""Throttling of repeated bad tokens, per client address.
+"""Throttling of repeated bad tokens, per client address and per token name.
 
-Owns: the decision "may this address try a token now?" and the failure bookkeeping behind it.
+Owns: the decision "may this address (or this name) try another unknown token now?" and the
+failure bookkeeping behind it.
 Must not: read clocks (the caller passes ``now`` as float seconds, e.g. ``trio.current_time()``
 or ``time.monotonic()``, so tests use a fake clock), do I/O, import trio or HTTP.
 
-Use::
+Use (``edge/http/context.py`` ``authorize``)::
 
-    throttle.check(client_ip, now)                 # RateLimitedError while the address is blocked
     try:
-        token = repo.authenticate(header, client_ip, wall_now)
+        token = repo.authenticate(header, client_ip, wall_now)   # a valid token: never throttled
     except UnauthorizedError as exc:
         if exc.message == "Invalid token":
-            throttle.record_failure(client_ip, now)
+            throttle.check(client_ip, now, name)   # RateLimitedError (429 + Retry-After) if blocked
+            throttle.record_failure(client_ip, now, name)
         raise
+
+The throttle stops guessing, not work: it is consulted only after a token turned out to be
+unknown, so writers behind the same address as a script with a stale token keep working, and
+only further unknown tokens from that address get 429 with ``Retry-After``. ``name`` is the
+name part of a presented ``<name>-<hex>`` secret (server-made tokens look like that): guesses at
+one token's secret from many addresses are throttled by that name too. Which address a request
+comes from is decided by ``EDGE_TRUSTED_PROXIES`` (``edge/http/client_address.py``), so nobody
+can trigger a lockout for an address they do not hold.
 
 Count only wrong secrets ("Invalid token"): a missing header is not guessing, and reduct-py
 probes ``/info`` without a token (spec §0), which must never lock a client out.
@@ -46,9 +55,7 @@ RATE_LIMITED_TEXT = "Too many failed authentication attempts; retry in {seconds}
 def rate_limited(wait_s: float) -> RateLimitedError:
     """The lockout answer: says how long to wait, in the text and as ``Retry-After`` (whole seconds)."""
     seconds = max(1, math.ceil(wait_s))
-    exc = RateLimitedError(RATE_LIMITED_TEXT.format(seconds=seconds))
-    exc.retry_after_s = seconds  # type: ignore[attr-defined]
-    return exc
+    return RateLimitedError(RATE_LIMITED_TEXT.format(seconds=seconds), retry_after_s=seconds)
 
 
 @dataclass(slots=True)
@@ -77,6 +84,12 @@ class AuthThrottle:
         self.ipv6_prefix = ipv6_prefix
         self._states: OrderedDict[str, _State] = OrderedDict()
 
+    def _keys(self, address: str | None, name: str | None) -> list[str]:
+        keys = [self._key(address)]
+        if name:
+            keys.append("token:" + name)  # never an address: addresses have no ':' prefix like this
+        return keys
+
     def _key(self, address: str | None) -> str:
         if not address:
             return ""  # unknown client: one shared bucket, so it cannot dodge the limit
@@ -93,18 +106,30 @@ class AuthThrottle:
     def _stale(self, s: _State, now: float) -> bool:
         return now >= s.blocked_until and now - s.window_start >= self.window_s
 
-    def is_blocked(self, address: str | None, now: float) -> bool:
-        s = self._states.get(self._key(address))
-        return s is not None and now < s.blocked_until
+    def blocked_for(self, address: str | None, now: float, name: str | None = None) -> float:
+        """Seconds left of the longest backoff that applies (0.0: not blocked)."""
+        left = 0.0
+        for key in self._keys(address, name):
+            s = self._states.get(key)
+            if s is not None and now < s.blocked_until:
+                left = max(left, s.blocked_until - now)
+        return left
 
-    def check(self, address: str | None, now: float) -> None:
-        """Raise ``RateLimitedError`` while ``address`` is in its backoff period."""
-        s = self._states.get(self._key(address))
-        if s is not None and now < s.blocked_until:
-            raise rate_limited(s.blocked_until - now)
+    def is_blocked(self, address: str | None, now: float, name: str | None = None) -> bool:
+        return self.blocked_for(address, now, name) > 0
 
-    def record_failure(self, address: str | None, now: float) -> None:
-        key = self._key(address)
+    def check(self, address: str | None, now: float, name: str | None = None) -> None:
+        """Raise ``RateLimitedError`` (with ``retry_after_s``) while ``address`` or ``name`` is
+        in its backoff period."""
+        left = self.blocked_for(address, now, name)
+        if left > 0:
+            raise rate_limited(left)
+
+    def record_failure(self, address: str | None, now: float, name: str | None = None) -> None:
+        for key in self._keys(address, name):
+            self._record(key, now)
+
+    def _record(self, key: str, now: float) -> None:
         s = self._states.get(key)
         if s is None:
             self._make_room(now)

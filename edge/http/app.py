@@ -17,9 +17,11 @@ import time
 from typing import Awaitable, Callable
 
 from .. import API_VERSION, REDUCT_VERSION
-from ..errors import EdgeError, MethodNotAllowedError, NotFoundError
+from ..errors import EdgeError, MethodNotAllowedError, NotFoundError, RateLimitedError
+from .client_address import TrustedProxies, resolve_client
 from .context import AppContext
 from .errors import error_response
+from .ratelimit import RateLimits
 from .routing import Route, Router
 from .types import Request, Response
 
@@ -71,6 +73,9 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
     root_router = Router(_load_routes(ROOT_MODULES))
     allowed_origins = ctx.config.cors_allow_origin
     allow_any_origin = "*" in allowed_origins
+    trusted = TrustedProxies.parse(",".join(ctx.config.trusted_proxies))
+    limits = RateLimits(ctx.config.rate_limit_api, ctx.config.rate_limit_ingress,
+                        ctx.config.rate_limit_egress)
 
     def cors_headers(req: Request) -> list[tuple[str, str]]:
         origin = req.headers.get("origin")
@@ -107,6 +112,31 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
         return await handler(req, ctx, **params)
 
     async def app(req: Request) -> Response:
+        # Who is asking, once per request: every address check downstream uses req.address.
+        headers = req.headers
+        req.address = resolve_client(req.client[0] if req.client else "", headers.get_all("forwarded"),
+                                     headers.get_all("x-forwarded-for"), trusted) \
+            if "forwarded" in headers or "x-forwarded-for" in headers else (req.client[0] if req.client else "")
+        if limits:
+            return await limited_app(req)
+        return await unlimited_app(req)
+
+    async def limited_app(req: Request) -> Response:
+        body = req.body
+        try:
+            limits.admit(req.address, body.length, time.monotonic())
+        except RateLimitedError as exc:
+            # As ReductStore: answered before the API layer, so without x-reduct-api / Server.
+            return error_response(exc)
+        response = await unlimited_app(req)
+        if isinstance(response.body, (bytes, bytearray, memoryview)) and response.content_length is None:
+            sent = len(response.body)
+        else:
+            sent = response.content_length or 0
+        limits.account(req.address, body.received, 0 if req.method == "HEAD" else sent, time.monotonic())
+        return response
+
+    async def unlimited_app(req: Request) -> Response:
         if req.method == "OPTIONS" and not _is_tus(req, base):
             # Every OPTIONS is a CORS pre-flight answered here: no auth, no routing (spec §1.7).
             headers = [("access-control-allow-methods", "*"), ("access-control-allow-headers", "*"),

@@ -6,6 +6,7 @@ Must not: create services (``main.py`` does), hold per-request state.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,78 +44,40 @@ class AppContext:
         return int(time.monotonic() - self.started_monotonic)
 
 
-_TRUSTED_PROXY_NETS = None
-
-
-def _is_trusted_proxy(ip: str) -> bool:
-    import ipaddress
-
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback or addr.is_private or addr.is_link_local
-
-
-def _clean_forwarded_ip(value: str) -> str | None:
-    import ipaddress
-
-    value = value.strip().strip('"')
-    if value.startswith("["):
-        value = value[1:].split("]", 1)[0]
-    elif value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
 def client_ip(req: Request) -> str:
-    """Spec §1.8: the peer address, or the forwarded client when the peer is a trusted (local) proxy."""
-    peer = req.client[0] if req.client else ""
-    if not _is_trusted_proxy(peer):
-        return peer
-    forwarded = req.headers.get("forwarded")
-    if forwarded:
-        for element in forwarded.split(","):
-            for pair in element.split(";"):
-                key, _, value = pair.partition("=")
-                if key.strip().lower() == "for":
-                    ip = _clean_forwarded_ip(value)
-                    if ip:
-                        return ip
-    xff = req.headers.get("x-forwarded-for")
-    if xff:
-        ip = _clean_forwarded_ip(xff.split(",")[0])
-        if ip:
-            return ip
-    return peer
+    """The client's address: resolved by the app from the peer and trusted proxies' headers
+    (``client_address.resolve_client``, ``EDGE_TRUSTED_PROXIES``), else the TCP peer."""
+    if req.address:
+        return req.address
+    return req.client[0] if req.client else ""
 
 
-_HOST_RE = None
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 
 
 def public_base_url(req: Request, ctx: AppContext) -> str:
     """Base of URLs handed out (links, upload locations), ending in ``/``.
 
     ``RS_PUBLIC_URL`` when configured; otherwise the Host the client used, so that a browser on
-    the LAN gets a URL it can reach (the listen address 0.0.0.0 is not one); otherwise the
-    configured listen address.
+    the LAN gets a URL it can reach (the listen address 0.0.0.0 is not one), with ``https`` when
+    TLS is on; otherwise the configured listen address.
     """
-    import re
-
-    global _HOST_RE
     if ctx.config.public_url:
         return ctx.config.public_base_url
     host = req.headers.get("host")
-    if _HOST_RE is None:
-        _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
     if host and _HOST_RE.match(host):
-        return f"http://{host}{ctx.config.api_base_path}"
+        return f"{ctx.config.scheme}://{host}{ctx.config.api_base_path}"
     return ctx.config.public_base_url
+
+
+def _token_name(authorization: str | None) -> str | None:
+    """The ``<name>`` of a presented ``Bearer <name>-<32 hex>`` secret, if it has that shape."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    name, dash, tail = authorization[7:].strip().rpartition("-")
+    if not dash or not name or len(tail) != 32 or len(name) > 256:
+        return None
+    return name
 
 
 def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
@@ -122,7 +85,9 @@ def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
 
     Order (spec §2.3): the permission check runs before any existence check, so handlers call
     this first. With authentication disabled the repository hands back the synthetic
-    full-access token, so every policy passes.
+    full-access token, so every policy passes. The failed-token throttle is asked only once a
+    token turned out to be unknown: a valid token is never refused because of other requests
+    (``edge/auth/throttle.py``).
     """
     token = _authenticate(req, ctx, req.headers.get("authorization"))
     if policy is not None:
@@ -155,14 +120,14 @@ def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> T
         return token
     ip = client_ip(req)
     try:
-        if ctx.throttle is not None:
-            ctx.throttle.check(ip, time.monotonic())
         token = ctx.tokens.authenticate(authorization, ip, now)
     except UnauthorizedError as exc:
         req.caller = Caller(UNAUTHORIZED, ip or None)   # audited as "unauthorized"
         # Only wrong secrets count: clients probing /info without a token must not lock themselves out.
         if ctx.throttle is not None and exc.message == "Invalid token":
-            ctx.throttle.record_failure(ip, time.monotonic())
+            name = _token_name(authorization)
+            ctx.throttle.check(ip, time.monotonic(), name)
+            ctx.throttle.record_failure(ip, time.monotonic(), name)
         raise
     except EdgeError:
         req.caller = Caller(UNAUTHORIZED, ip or None)   # throttled (429)

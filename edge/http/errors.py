@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from ..errors import (
     AlreadyExistsError, BadRequestError, ChecksumMismatchError, ConflictError, CorruptRecordError,
@@ -69,8 +70,9 @@ def error_response(exc: BaseException) -> Response:
         headers.append(("www-authenticate", exc.www_authenticate))  # type: ignore[attr-defined]
     if isinstance(exc, RangeNotSatisfiableError):
         headers.append(("content-range", f"bytes */{exc.total_size}"))
-    if isinstance(exc, RateLimitedError) and getattr(exc, "retry_after_s", None):
-        headers.append(("retry-after", str(int(exc.retry_after_s))))  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
+        # Whole seconds, rounded up: a client that waits exactly this long is let through.
+        headers.append(("retry-after", str(max(1, math.ceil(exc.retry_after_s)))))
     # Upstream builds the JSON by string formatting with " replaced by '; we keep the bytes the
     # same but let the encoder escape everything else properly.
     body = json.dumps({"detail": text.replace('"', "'")}, ensure_ascii=False).encode()

@@ -29,10 +29,28 @@ DEFAULT_MAX_HEADER_BYTES = 512_000
 DEFAULT_MAX_HEADER_COUNT = 1_000
 # The query of a GET can carry a `when` condition; 64 KiB is generous (nginx: 8 KiB, node: 16 KiB).
 DEFAULT_MAX_REQUEST_LINE = 64 * 1024
-MAX_CHUNK_LINE = 4096  # "1f;ext=value\r\n": extensions are ignored but bounded
+MAX_CHUNK_LINE = 4096  # "1f;ext=value\r\n": extensions are checked and dropped, but bounded
+# RFC 9112 2.2: a server SHOULD ignore at least one empty line before a request-line (some
+# clients send a CRLF after a POST body). More than a few is a flood, not a client quirk.
+MAX_LEADING_EMPTY_LINES = 4
+# A chunked body may spend this many bytes on framing (size lines, extensions, CRLFs, trailers)
+# beyond one framing byte per payload byte; a flood of tiny chunks or long extensions is refused.
+CHUNK_OVERHEAD_ALLOWANCE = 64 * 1024
 
-_HEX = re.compile(r"[0-9A-Fa-f]{1,16}")
 _SUPPORTED_VERSIONS = {"HTTP/1.1": True, "HTTP/1.0": False}  # version -> keep-alive by default
+
+# RFC 9110 5.6.2 token; RFC 9112 3 request-line; RFC 9110 5.5 field values (obs-text allowed,
+# every CTL but HTAB refused: h11 lets \x01-\x08, \x0e-\x1f and DEL through, we do not).
+_TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_REQUEST_LINE = re.compile(rf"([{_TCHAR}]+) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
+# bytes.translate(None, ALLOWED) deletes the allowed bytes in one C pass (~10x cheaper than a
+# regex search): whatever is left over is the offending bytes.
+_HEAD_BYTES_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b in (0x09, 0x0A, 0x0D))
+_NAME_BYTES_OK = (b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  b"\n")
+# RFC 9110 7.2 / RFC 3986 3.2.2: Host = uri-host [ ":" port ]; an empty value is allowed.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[\w.~!$&'()*+,;=:-]+\]"
+                   r"|[\w.~!$&'()*+,;=%-]*)(?::[0-9]*)?", re.ASCII)
 
 
 class ProtocolError(Exception):
@@ -74,10 +92,13 @@ class HeadReader:
     the head is incomplete, or raises ``ProtocolError`` (431/414 once the incomplete head is over
     a limit, 400/501/505 for a malformed one). The reader remembers how far it has searched, so a
     head dribbled in byte by byte costs O(n), not O(n^2); use one reader per connection and it
-    resets itself after each head.
+    resets itself after each head. Up to ``MAX_LEADING_EMPTY_LINES`` empty lines before the
+    request line are skipped; they count as the start of the head (``started``), so they run
+    against the head deadline like any other byte of it.
     """
 
-    __slots__ = ("max_header_bytes", "max_header_count", "max_request_line", "_scanned")
+    __slots__ = ("max_header_bytes", "max_header_count", "max_request_line", "_scanned",
+                 "_empty_lines")
 
     def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
                  max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
@@ -86,23 +107,36 @@ class HeadReader:
         self.max_header_count = max_header_count
         self.max_request_line = max_request_line
         self._scanned = 0
+        self._empty_lines = 0
 
     def __call__(self, buf: bytearray) -> RequestHead | None:
-        # RFC 9112 2.2: ignore empty lines before a request-line (some clients add a CRLF after a body).
-        while buf[:2] == b"\r\n":
-            del buf[:2]
-            self._scanned = 0
+        if buf[:2] == b"\r\n" or buf[:1] == b"\r":
+            if not self._skip_empty_lines(buf):
+                return None
         end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0:
             self._scanned = len(buf)
             self._check_incomplete(buf)
             return None
         self._scanned = 0
+        self._empty_lines = 0
         if end > self.max_header_bytes:
             raise ProtocolError("Request header block is too large", 431)
         text = buf[:end].decode("latin-1")
         del buf[:end + 4]
         return parse_head(text, self.max_header_count, self.max_request_line)
+
+    def _skip_empty_lines(self, buf: bytearray) -> bool:
+        """Drop leading CRLFs (bounded); False when the buffer holds nothing more yet."""
+        while buf[:2] == b"\r\n":
+            if self._empty_lines >= MAX_LEADING_EMPTY_LINES:
+                raise ProtocolError("Too many empty lines before the request line")
+            self._empty_lines += 1
+            del buf[:2]
+            self._scanned = 0
+        if buf == b"\r":
+            return False  # the LF of this empty line has not arrived yet
+        return bool(buf)
 
     def _check_incomplete(self, buf: bytearray) -> None:
         if len(buf) > self.max_header_bytes:
@@ -112,46 +146,64 @@ class HeadReader:
 
     @property
     def started(self) -> bool:
-        """Whether part of a head has been seen (a dribbling client is not idle)."""
-        return self._scanned > 0
+        """Whether part of a head (empty lines included) has been seen: the client is not idle."""
+        return self._scanned > 0 or self._empty_lines > 0
+
+
+def _tokens(value: str) -> list[str]:
+    """A comma-separated list of tokens, each trimmed of SP/HTAB only and ASCII-lower-cased."""
+    return [t.strip(" \t").lower() for t in value.split(",") if t.strip(" \t")]
 
 
 def parse_head(text: str, max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
                max_request_line: int = DEFAULT_MAX_REQUEST_LINE) -> RequestHead:
-    """Parse a head (latin-1 text, without the final blank line) into a ``RequestHead``."""
+    """Parse a head (latin-1 text, without the final blank line) into a ``RequestHead``.
+
+    RFC 9112 at least as strictly as h11 (``docs/http-strictness.md`` lists where we refuse
+    more): the method and every field name are tokens, the target is visible ASCII, no CTL but
+    HTAB anywhere, CRLF only, no obs-fold, one valid ``Host`` on HTTP/1.1, ``Transfer-Encoding``
+    exactly ``chunked`` and never on HTTP/1.0 nor together with ``Content-Length``.
+    """
     nlines = text.count("\r\n")
-    # A bare CR or LF is where request smuggling lives (proxies disagree on line ends); NUL is never valid.
-    if text.count("\n") != nlines or text.count("\r") != nlines or "\x00" in text:
-        raise ProtocolError("Invalid line ending or NUL in request head")
+    # A bare CR or LF is where request smuggling lives (proxies disagree on line ends); the other
+    # CTLs are never valid in a head (HTAB is, inside values).
+    if (text.count("\n") != nlines or text.count("\r") != nlines
+            or text.encode("latin-1").translate(None, _HEAD_BYTES_OK)):
+        raise ProtocolError("Invalid line ending or control character in request head")
     if nlines > max_header_count:
         raise ProtocolError("Too many request headers", 431)
     lines = text.split("\r\n")
     request_line = lines[0]
     if len(request_line) > max_request_line:
         raise ProtocolError("Request line is too long", 414)
-    parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[0] or not parts[1]:
+    m = _REQUEST_LINE.fullmatch(request_line)
+    if m is None:
         raise ProtocolError("Malformed request line")
-    method, target, version = parts
+    method, target, version = m.groups()
     keep_alive = _SUPPORTED_VERSIONS.get(version)
     if keep_alive is None:
-        if version.startswith("HTTP/"):
-            raise ProtocolError("HTTP version not supported", 505)
-        raise ProtocolError("Malformed request line")
-    if not method.isalpha() or not method.isascii():
-        raise ProtocolError("Malformed request method")
+        raise ProtocolError("HTTP version not supported", 505)
 
     # Bulk form: comprehensions and C-level checks over all headers instead of a per-header
     # Python loop with branches (this halves the cost for an 80-record batch head).
     parts = [line.partition(":") for line in lines[1:]]
     headers = [(name.lower(), value.strip(" \t")) for name, _, value in parts]
     names = list(map(_first_item, headers))
-    joined = "\n".join(names)
-    # Whitespace in a name covers "Name : v" and obs-fold lines (RFC 9112 5.1/5.2 say reject);
-    # a missing colon or an empty name is simply malformed.
-    if " " in joined or "\t" in joined or "" in names or "" in map(_second_item, parts):
+    # Every name a token: covers "Name : v", obs-fold lines (RFC 9112 5.1/5.2 say reject) and an
+    # empty name; a line without a colon is malformed too.
+    if ("\n".join(names).encode("latin-1").translate(None, _NAME_BYTES_OK) or "" in names
+            or "" in map(_second_item, parts)):
         raise ProtocolError("Malformed request header")
     first = dict(reversed(headers))  # first value per name: dict() keeps the last of equal keys
+
+    host = first.get("host")
+    if host is None:
+        if version == "HTTP/1.1":
+            raise ProtocolError("Missing Host header")
+    elif names.count("host") > 1:
+        raise ProtocolError("More than one Host header")
+    elif _HOST.fullmatch(host) is None:
+        raise ProtocolError("Invalid Host header")
 
     content_length = None
     value = first.get("content-length")
@@ -173,8 +225,10 @@ def parse_head(text: str, max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
 
     chunked = False
     if transfer_encoding is not None:
-        codings = [t.strip().lower() for t in transfer_encoding.split(",") if t.strip()]
-        if codings != ["chunked"]:
+        if version != "HTTP/1.1":
+            # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding must be treated as faulty.
+            raise ProtocolError("Transfer-Encoding is not allowed in HTTP/1.0")
+        if _tokens(transfer_encoding) != ["chunked"]:
             raise ProtocolError("Unsupported Transfer-Encoding", 501)
         if content_length is not None:
             # RFC 9112 6.3 allows either; refusing both is the smuggling-safe choice.
@@ -183,7 +237,7 @@ def parse_head(text: str, max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     elif content_length is None:
         content_length = 0
     if connection is not None:
-        tokens = connection.lower()
+        tokens = _tokens(connection)
         if "close" in tokens:
             keep_alive = False
         elif "keep-alive" in tokens:
@@ -240,26 +294,45 @@ def parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
 
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
+# RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG (no whitespace
+# around it: h11 allows trailing OWS, we do not); chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS
+# ( token / quoted-string ) ] ), where h11 takes ";" and anything after it (bare CR included).
+_TOKEN_B = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_B = rb'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})((?:;[ \t]*" + _TOKEN_B + rb"(?:[ \t]*=[ \t]*(?:"
+                         + _TOKEN_B + rb"|" + _QUOTED_B + rb"))?[ \t]*)*)")
+# A trailer field is a header field (RFC 9112 7.1.2): token ":" OWS value OWS, no CTL but HTAB.
+_TRAILER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
+
 
 class ChunkedDecoder:
     """Decodes a chunked request body from the front of a receive buffer.
 
     ``next_data(buf, max_bytes)`` returns a non-empty ``bytes`` of payload, ``None`` when it
     needs more data, or ``b""`` once the last chunk and the trailers are consumed (trailers are
-    read and dropped). Payload bytes past ``chunk_left`` are never touched, so a pipelined request
-    after the body stays in ``buf``.
+    checked like header fields and dropped). Payload bytes past ``chunk_left`` are never
+    touched, so a pipelined request after the body stays in ``buf``.
+
+    Framing bytes (size lines with their extensions, CRLFs, trailers) may exceed the payload by
+    at most ``overhead_allowance``: past that the body is a flood of tiny chunks, refused with a
+    ``ProtocolError`` (a client that sends 1-byte chunks must not cost us a Python call per byte).
 
     Zero-copy path: while ``in_data`` is true and the buffer is empty, the caller may receive at
     most ``chunk_left`` bytes straight from the socket and report them with ``consumed_direct``.
     """
 
-    __slots__ = ("state", "chunk_left", "_trailer_bytes", "max_trailer_bytes")
+    __slots__ = ("state", "chunk_left", "_trailer_bytes", "max_trailer_bytes", "overhead",
+                 "payload", "overhead_allowance")
 
-    def __init__(self, max_trailer_bytes: int = DEFAULT_MAX_HEADER_BYTES):
+    def __init__(self, max_trailer_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 overhead_allowance: int = CHUNK_OVERHEAD_ALLOWANCE):
         self.state = _SIZE
         self.chunk_left = 0
         self._trailer_bytes = 0
         self.max_trailer_bytes = max_trailer_bytes
+        self.overhead = 0  # framing bytes consumed so far
+        self.payload = 0  # payload bytes handed out so far
+        self.overhead_allowance = overhead_allowance
 
     @property
     def done(self) -> bool:
@@ -273,8 +346,14 @@ class ChunkedDecoder:
         if n > self.chunk_left or self.state != _DATA:
             raise ValueError("consumed more than the current chunk")
         self.chunk_left -= n
+        self.payload += n
         if self.chunk_left == 0:
             self.state = _DATA_END
+
+    def _framing(self, n: int) -> None:
+        self.overhead += n
+        if self.overhead > self.payload + self.overhead_allowance:
+            raise ProtocolError("Chunked body has too much framing overhead (chunks too small)")
 
     def next_data(self, buf: bytearray, max_bytes: int = 1 << 20) -> bytes | None:
         while True:
@@ -293,11 +372,12 @@ class ChunkedDecoder:
                     if len(buf) > MAX_CHUNK_LINE:
                         raise ProtocolError("Chunk size line is too long")
                     return None
-                size = buf[:i].split(b";", 1)[0].strip(b" \t").decode("latin-1")
-                if not _HEX.fullmatch(size):
-                    raise ProtocolError("Invalid chunk size")
+                m = _CHUNK_LINE.fullmatch(buf, 0, i)
+                if m is None:
+                    raise ProtocolError("Invalid chunk size line")
+                self.chunk_left = int(m.group(1), 16)
                 del buf[:i + 2]
-                self.chunk_left = int(size, 16)
+                self._framing(i + 2)
                 self.state = _DATA if self.chunk_left else _TRAILER
             elif state == _DATA_END:
                 if len(buf) < 2:
@@ -305,6 +385,7 @@ class ChunkedDecoder:
                 if buf[:2] != b"\r\n":
                     raise ProtocolError("Chunk data is not followed by CRLF")
                 del buf[:2]
+                self._framing(2)
                 self.state = _SIZE
             elif state == _TRAILER:
                 i = buf.find(b"\r\n")
@@ -315,7 +396,10 @@ class ChunkedDecoder:
                 self._trailer_bytes += i + 2
                 if self._trailer_bytes > self.max_trailer_bytes:
                     raise ProtocolError("Chunked trailers are too large", 431)
+                if i and _TRAILER_LINE.fullmatch(buf, 0, i) is None:
+                    raise ProtocolError("Malformed chunked trailer field")
                 del buf[:i + 2]
+                self._framing(i + 2)
                 if i == 0:
                     self.state = _DONE
             else:

@@ -136,8 +136,8 @@ async def test_keep_alive_and_query(server):
 async def test_pipelining(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nfirstGET /echo?x=1 HTTP/1.1\r\n\r\n"
-                 b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + encode_chunked(b"third", [2, 3]))
+    await s.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nfirstGET /echo?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + encode_chunked(b"third", [2, 3]))
     assert (await read_response(s, buf))[2] == b"first"
     assert (await read_response(s, buf))[1]["x-q"] == "{'x': '1'}"
     assert (await read_response(s, buf))[2] == b"third"
@@ -158,13 +158,13 @@ async def test_chunked_body_and_requests_client(server):
 async def test_expect_100_continue(server):
     toy, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"PUT /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    await s.send(b"PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
     status, _, _ = await read_response(s, buf)
     assert status == 100
     await s.send(b"data")
     assert (await read_response(s, buf))[:3:2] == (200, b"data")
     # Refused before reading: no 100 is sent, and the connection closes (the body never comes).
-    await s.send(b"PUT /ignore HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    await s.send(b"PUT /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
     status, headers, body = await read_response(s, buf)
     assert status == 200 and headers["connection"] == "close" and await is_closed(s)
 
@@ -172,7 +172,7 @@ async def test_expect_100_continue(server):
 async def test_head_sends_headers_only(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"HEAD /head HTTP/1.1\r\n\r\nHEAD /echo HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n")
+    await s.send(b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\nHEAD /echo HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
     status, headers, _ = await read_response(s, buf, head_only=True)
     assert status == 200 and headers["content-length"] == "12345" and headers["x-a"] == "1"
     status, headers, _ = await read_response(s, buf, head_only=True)
@@ -184,13 +184,13 @@ async def test_head_sends_headers_only(server):
 async def test_big_body_is_streamed(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"POST /count HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % BIG)
+    await s.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % BIG)
     chunk = os.urandom(1 << 20)
     for _ in range(BIG // len(chunk)):
         await send_all(s, chunk)
     status, headers, body = await read_response(s, buf)
     assert status == 200 and body == str(BIG).encode() and int(headers["x-biggest"]) <= 1 << 20
-    await s.send(b"GET /echo HTTP/1.1\r\n\r\n")  # still in sync
+    await s.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")  # still in sync
     assert (await read_response(s, buf))[0] == 200
 
 
@@ -204,11 +204,11 @@ async def send_all(s, data):
 async def test_unread_bodies_are_drained_or_close(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"POST /ignore HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000 + b"GET /echo HTTP/1.1\r\n\r\n")
+    await s.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000 + b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     status, headers, _ = await read_response(s, buf)
     assert status == 200 and "connection" not in headers
     assert (await read_response(s, buf))[0] == 200  # the small body was drained
-    await s.send(b"POST /ignore HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
+    await s.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
     status, headers, _ = await read_response(s, buf)
     assert headers["connection"] == "close" and await is_closed(s)
 
@@ -216,13 +216,13 @@ async def test_unread_bodies_are_drained_or_close(server):
 async def test_short_body_and_body_timeout(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    await s.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
     s.shutdown(trio.socket.SHUT_WR)
     status, headers, _ = await read_response(s, buf)
     assert status == 400 and headers["x-reduct-error"] == "Content is shorter than expected: no more data to read"
     assert headers["connection"] == "close"
     s, buf = await connect(addr), bytearray()
-    await s.send(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")  # ... and nothing more
+    await s.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")  # ... and nothing more
     status, headers, _ = await read_response(s, buf)
     assert status == 400 and headers["x-reduct-error"] == "Timeout while receiving data"
     assert await is_closed(s)
@@ -246,7 +246,7 @@ async def test_sendfile_segment(server, tmp_path):
 async def test_short_iterable_body_closes(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await s.send(b"GET /short HTTP/1.1\r\n\r\n")
+    await s.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(5):
         while len(buf) < 20 or not buf.endswith(b"only this"):
             buf += await s.recv(65536)
@@ -257,7 +257,7 @@ async def test_handler_exception_is_500(server, caplog):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
     with caplog.at_level(logging.ERROR, logger="edge.http"):
-        await s.send(b"GET /boom HTTP/1.1\r\n\r\n")
+        await s.send(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers, _ = await read_response(s, buf)
     assert status == 500 and headers["connection"] == "close" and await is_closed(s)
     assert "handler bug" in caplog.text
@@ -266,7 +266,7 @@ async def test_handler_exception_is_500(server, caplog):
 async def test_oversize_headers_431(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
-    await send_all(s, b"GET / HTTP/1.1\r\nx-big: " + b"a" * 600_000 + b"\r\n\r\n")
+    await send_all(s, b"GET / HTTP/1.1\r\nHost: t\r\nx-big: " + b"a" * 600_000 + b"\r\n\r\n")
     status, headers, _ = await read_response(s, buf)
     assert status == 431 and await is_closed(s)
 
@@ -275,14 +275,14 @@ async def test_hundred_record_headers_fit(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
     hdrs = b"".join(b"x-reduct-time-%d: 1024,text/plain,label=%s\r\n" % (i, b"v" * 3000) for i in range(120))
-    await send_all(s, b"GET /echo HTTP/1.1\r\n" + hdrs + b"\r\n")
+    await send_all(s, b"GET /echo HTTP/1.1\r\nHost: t\r\n" + hdrs + b"\r\n")
     assert (await read_response(s, buf))[0] == 200
 
 
 async def test_bad_request_and_unsupported_te(server):
     _, addr, _ = server
     for wire, status in ((b"GARBAGE\r\n\r\n", 400),
-                         (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501)):
+                         (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501)):
         s, buf = await connect(addr), bytearray()
         await s.send(wire)
         assert (await read_response(s, buf))[0] == status and await is_closed(s)
@@ -292,7 +292,7 @@ async def test_slow_head_times_out(server):
     _, addr, _ = server
     s, buf = await connect(addr), bytearray()
     with trio.fail_after(3):
-        await s.send(b"GET / HTTP/1.1\r\n")
+        await s.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
         await trio.sleep(0.3)
         await s.send(b"X-A: 1\r\n")  # progress does not extend the head deadline (0.5 s)
         status, _, _ = await read_response(s, buf)
@@ -304,8 +304,8 @@ async def test_slow_head_times_out(server):
 async def test_graceful_shutdown_finishes_in_flight(server):
     toy, addr, stop = server
     busy, idle, buf = await connect(addr), await connect(addr), bytearray()
-    await busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
-    await idle.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    await busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+    await idle.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(idle, bytearray()))[0] == 200
     with trio.fail_after(5):
         await toy.started.wait()
@@ -329,7 +329,7 @@ async def test_graceful_deadline_cancels_stragglers(nursery):
         done.set()
     (addr,) = await nursery.start(run)
     s = await connect(addr)
-    await s.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    await s.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(5):
         await toy.started.wait()
         stop.set()
@@ -349,12 +349,12 @@ async def test_ipv6_and_max_connections(nursery):
     assert host == "::1"
     s1 = trio.socket.socket(trio.socket.AF_INET6)
     await s1.connect((host, port))
-    await s1.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    await s1.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(s1, bytearray()))[0] == 200
     await trio.sleep(0.05)  # s1 is parked idle
     s2 = trio.socket.socket(trio.socket.AF_INET6)
     await s2.connect((host, port))  # the only slot is idle: s1 is shed to make room
-    await s2.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    await s2.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(1):
         assert (await read_response(s2, bytearray()))[0] == 200
     assert await is_closed(s1)
@@ -374,11 +374,11 @@ async def test_full_slots_shed_the_longest_idle_never_a_request(nursery):
     newcomer sheds the longest-idle connection and is served at once; the other two are untouched."""
     toy, addr, stop = await start_small(nursery, max_connections=3)
     busy, partial, kept = await connect(addr), await connect(addr), await connect(addr)
-    await busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    await busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(5):
         await toy.started.wait()
-    await partial.send(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n")  # head not finished
-    await kept.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    await partial.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n")  # head not finished
+    await kept.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(kept, bytearray()))[0] == 200
     await trio.sleep(0.05)  # kept is parked idle
     silent = await connect(addr)  # never sends a byte: sheds kept, and is idle itself
@@ -386,7 +386,7 @@ async def test_full_slots_shed_the_longest_idle_never_a_request(nursery):
     assert await is_closed(kept)
     newcomer, buf = await connect(addr), bytearray()
     with trio.fail_after(1):
-        await newcomer.send(b"GET /echo?n=1 HTTP/1.1\r\n\r\n")
+        await newcomer.send(b"GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers, _ = await read_response(newcomer, buf)
     assert status == 200 and headers["x-q"] == "{'n': '1'}"
     assert await is_closed(silent)
@@ -401,10 +401,10 @@ async def test_full_slots_shed_the_longest_idle_never_a_request(nursery):
 async def test_hard_limit_refuses_with_503_when_nothing_is_idle(nursery):
     toy, addr, stop = await start_small(nursery, max_connections=1, max_connections_hard=2)
     busy, partial = await connect(addr), await connect(addr)
-    await busy.send(b"GET /slow HTTP/1.1\r\n\r\n")
+    await busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(5):
         await toy.started.wait()
-    await partial.send(b"GET /echo HTTP/1.1\r\n")
+    await partial.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
     await trio.sleep(0.05)
     refused, buf = await connect(addr), bytearray()
     status, headers, body = await read_response(refused, buf)
@@ -414,7 +414,7 @@ async def test_hard_limit_refuses_with_503_when_nothing_is_idle(nursery):
     assert (await read_response(busy, bytearray()))[0] == 200  # now idle: the next one sheds it
     await trio.sleep(0.05)
     late, buf = await connect(addr), bytearray()
-    await late.send(b"GET /echo HTTP/1.1\r\n\r\n")
+    await late.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(late, buf))[0] == 200
     assert await is_closed(busy)
     stop.set()
