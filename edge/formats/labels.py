@@ -45,6 +45,8 @@ character as it is (raw "/" is accepted); the result must be UTF-8.
 
 from __future__ import annotations
 
+import re
+
 from edge.errors import InvalidInputError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -59,6 +61,7 @@ _SAFE = frozenset(
 )
 _ENCODE_TABLE = tuple(chr(b) if chr(b) in _SAFE else f"%{b:02X}" for b in range(256))
 _HEX = frozenset("0123456789abcdefABCDEF")
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what a header value cannot carry (HTAB can)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,10 +112,12 @@ def format_value(value: str) -> str:
 
 
 def value_ok(value: str, *, allow_empty: bool) -> bool:
-    """True if ``split_label_items`` gives ``value`` back from ``format_value(value)``."""
+    """True if ``split_label_items`` gives ``value`` back from ``format_value(value)``, and it
+    can travel inside a header value at all (no control characters: records stored before
+    ``formats/metadata.py`` checked labels may hold them)."""
     if not value:
         return allow_empty
-    if value != value.strip():
+    if value != value.strip() or not _header_safe(value):
         return False
     if '"' in value and ("," in value or value[0] == '"'):
         return False
@@ -120,15 +125,21 @@ def value_ok(value: str, *, allow_empty: bool) -> bool:
 
 
 def v1_name_ok(name: str) -> bool:
-    """True if a literal (v1) label name survives the grammar."""
-    return "=" not in name and not name.startswith(",") and name == name.strip()
+    """True if a literal (v1) label name survives the grammar (and a header value)."""
+    return "=" not in name and not name.startswith(",") and name == name.strip() and _header_safe(name)
 
 
 def clean_content_type(content_type: str) -> str:
-    """The content type an encoder sends: cut at the first ",", trimmed, empty -> octet-stream."""
+    """The content type an encoder sends: cut at the first ",", trimmed, empty (or holding a
+    control character) -> octet-stream."""
     if "," in content_type:
         content_type = content_type.split(",", 1)[0]
-    return content_type.strip() or DEFAULT_CONTENT_TYPE
+    content_type = content_type.strip()
+    return content_type if content_type and _header_safe(content_type) else DEFAULT_CONTENT_TYPE
+
+
+def _header_safe(text: str) -> bool:
+    return text.isprintable() or not _CTL_RE.search(text)
 
 
 # ---------------------------------------------------------------------------------------------

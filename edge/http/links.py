@@ -40,6 +40,7 @@ from ..links import new_link_id
 from ..mail.compose import check_address
 from ..links.seal import seal
 from ..query.plan import QUERY, U64_MAX, plan_from_json
+from ..formats.metadata import check_file_name
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access
 from .link_download import download, is_link_request
 from .request import empty_response, json_response, read_json_object
@@ -116,6 +117,7 @@ def _opt_str(doc: dict, key: str, limit: int | None = None) -> str | None:
 # POST links/{file_name+}
 async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response:
     token = authorize(req, ctx, None)           # 401 before anything is parsed
+    check_file_name(file_name, "Link file name", path_ok=True)
     doc = await read_json_object(req)
     check_fields(doc, REDUCT_FIELDS + EDGE_FIELDS)
     if "bucket" not in doc:

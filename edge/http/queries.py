@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
+from ..formats.metadata import readable_content_type, readable_labels
 from ..model import DEFAULT_CONTENT_TYPE
 from ..query.plan import QUERY, REMOVE, plan_from_json, plan_from_params
 from ..services import queries as service
@@ -158,9 +159,9 @@ async def read_single_record(req: Request, ctx: AppContext, bucket: str, entry: 
         return Response(204, [])
     match = batch.matches[0]
     headers = [("x-reduct-time", str(match.ts_us)), ("x-reduct-entry", match.entry),
-               ("content-type", match.content_type or DEFAULT_CONTENT_TYPE),
+               ("content-type", readable_content_type(match.content_type, DEFAULT_CONTENT_TYPE)),
                ("content-disposition", "attachment"), ("x-reduct-last", _bool(batch.last))]
-    headers += [(f"x-reduct-label-{k}", v) for k, v in match.labels.items()]
+    headers += [(f"x-reduct-label-{k}", v) for k, v in readable_labels(match.labels)]
     if head or query.plan.only_metadata:
         return Response(200, headers, b"", content_length=match.size if head else 0)
     body, size = batch_body(batch, True)

@@ -83,7 +83,7 @@ class RateLimits:
         self.egress = _Limit(egress, "bytes sent", max_addresses) if egress else None
 
     def __bool__(self) -> bool:
-        return bool(self.api or self.ingress or self.egress)
+        return self.api is not None or self.ingress is not None or self.egress is not None
 
     def admit(self, address: str, declared_body: int | None, now: float) -> None:
         """Before routing: raise ``RateLimitedError`` if this request is over a limit; count it."""
@@ -111,4 +111,4 @@ class RateLimits:
 
     def statistics(self) -> dict[str, int]:
         return {name: len(lim) for name, lim in
-                (("api", self.api), ("ingress", self.ingress), ("egress", self.egress)) if lim}
+                (("api", self.api), ("ingress", self.ingress), ("egress", self.egress)) if lim is not None}

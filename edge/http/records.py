@@ -11,6 +11,7 @@ from typing import Any
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
+from ..formats.metadata import readable_content_type, readable_labels
 from ..model import DEFAULT_CONTENT_TYPE
 from .context import AppContext, authorize
 from .entries import is_meta_entry, remove_entry
@@ -24,9 +25,10 @@ SMALL_RECORD_BYTES = 1 << 20  # read and verify whole before answering: a bad cr
 
 def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
     headers = [("x-reduct-time", str(ref.ts_us)), ("x-reduct-entry", entry_name),
-               ("content-type", ref.content_type or DEFAULT_CONTENT_TYPE),
+               ("content-type", readable_content_type(ref.content_type, DEFAULT_CONTENT_TYPE)),
                ("content-disposition", "attachment")]
-    for name, value in ref.labels.items():
+    # Labels an older version stored unchecked (CR/LF, non-token names) are left out, not a 500.
+    for name, value in readable_labels(ref.labels):
         headers.append((f"x-reduct-label-{name}", value))
     return headers
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
@@ -37,6 +36,7 @@ from edge.errors import (
     StorageIOError,
     StorageLimitError,
 )
+from edge.formats.metadata import BUCKET_NAME_ERROR, check_bucket_name, check_entry_name  # noqa: F401
 from edge.model import BucketInfo, BucketSettings, EntryInfo, QuotaType
 from edge.formats.frame import encode_meta
 from edge.store import files, ring
@@ -48,26 +48,7 @@ if TYPE_CHECKING:
     from edge.store.engine import Engine
 
 SETTINGS = "settings.json"
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_ENTRY_RE = re.compile(r"^[A-Za-z0-9_/-]+$")
-BUCKET_NAME_ERROR = "Bucket or entry name can contain only letters, digests and [-,_] symbols"
-
-
-def check_bucket_name(name: str) -> None:
-    if not _BUCKET_RE.match(name or ""):
-        raise InvalidInputError(BUCKET_NAME_ERROR)
-
-
-def check_entry_name(name: str) -> None:
-    base = name
-    if name == "$meta":
-        return
-    if name.endswith("/$meta"):
-        base = name[: -len("/$meta")]
-    if not base or base.startswith("/") or base.endswith("/") or "//" in base:
-        raise InvalidInputError("Entry name must be non-empty and must not contain empty path segments")
-    if not _ENTRY_RE.match(base):
-        raise InvalidInputError("Entry name can contain only letters, digits and [-,_,/] symbols or end with '/$meta'")
+# The name rules live with the other stored-name rules (formats/metadata.py); re-exported here.
 
 
 def parents_of(name: str) -> list[str]:

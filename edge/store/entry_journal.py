@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 from edge.formats import journal as jfmt
 from edge.formats import summary as sfmt
 from edge.formats.frame import encode_meta
+from edge.formats.metadata import check_label_update
 from edge.store import entry_blocks, entry_index, files
 from edge.store.blocks import Block, BlockIndex, Labelled, Removed
 from edge.store.entry_read import locate_or_raise
@@ -44,6 +45,7 @@ def journal_append(entry: "Entry", op: jfmt.JournalOp) -> None:
 def update_labels(entry: "Entry", ts_us: int, update: Mapping[str, str]) -> None:
     b, idx, i = locate_or_raise(entry, ts_us)
     ct, labels = idx.labels_of(i)
+    check_label_update(labels, update, ct)  # every label-update path passes here
     new = dict(labels)
     for k, v in update.items():
         if v == "":

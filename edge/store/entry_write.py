@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 from edge.errors import BadRequestError, ConflictError, EdgeError, StorageIOError
 from edge.formats import journal as jfmt
 from edge.formats.frame import HEADER, TRAILER, encode_head, encode_meta, encode_trailer
+from edge.formats.metadata import check_record_metadata
 from edge.formats.sizes import record_size
 from edge.store import entry_blocks, entry_index, files
 from edge.store.blocks import IDX_FIXED, IDX_META, IDX_ROW, Block, BlockIndex, Removed
@@ -127,6 +128,7 @@ def disk_need(length: int, meta: bytes) -> int:
 def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labels: Mapping[str, str]) -> RecordWriter:
     if ts_us < 0 or length < 0:
         raise BadRequestError("Bad timestamp or length")
+    check_record_metadata(content_type, labels)  # every write path passes here: nothing unreadable is stored
     if ts_us in entry._pending_ts or locate(entry, ts_us) is not None:
         raise ConflictError(f"A record with timestamp {ts_us} already exists")
     meta = encode_meta(content_type, labels)

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from edge.errors import BadRequestError, EdgeError
+from edge.formats.metadata import check_bucket_name, check_entry_name, check_file_name, check_record_metadata
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
@@ -159,6 +160,7 @@ def destination(metadata: dict[str, str], now_us: int, default_content_type: str
         ts_us = int(text)
     labels: dict[str, str] = {}
     if metadata.get("filename"):
+        check_file_name(metadata["filename"], "Upload-Metadata 'filename'")
         labels["filename"] = metadata["filename"]
     for key, text in metadata.items():
         if key.startswith("label-"):
@@ -167,7 +169,12 @@ def destination(metadata: dict[str, str], now_us: int, default_content_type: str
                 raise BadRequestError(f"Upload-Metadata '{key}': label name must be letters, digits or [-_.]")
             labels[name] = text
     content_type = metadata.get("filetype", "").strip() or default_content_type
-    return Destination(metadata["bucket"].strip(), metadata["entry"].strip(), ts_us, content_type, labels)
+    bucket, entry = metadata["bucket"].strip(), metadata["entry"].strip()
+    # The rules every stored record follows (422), checked before the first byte is accepted.
+    check_bucket_name(bucket)
+    check_entry_name(entry)
+    check_record_metadata(content_type, labels)
+    return Destination(bucket, entry, ts_us, content_type, labels)
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:

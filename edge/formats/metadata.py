@@ -1,0 +1,189 @@
+"""What may be stored as a name or as record metadata: the one validation for every write path.
+
+Owns: the rules for bucket and entry names, label names and values, content types and file
+names, their length limits, and the read-side filters that keep anything stored earlier (by an
+older version, before these rules) from breaking a response head.
+Must not: know HTTP statuses or header names beyond ``x-reduct-label-``, do I/O, import trio.
+
+Why here and once: a label is written by single writes (``x-reduct-label-*`` headers), batch v1
+and v2 (v2 label names are percent-decoded, so any byte can arrive), label updates, attachments,
+tus ``Upload-Metadata`` (base64: any byte), upload links and replication, and read back as an
+HTTP header (``x-reduct-label-<name>: <value>``), inside batch header lists, in JSON. A CR/LF, a
+CTL or a non-token name stored once used to turn every later read of the record into a 500. The
+store calls ``check_record_metadata`` in ``begin_write`` and ``check_label_update`` in
+``update_labels`` (the backstop no path can skip); the doors (tus creation, upload links) call
+the same functions so a client hears about it before it sends a byte.
+
+Rules (422 ``InvalidInputError``, the text names the offending part):
+
+* bucket name: ``[A-Za-z0-9_-]``, 1-255 characters (a folder name: NAME_MAX is 255 bytes);
+* entry name: ``[A-Za-z0-9_/-]`` segments, no empty segment, optional ``/$meta`` suffix, each
+  segment <= 255 characters, the whole name <= 1024 (it is a folder path under the bucket);
+* label name: an RFC 9110 token (it becomes a header name), 1-256 bytes;
+* label value: UTF-8 text without control characters (HTAB allowed), <= 16 KiB, with no
+  leading or trailing whitespace (a header value loses it on the wire, so it could not be read
+  back as written);
+* content type: visible ASCII and inner spaces, <= 256 characters (a header value);
+* file name: UTF-8 text without control characters, ``/`` or ``\\`` (share-link names may
+  hold ``/``), not ``.``/``..``, 1-255 bytes;
+* all metadata of one record (content type + labels) <= 512,000 bytes, the request-head limit
+  a client reading it back must accept (spec 1.6).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from edge.errors import InvalidInputError
+
+MAX_BUCKET_NAME = 255
+MAX_ENTRY_SEGMENT = 255
+MAX_ENTRY_NAME = 1024
+MAX_LABEL_NAME_BYTES = 256
+MAX_LABEL_VALUE_BYTES = 16 * 1024
+MAX_CONTENT_TYPE = 256
+MAX_FILE_NAME_BYTES = 255
+MAX_METADATA_BYTES = 512_000
+
+BUCKET_NAME_ERROR = "Bucket or entry name can contain only letters, digests and [-,_] symbols"
+ENTRY_NAME_ERROR = "Entry name can contain only letters, digits and [-,_,/] symbols or end with '/$meta'"
+
+_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]+")
+_ENTRY_RE = re.compile(r"[A-Za-z0-9_/-]+")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but HTAB, and DEL
+_CONTENT_TYPE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def _short(text: str, limit: int = 64) -> str:
+    """``text`` for an error message: cut, and with controls shown escaped (never raw CR/LF)."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return shown.encode("unicode_escape").decode("ascii") if _CTL_RE.search(shown) or not shown.isascii() \
+        else shown
+
+
+# --- names that become folders ------------------------------------------------------------------
+
+
+def check_bucket_name(name: str) -> None:
+    if not name or _BUCKET_RE.fullmatch(name) is None:
+        raise InvalidInputError(BUCKET_NAME_ERROR)
+    if len(name) > MAX_BUCKET_NAME:
+        raise InvalidInputError(f"Bucket name is too long: {len(name)} characters, at most {MAX_BUCKET_NAME}")
+
+
+def check_entry_name(name: str) -> None:
+    base = name
+    if name == "$meta":
+        return
+    if name.endswith("/$meta"):
+        base = name[: -len("/$meta")]
+    if not base or base.startswith("/") or base.endswith("/") or "//" in base:
+        raise InvalidInputError("Entry name must be non-empty and must not contain empty path segments")
+    if _ENTRY_RE.fullmatch(base) is None:
+        raise InvalidInputError(ENTRY_NAME_ERROR)
+    if len(name) > MAX_ENTRY_NAME:
+        raise InvalidInputError(f"Entry name is too long: {len(name)} characters, at most {MAX_ENTRY_NAME}")
+    if len(base) > MAX_ENTRY_SEGMENT and any(len(s) > MAX_ENTRY_SEGMENT for s in base.split("/")):
+        raise InvalidInputError(f"Entry name has a path segment longer than {MAX_ENTRY_SEGMENT} characters")
+
+
+# --- record metadata ----------------------------------------------------------------------------
+
+
+def check_label_name(name: str) -> None:
+    if not name:
+        raise InvalidInputError("Label name must not be empty")
+    if _TOKEN_RE.fullmatch(name) is None:
+        raise InvalidInputError(
+            f"Label name '{_short(name)}' is invalid: only letters, digits and !#$%&'*+-.^_`|~ are allowed")
+    if len(name) > MAX_LABEL_NAME_BYTES:
+        raise InvalidInputError(f"Label name '{_short(name)}' is too long: at most {MAX_LABEL_NAME_BYTES} bytes")
+
+
+def check_label_value(name: str, value: str) -> None:
+    if _CTL_RE.search(value) is not None:
+        raise InvalidInputError(f"Label value of '{_short(name)}' must not contain control characters")
+    if value != value.strip(" \t"):
+        raise InvalidInputError(f"Label value of '{_short(name)}' must not start or end with whitespace")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"Label values for {_short(name)} must be valid UTF-8 strings") from None
+    if size > MAX_LABEL_VALUE_BYTES:
+        raise InvalidInputError(f"Label value of '{_short(name)}' is too long: at most {MAX_LABEL_VALUE_BYTES} bytes")
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    for name, value in labels.items():
+        check_label_name(name)
+        check_label_value(name, value)
+
+
+def check_content_type(content_type: str) -> None:
+    if len(content_type) > MAX_CONTENT_TYPE:
+        raise InvalidInputError(f"Content type is too long: at most {MAX_CONTENT_TYPE} characters")
+    if _CONTENT_TYPE_RE.fullmatch(content_type) is None:
+        raise InvalidInputError(f"Content type '{_short(content_type)}' is invalid: visible ASCII only")
+
+
+def _metadata_size(content_type: str, labels: Mapping[str, str]) -> int:
+    return len(content_type) + sum(len(k) + len(v) for k, v in labels.items())
+
+
+def check_record_metadata(content_type: str, labels: Mapping[str, str]) -> None:
+    """Everything a record write stores besides its payload (the store's ``begin_write``)."""
+    check_content_type(content_type)
+    if labels:
+        check_labels(labels)
+        if _metadata_size(content_type, labels) > MAX_METADATA_BYTES:
+            raise InvalidInputError(f"Record labels are too large: at most {MAX_METADATA_BYTES} bytes in all")
+
+
+def check_label_update(current: Mapping[str, str], update: Mapping[str, str], content_type: str = "") -> None:
+    """A label update (an empty value removes a label); ``current`` is what the record has."""
+    for name, value in update.items():
+        check_label_name(name)
+        if value:
+            check_label_value(name, value)
+    merged = {k: v for k, v in {**current, **update}.items() if v}
+    if _metadata_size(content_type, merged) > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"Record labels are too large: at most {MAX_METADATA_BYTES} bytes in all")
+
+
+def check_file_name(name: str, what: str = "File name", *, path_ok: bool = False) -> None:
+    """A file name as a client gives it; ``path_ok``: ``a/b.bin`` is fine (a download keeps
+    only the last segment)."""
+    if not name:
+        raise InvalidInputError(f"{what} must not be empty")
+    if _CTL_RE.search(name) is not None or name in (".", "..") or (
+            not path_ok and ("/" in name or "\\" in name)):
+        raise InvalidInputError(f"{what} '{_short(name)}' is invalid: no control characters"
+                                + ("" if path_ok else ", '/' or '\\'"))
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{what} must be valid UTF-8") from None
+    if size > MAX_FILE_NAME_BYTES:
+        raise InvalidInputError(f"{what} is too long: at most {MAX_FILE_NAME_BYTES} bytes")
+
+
+# --- reading back what older versions stored ----------------------------------------------------
+
+
+def header_value_ok(text: str) -> bool:
+    """True if ``text`` can be sent as (part of) a header value as it is."""
+    return _CTL_RE.search(text) is None and text == text.strip(" \t")
+
+
+def readable_labels(labels: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    """The labels that can go out as ``x-reduct-label-<name>: <value>``; the rest (stored before
+    these rules existed) is left out of the head rather than breaking the response."""
+    for name, value in labels.items():
+        if _TOKEN_RE.fullmatch(name) is not None and header_value_ok(value):
+            yield name, value
+
+
+def readable_content_type(content_type: str, default: str = "application/octet-stream") -> str:
+    return content_type if content_type and header_value_ok(content_type) else default
