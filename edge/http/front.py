@@ -38,10 +38,13 @@ keep-alive connections are cancelled, and in-flight requests get ``graceful_time
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import socket
 import ssl
+import struct
+import termios
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -99,6 +102,12 @@ class HttpConfig:
 class _ConnGone(Exception):
     """The peer went away or stopped reading; nothing more can be sent."""
 
+
+LINGER_BYTES = 64 << 20  # unread body dropped after an early answer, at most (and linger_s)
+LINGER_AFTER_PROTOCOL_ERROR = 256 * 1024  # after a framing error: a broken or hostile client
+PIPELINE_UNSENT_LIMIT = 256 * 1024  # a client that does not read its answers waits past this
+_SCRATCH = bytearray(64 * 1024)  # where lingering input is dropped (one buffer for all)
+_SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)  # same number as SIOCOUTQ on Linux
 
 _BODY_TIMEOUT = "Timeout while receiving data"
 _BODY_TOO_SLOW = "Request body is arriving too slowly"
@@ -255,30 +264,39 @@ class _Conn:
             sent += len(data)
         return sent
 
-    async def linger_close(self) -> None:
+    async def linger_close(self, limit: int = LINGER_BYTES) -> None:
         """Half-close, then drop input for a while: closing with unread input sends an RST,
-        which can destroy the response the client has not read yet."""
+        which can destroy the response the client has not read yet. At most ``limit`` bytes
+        and ``linger_s`` seconds: after a framing error (a likely attacker) only a little."""
         try:
             self.raw.shutdown(socket.SHUT_WR)
         except OSError:
             return
-        await self._drop_input()
+        await self._drop_input(limit)
 
-    async def _drop_input(self) -> None:
+    async def _drop_input(self, limit: int) -> None:
         dropped = 0
+        scratch = _SCRATCH
         with trio.move_on_after(self.cfg.linger_s):
-            while dropped < (64 << 20):
+            while dropped < limit:
                 try:
-                    data = self.poll(1 << 20)
-                except OSError:
-                    return
-                if data is None:
+                    n = self.raw.recv_into(scratch)  # into one shared buffer: no allocation
+                except BlockingIOError:
                     await self.wait_input()
                     continue
-                if not data:
+                except OSError:
                     return
-                dropped += len(data)
+                if not n:
+                    return
+                dropped += n
                 await trio.lowlevel.checkpoint()  # a fast sender must not hold the loop
+
+    def unsent_bytes(self) -> int:
+        """Response bytes the kernel still holds for this peer (Linux SIOCOUTQ); 0 if unknown."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
 
     async def handshake(self) -> bool:
         return True
@@ -350,8 +368,20 @@ class _TlsConn(_Conn):
     async def sendfile(self, seg: FileSegment, limit: int) -> int:
         return await self._pread_send(seg.fd, seg.offset, min(seg.length, limit))
 
-    async def linger_close(self) -> None:
-        await self._drop_input()
+    async def linger_close(self, limit: int = LINGER_BYTES) -> None:
+        dropped = 0
+        with trio.move_on_after(self.cfg.linger_s):
+            while dropped < limit:
+                data = self.poll(self.cfg.recv_size)
+                if data is None:
+                    await self.wait_input()
+                    continue
+                if not data:
+                    return
+                dropped += len(data)
+
+    def unsent_bytes(self) -> int:
+        return 0  # the TLS layer buffers too; pipelining under TLS is bounded by send_all waits
 
     def close(self) -> None:
         self.stream.transport_stream.socket.close()  # notifies trio, then closes the fd once
@@ -482,7 +512,7 @@ class _Server:
             if await self._handshake(conn):
                 linger = await self._conn_loop(conn)
                 if linger and not conn.broken:
-                    await conn.linger_close()
+                    await conn.linger_close(linger)
         except _ConnGone:
             pass
         except Exception:
@@ -505,32 +535,38 @@ class _Server:
         self.idle.unpark(conn)
         return ok and not cs.cancelled_caught and not self.closing
 
-    async def _conn_loop(self, conn: _Conn) -> bool:
-        """Serve requests until the connection ends; True if it ends with input maybe unread."""
+    async def _conn_loop(self, conn: _Conn) -> int:
+        """Serve requests until the connection ends; how many bytes of input that may still be
+        coming to drop before closing (0: none)."""
         cfg = self.cfg
         reader = HeadReader(cfg.max_header_bytes, cfg.max_header_count, cfg.max_request_line)
         first = True
         while True:
             if self.closing:
-                return False
+                return 0
             if not conn.waited:
                 # Nothing blocked since the last request (pipelining, instant handler): yield once
                 # so one busy connection cannot starve the others.
                 await trio.lowlevel.checkpoint()
             conn.waited = False
+            if conn.buf and conn.unsent_bytes() > PIPELINE_UNSENT_LIMIT:
+                # Pipelined requests from a client that does not read its answers: serve the next
+                # only once it has read some, so it cannot make us work at full speed for nothing.
+                if not await self._wait_drained(conn):
+                    return 0
             try:
                 head = reader(conn.buf) if conn.buf else None
                 if head is None:
                     head = await self._read_head(conn, reader, first)
                     if head is None:
-                        return False
+                        return 0
                 first = False
                 path, query = split_target(head.target)
                 query_first, query_items = parse_query(query)
             except ProtocolError as exc:
                 logger.debug("protocol error from %s: %s", conn.client, exc.message)
                 await self._send_simple(conn, exc.status_hint, exc.message)
-                return True
+                return LINGER_AFTER_PROTOCOL_ERROR
             conn.begin_request()
             body = Body(conn, None if head.chunked else head.content_length,
                         expect_continue=head.expect_continue)
@@ -538,7 +574,20 @@ class _Server:
                               Headers(head.headers, head.first), conn.client, body)
             keep = await self._respond(conn, head, request)
             if not keep:
-                return not body.done
+                return 0 if body.done else LINGER_BYTES
+
+    async def _wait_drained(self, conn: _Conn) -> bool:
+        """Wait (polling, backing off to 100 ms) until the peer has read its answers down to
+        ``PIPELINE_UNSENT_LIMIT``; False if it does not within ``send_timeout_s``."""
+        deadline = trio.current_time() + self.cfg.send_timeout_s
+        pause = 0.005
+        while conn.unsent_bytes() > PIPELINE_UNSENT_LIMIT:
+            if trio.current_time() > deadline or self.closing:
+                return False
+            await trio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        conn.waited = True
+        return True
 
     async def _read_head(self, conn: _Conn, reader: HeadReader, first: bool) -> RequestHead | None:
         """Receive until a head is complete; None on EOF or timeout (408 sent if a head had begun).

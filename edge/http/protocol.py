@@ -209,12 +209,12 @@ def parse_head(text: str, max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     value = first.get("content-length")
     if value is not None:
         values = [value] if names.count("content-length") == 1 else _all(headers, "content-length")
-        for value in values:
-            if not value.isascii() or not value.isdigit() or len(value) > 18:
+        for text in values:
+            if not text.isascii() or not text.isdigit() or len(text) > 18:
                 raise ProtocolError("Invalid Content-Length")
-            if content_length is not None and int(value) != content_length:
+            if text != values[0]:  # "5" and "05" conflict, as for h11: one spelling per message
                 raise ProtocolError("Conflicting Content-Length headers")
-            content_length = int(value)
+        content_length = int(values[0])
     transfer_encoding = first.get("transfer-encoding")
     if transfer_encoding is not None and names.count("transfer-encoding") > 1:
         transfer_encoding = ",".join(_all(headers, "transfer-encoding"))

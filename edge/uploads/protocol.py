@@ -19,10 +19,14 @@ import base64
 import binascii
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.errors import BadRequestError, EdgeError
-from edge.formats.metadata import check_bucket_name, check_entry_name, check_file_name, check_record_metadata
+from edge.errors import BadRequestError, EdgeError, InvalidInputError
+from edge.formats.metadata import (
+    check_bucket_name, check_entry_name, check_file_name, check_label_value,
+)
+from edge.formats.metadata import check_content_type as check_stored_content_type
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
@@ -148,7 +152,8 @@ class Destination:
 
 
 def destination(metadata: dict[str, str], now_us: int, default_content_type: str) -> Destination:
-    """Map decoded metadata onto a record; every problem is a 400 before any byte is stored."""
+    """Map decoded metadata onto a record before any byte is stored: a missing or malformed
+    key is a 400; a value the store would refuse (``formats/metadata.py``) is a 422 naming it."""
     for key in ("bucket", "entry"):
         if not metadata.get(key, "").strip():
             raise BadRequestError(f"Upload-Metadata must contain '{key}'")
@@ -160,21 +165,30 @@ def destination(metadata: dict[str, str], now_us: int, default_content_type: str
         ts_us = int(text)
     labels: dict[str, str] = {}
     if metadata.get("filename"):
-        check_file_name(metadata["filename"], "Upload-Metadata 'filename'")
+        _stored_rule("filename", check_file_name, metadata["filename"], "File name")
         labels["filename"] = metadata["filename"]
     for key, text in metadata.items():
         if key.startswith("label-"):
             name = key[len("label-"):].lower()   # label names travel as (case-insensitive) header names
             if not _LABEL_RE.match(name):
-                raise BadRequestError(f"Upload-Metadata '{key}': label name must be letters, digits or [-_.]")
+                raise InvalidInputError(f"Upload-Metadata '{key}': label name must be letters, digits or [-_.]")
+            _stored_rule(key, check_label_value, name, text)
             labels[name] = text
     content_type = metadata.get("filetype", "").strip() or default_content_type
     bucket, entry = metadata["bucket"].strip(), metadata["entry"].strip()
     # The rules every stored record follows (422), checked before the first byte is accepted.
-    check_bucket_name(bucket)
-    check_entry_name(entry)
-    check_record_metadata(content_type, labels)
+    _stored_rule("bucket", check_bucket_name, bucket)
+    _stored_rule("entry", check_entry_name, entry)
+    _stored_rule("filetype", check_stored_content_type, content_type)
     return Destination(bucket, entry, ts_us, content_type, labels)
+
+
+def _stored_rule(key: str, check: Callable[..., None], *args: str) -> None:
+    """A ``formats/metadata`` rule, its 422 prefixed with the metadata key it is about."""
+    try:
+        check(*args)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"Upload-Metadata '{key}': {exc.message}") from None
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:

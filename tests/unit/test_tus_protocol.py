@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from edge.errors import BadRequestError
+from edge.errors import BadRequestError, InvalidInputError
 from edge.uploads.protocol import (
     TRANSITIONS, Event, IllegalTransition, State, TusVersionError, UnsupportedMediaTypeError, accepts_bytes,
     advance, check_content_type, check_tus_resumable, destination, encode_metadata, parse_checksum,
@@ -123,11 +123,23 @@ def test_destination_defaults_and_mapping():
     ({"bucket": " ", "entry": "e"}, "must contain 'bucket'"),
     ({"bucket": "b", "entry": "e", "ts": "yesterday"}, "'ts' must be an unix timestamp in microseconds"),
     ({"bucket": "b", "entry": "e", "ts": "-5"}, "'ts' must be an unix timestamp"),
-    ({"bucket": "b", "entry": "e", "label-": "x"}, "label name must be"),
-    ({"bucket": "b", "entry": "e", "label-a b": "x"}, "label name must be"),
 ])
 def test_destination_bad(meta, text):
     with pytest.raises(BadRequestError, match=text):
+        destination(meta, NOW, "x")
+
+
+@pytest.mark.parametrize("meta,text", [
+    ({"bucket": "b", "entry": "e", "label-": "x"}, "label name must be"),
+    ({"bucket": "b", "entry": "e", "label-a b": "x"}, "label name must be"),
+    ({"bucket": "b", "entry": "e", "label-a": "x\ny"}, "'label-a'.*control characters"),
+    ({"bucket": "b", "entry": "e", "filename": "a\r\n.txt"}, "'filename'"),
+    ({"bucket": "b", "entry": "e", "filetype": "text/plain\r\nx: 1"}, "'filetype'"),
+    ({"bucket": "b/c", "entry": "e"}, "'bucket'"),
+    ({"bucket": "b", "entry": "e" * 2000}, "'entry'.*too long"),
+])
+def test_destination_that_cannot_be_stored_is_422(meta, text):
+    with pytest.raises(InvalidInputError, match=text):
         destination(meta, NOW, "x")
 
 
