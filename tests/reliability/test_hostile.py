@@ -23,15 +23,15 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import NO_AUTH, Auth, EdgeProcess, token_auth
 
 TIMEOUT = 10
 TOKEN = "hostile-init-token"
 POLITE_BOUND_S = 1.0  # a polite request must be answered within this while an attack runs
 
 
-def _srv(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[EdgeProcess]:
-    proc = EdgeProcess(tmp_path_factory.mktemp(name) / "data", env).start()
+def _srv(tmp_path_factory, name: str, env: dict[str, str], auth: Auth = NO_AUTH) -> Iterator[EdgeProcess]:
+    proc = EdgeProcess(tmp_path_factory.mktemp(name) / "data", env, auth=auth).start()
     yield proc
     proc.kill()
 
@@ -43,8 +43,9 @@ def open_srv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auth_srv(tmp_path_factory):
-    yield from _srv(tmp_path_factory, "auth", {"RS_API_TOKEN": TOKEN, "EDGE_TRUSTED_PROXIES": "127.0.0.1",
-                                               "EDGE_AUTH_MAX_FAILURES": "10", "EDGE_AUTH_BACKOFF": "60"})
+    yield from _srv(tmp_path_factory, "auth", {"EDGE_TRUSTED_PROXIES": "127.0.0.1",
+                                               "EDGE_AUTH_MAX_FAILURES": "10", "EDGE_AUTH_BACKOFF": "60"},
+                    token_auth(TOKEN))
 
 
 def bearer(secret: str = TOKEN) -> dict[str, str]:
@@ -155,7 +156,7 @@ def test_tiny_chunks_to_an_unauthenticated_write_get_a_401_at_once(auth_srv):
 
 
 def test_a_flood_of_tiny_chunks_is_refused_when_authenticated_too(tmp_path):
-    proc = EdgeProcess(tmp_path / "data").start()
+    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
     try:
         assert requests.post(f"{proc.api}/b/tiny", timeout=TIMEOUT).status_code == 200
         head = (b"POST /api/v1/b/tiny/e?ts=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
@@ -171,7 +172,7 @@ def test_a_flood_of_tiny_chunks_is_refused_when_authenticated_too(tmp_path):
 
 def test_a_body_dribbled_under_the_receive_timeout_is_cut_by_the_minimum_rate(tmp_path):
     proc = EdgeProcess(tmp_path / "data", {"RS_IO_OPERATION_TIMEOUT": "3", "EDGE_BODY_GRACE": "1",
-                                           "EDGE_BODY_MIN_RATE": "1000"}).start()
+                                           "EDGE_BODY_MIN_RATE": "1000"}, auth=NO_AUTH).start()
     try:
         assert requests.post(f"{proc.api}/b/slow", timeout=TIMEOUT).status_code == 200
         with connect(proc) as s:
@@ -201,7 +202,7 @@ def test_a_body_dribbled_under_the_receive_timeout_is_cut_by_the_minimum_rate(tm
 
 def test_connections_per_address_are_capped(tmp_path):
     proc = EdgeProcess(tmp_path / "data", {"EDGE_MAX_CONNECTIONS_PER_ADDRESS": "4", "EDGE_TRUSTED_PROXIES": "",
-                                           "EDGE_HEAD_TIMEOUT": "20"}).start()
+                                           "EDGE_HEAD_TIMEOUT": "20"}, auth=NO_AUTH).start()
     held = []
     try:
         for _ in range(4):  # heads begun: never idle, never shed
@@ -320,7 +321,7 @@ def test_crlf_in_tus_upload_metadata_is_422_before_any_byte(open_srv):
 
 
 def test_an_upload_link_cannot_plant_a_bad_record(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", {"RS_API_TOKEN": TOKEN}).start()
+    proc = EdgeProcess(tmp_path / "data", auth=token_auth(TOKEN)).start()
     try:
         assert requests.post(f"{proc.api}/b/drop", headers=bearer(), timeout=TIMEOUT).status_code == 200
         link = requests.post(f"{proc.api}/upload-links", headers=bearer(), timeout=TIMEOUT,
@@ -359,7 +360,7 @@ def test_records_stored_with_bad_labels_by_an_older_version_read_back(tmp_path, 
     engine.close()  # syncs every file
     monkeypatch.undo()
 
-    proc = EdgeProcess(data).start()
+    proc = EdgeProcess(data, auth=NO_AUTH).start()
     try:
         api = proc.api
         one = requests.get(f"{api}/b/old/e?ts=1", timeout=TIMEOUT)
@@ -443,7 +444,7 @@ def test_the_lockout_cannot_be_aimed_at_an_address_the_attacker_does_not_hold(au
 
 def test_rate_limits_answer_429_with_retry_after_and_recover(tmp_path):
     proc = EdgeProcess(tmp_path / "data", {"RS_RATE_LIMIT_API": "20req/3s", "RS_RATE_LIMIT_INGRESS": "3000/3s",
-                                           "RS_RATE_LIMIT_EGRESS": "4000/3s"}).start()
+                                           "RS_RATE_LIMIT_EGRESS": "4000/3s"}, auth=NO_AUTH).start()
     try:
         api = proc.api
         s = requests.Session()
@@ -474,7 +475,7 @@ def test_rate_limits_answer_429_with_retry_after_and_recover(tmp_path):
 
 def test_a_client_under_the_limits_is_never_refused(tmp_path):
     proc = EdgeProcess(tmp_path / "data", {"RS_RATE_LIMIT_API": "1000req/m", "RS_RATE_LIMIT_INGRESS": "10MB/m",
-                                           "RS_RATE_LIMIT_EGRESS": "10MB/m"}).start()
+                                           "RS_RATE_LIMIT_EGRESS": "10MB/m"}, auth=NO_AUTH).start()
     try:
         s = requests.Session()
         assert s.post(f"{proc.api}/b/under", timeout=TIMEOUT).status_code == 200
@@ -489,4 +490,4 @@ def test_rate_limit_variables_are_checked_at_start(tmp_path):
     for var, value in (("RS_RATE_LIMIT_API", "lots"), ("RS_RATE_LIMIT_INGRESS", "10XB/m"),
                        ("RS_RATE_LIMIT_EGRESS", "1MB/fortnight")):
         with pytest.raises(RuntimeError, match=var):
-            EdgeProcess(tmp_path / f"d-{var}", {var: value}).start(timeout_s=10)
+            EdgeProcess(tmp_path / f"d-{var}", {var: value}, auth=NO_AUTH).start(timeout_s=10)

@@ -24,7 +24,7 @@ import time
 import pytest
 import requests
 
-from tests.helpers import EdgeProcess
+from tests.helpers import NO_AUTH, EdgeProcess
 from tests.tls_material import make_pki
 
 TIMEOUT = 20
@@ -70,7 +70,7 @@ def pki(tmp_path_factory):
 def tls(tmp_path_factory, pki):
     proc = TlsEdge(tmp_path_factory.mktemp("tls") / "data",
                    {"RS_CERT_PATH": str(pki.cert), "RS_CERT_KEY_PATH": str(pki.key),
-                    "EDGE_TLS_HANDSHAKE_TIMEOUT": "2"}, ca=pki.ca).start()
+                    "EDGE_TLS_HANDSHAKE_TIMEOUT": "2"}, ca=pki.ca, auth=NO_AUTH).start()
     yield proc
     proc.kill()
 
@@ -203,7 +203,7 @@ def test_chromium_trusts_the_server_through_the_test_ca(tls, pki, tmp_path):
 
 def _start_fails(tmp_path, env: dict[str, str]) -> str:
     with pytest.raises(RuntimeError) as exc:
-        EdgeProcess(tmp_path / "data", env).start(timeout_s=15)
+        EdgeProcess(tmp_path / "data", env, auth=NO_AUTH).start(timeout_s=15)
     return str(exc.value)
 
 
