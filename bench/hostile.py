@@ -144,12 +144,14 @@ def attack_main(kind: str, port: int, conns: int, seconds: float) -> None:
 
 
 class Server:
-    def __init__(self, data: Path, port: int, tls: tuple[str, str] | None):
+    def __init__(self, data: Path, port: int, tls: tuple[str, str, str] | None,
+                 extra_env: dict[str, str] | None = None):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
         env.update({"RS_DATA_PATH": str(data), "RS_HOST": "127.0.0.1", "RS_PORT": str(port),
                     "RS_API_TOKEN": TOKEN, "RS_LOG_LEVEL": "WARN", "PYTHONPATH": str(ROOT)})
         if tls:
             env.update({"RS_CERT_PATH": tls[0], "RS_CERT_KEY_PATH": tls[1]})
+        env.update(extra_env or {})
         self.port, self.tls = port, tls
         self.log = open(data.parent / f"edge-{port}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "serve"], env=env, cwd=ROOT,

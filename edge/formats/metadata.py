@@ -63,6 +63,14 @@ def _short(text: str, limit: int = 64) -> str:
         else shown
 
 
+def _utf8_size(text: str, error: str) -> int:
+    """Bytes of ``text`` in UTF-8; lone surrogates (from a lax decoder upstream) are ``error``."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(error) from None
+
+
 # --- names that become folders ------------------------------------------------------------------
 
 
@@ -107,10 +115,7 @@ def check_label_value(name: str, value: str) -> None:
         raise InvalidInputError(f"Label value of '{_short(name)}' must not contain control characters")
     if value != value.strip(" \t"):
         raise InvalidInputError(f"Label value of '{_short(name)}' must not start or end with whitespace")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"Label values for {_short(name)} must be valid UTF-8 strings") from None
+    size = _utf8_size(value, f"Label values for {_short(name)} must be valid UTF-8 strings")
     if size > MAX_LABEL_VALUE_BYTES:
         raise InvalidInputError(f"Label value of '{_short(name)}' is too long: at most {MAX_LABEL_VALUE_BYTES} bytes")
 
@@ -161,11 +166,7 @@ def check_file_name(name: str, what: str = "File name", *, path_ok: bool = False
             not path_ok and ("/" in name or "\\" in name)):
         raise InvalidInputError(f"{what} '{_short(name)}' is invalid: no control characters"
                                 + ("" if path_ok else ", '/' or '\\'"))
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} must be valid UTF-8") from None
-    if size > MAX_FILE_NAME_BYTES:
+    if _utf8_size(name, f"{what} must be valid UTF-8") > MAX_FILE_NAME_BYTES:
         raise InvalidInputError(f"{what} is too long: at most {MAX_FILE_NAME_BYTES} bytes")
 
 

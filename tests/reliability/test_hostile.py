@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from tests.helpers import NO_AUTH, Auth, EdgeProcess, token_auth
+from tests.reliability.test_abuse import read_until_close
 
 TIMEOUT = 10
 TOKEN = "hostile-init-token"
@@ -62,18 +63,7 @@ def connect(proc: EdgeProcess, source: str = "127.0.0.1", timeout: float = TIMEO
 
 def read_reply(s: socket.socket, limit_s: float = TIMEOUT) -> bytes:
     """Everything until the peer closes, or until ``limit_s``."""
-    s.settimeout(limit_s)
-    out = b""
-    deadline = time.monotonic() + limit_s
-    try:
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return out
+    return read_until_close(s, limit_s)[0]
 
 
 def status(reply: bytes) -> int:
@@ -155,54 +145,48 @@ def test_tiny_chunks_to_an_unauthenticated_write_get_a_401_at_once(auth_srv):
     assert time.monotonic() - t0 < 8
 
 
-def test_a_flood_of_tiny_chunks_is_refused_when_authenticated_too(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", auth=NO_AUTH).start()
-    try:
-        assert requests.post(f"{proc.api}/b/tiny", timeout=TIMEOUT).status_code == 200
-        head = (b"POST /api/v1/b/tiny/e?ts=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                b"x-reduct-content-length: 1000000\r\n\r\n")
-        result: dict = {}
-        with attacking(_flood, proc, head, b"1\r\nx\r\n", result):
-            assert_polite_clients_are_served(proc)
-        assert result.get("cut") or status(result["reply"]) == 400, result
-        assert requests.get(f"{proc.api}/b/tiny/e?ts=1", timeout=TIMEOUT).status_code == 404  # nothing stored
-    finally:
-        proc.kill()
+def test_a_flood_of_tiny_chunks_is_refused_when_authenticated_too(make_server):
+    proc = make_server(auth=NO_AUTH)
+    assert requests.post(f"{proc.api}/b/tiny", timeout=TIMEOUT).status_code == 200
+    head = (b"POST /api/v1/b/tiny/e?ts=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"x-reduct-content-length: 1000000\r\n\r\n")
+    result: dict = {}
+    with attacking(_flood, proc, head, b"1\r\nx\r\n", result):
+        assert_polite_clients_are_served(proc)
+    assert result.get("cut") or status(result["reply"]) == 400, result
+    assert requests.get(f"{proc.api}/b/tiny/e?ts=1", timeout=TIMEOUT).status_code == 404  # nothing stored
 
 
-def test_a_body_dribbled_under_the_receive_timeout_is_cut_by_the_minimum_rate(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", {"RS_IO_OPERATION_TIMEOUT": "3", "EDGE_BODY_GRACE": "1",
-                                           "EDGE_BODY_MIN_RATE": "1000"}, auth=NO_AUTH).start()
-    try:
-        assert requests.post(f"{proc.api}/b/slow", timeout=TIMEOUT).status_code == 200
-        with connect(proc) as s:
-            s.sendall(b"POST /api/v1/b/slow/e?ts=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-            t0 = time.monotonic()
-            cut_after = None
-            while time.monotonic() - t0 < 8:  # one byte a second: each receive is "on time"
-                try:
-                    s.sendall(b"x")
-                except OSError:
-                    cut_after = time.monotonic() - t0
-                    break
-                s.settimeout(1.0)
-                try:
-                    data = s.recv(4096)
-                except socket.timeout:
-                    continue
-                if data:
-                    assert status(data) == 400 and b"too slowly" in data, data[:300]
+def test_a_body_dribbled_under_the_receive_timeout_is_cut_by_the_minimum_rate(make_server):
+    proc = make_server({"RS_IO_OPERATION_TIMEOUT": "3", "EDGE_BODY_GRACE": "1",
+                        "EDGE_BODY_MIN_RATE": "1000"}, auth=NO_AUTH)
+    assert requests.post(f"{proc.api}/b/slow", timeout=TIMEOUT).status_code == 200
+    with connect(proc) as s:
+        s.sendall(b"POST /api/v1/b/slow/e?ts=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        cut_after = None
+        while time.monotonic() - t0 < 8:  # one byte a second: each receive is "on time"
+            try:
+                s.sendall(b"x")
+            except OSError:
                 cut_after = time.monotonic() - t0
                 break
-        assert cut_after is not None and cut_after < 5, cut_after
-        assert requests.get(f"{proc.api}/b/slow/e?ts=1", timeout=TIMEOUT).status_code == 404
-    finally:
-        proc.kill()
+            s.settimeout(1.0)
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                continue
+            if data:
+                assert status(data) == 400 and b"too slowly" in data, data[:300]
+            cut_after = time.monotonic() - t0
+            break
+    assert cut_after is not None and cut_after < 5, cut_after
+    assert requests.get(f"{proc.api}/b/slow/e?ts=1", timeout=TIMEOUT).status_code == 404
 
 
-def test_connections_per_address_are_capped(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", {"EDGE_MAX_CONNECTIONS_PER_ADDRESS": "4", "EDGE_TRUSTED_PROXIES": "",
-                                           "EDGE_HEAD_TIMEOUT": "20"}, auth=NO_AUTH).start()
+def test_connections_per_address_are_capped(make_server):
+    proc = make_server({"EDGE_MAX_CONNECTIONS_PER_ADDRESS": "4", "EDGE_TRUSTED_PROXIES": "",
+                        "EDGE_HEAD_TIMEOUT": "20"}, auth=NO_AUTH)
     held = []
     try:
         for _ in range(4):  # heads begun: never idle, never shed
@@ -217,7 +201,6 @@ def test_connections_per_address_are_capped(tmp_path):
     finally:
         for s in held:
             s.close()
-        proc.kill()
 
 
 # --- 2. framing at least as strict as h11 ---------------------------------------------------------
@@ -320,27 +303,24 @@ def test_crlf_in_tus_upload_metadata_is_422_before_any_byte(open_srv):
     assert requests.get(f"{open_srv.api}/b/tuscrlf/e?ts=7", timeout=TIMEOUT).status_code == 404
 
 
-def test_an_upload_link_cannot_plant_a_bad_record(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", auth=token_auth(TOKEN)).start()
-    try:
-        assert requests.post(f"{proc.api}/b/drop", headers=bearer(), timeout=TIMEOUT).status_code == 200
-        link = requests.post(f"{proc.api}/upload-links", headers=bearer(), timeout=TIMEOUT,
-                             json={"bucket": "drop", "entry": "inbox", "expire_at": int(time.time()) + 600})
-        assert link.status_code == 200, link.text
-        secret = link.json()["secret"]
-        md = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in
-                      {"bucket": "drop", "entry": "inbox", "filename": "evil\r\nx-injected: 1.txt"}.items())
-        r = requests.post(f"{proc.api}/uploads", timeout=TIMEOUT, headers={
-            "Tus-Resumable": "1.0.0", "Upload-Length": "3", "Upload-Metadata": md,
-            "Upload-Link": secret})
-        assert r.status_code in (401, 403, 422), (r.status_code, r.headers.get("x-reduct-error"))
-        q = requests.get(f"{proc.api}/b/drop/inbox", headers=bearer(), timeout=TIMEOUT)
-        assert q.status_code == 404  # nothing was stored
-    finally:
-        proc.kill()
+def test_an_upload_link_cannot_plant_a_bad_record(make_server):
+    proc = make_server(auth=token_auth(TOKEN))
+    assert requests.post(f"{proc.api}/b/drop", headers=bearer(), timeout=TIMEOUT).status_code == 200
+    link = requests.post(f"{proc.api}/upload-links", headers=bearer(), timeout=TIMEOUT,
+                         json={"bucket": "drop", "entry": "inbox", "expire_at": int(time.time()) + 600})
+    assert link.status_code == 200, link.text
+    secret = link.json()["secret"]
+    md = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in
+                  {"bucket": "drop", "entry": "inbox", "filename": "evil\r\nx-injected: 1.txt"}.items())
+    r = requests.post(f"{proc.api}/uploads", timeout=TIMEOUT, headers={
+        "Tus-Resumable": "1.0.0", "Upload-Length": "3", "Upload-Metadata": md,
+        "Upload-Link": secret})
+    assert r.status_code in (401, 403, 422), (r.status_code, r.headers.get("x-reduct-error"))
+    q = requests.get(f"{proc.api}/b/drop/inbox", headers=bearer(), timeout=TIMEOUT)
+    assert q.status_code == 404  # nothing was stored
 
 
-def test_records_stored_with_bad_labels_by_an_older_version_read_back(tmp_path, monkeypatch):
+def test_records_stored_with_bad_labels_by_an_older_version_read_back(tmp_path, monkeypatch, make_server):
     """An older version stored labels unchecked: reads must not 500 because of them."""
     from edge.model import BucketSettings
     from edge.store import Engine
@@ -360,29 +340,26 @@ def test_records_stored_with_bad_labels_by_an_older_version_read_back(tmp_path, 
     engine.close()  # syncs every file
     monkeypatch.undo()
 
-    proc = EdgeProcess(data, auth=NO_AUTH).start()
-    try:
-        api = proc.api
-        one = requests.get(f"{api}/b/old/e?ts=1", timeout=TIMEOUT)
-        assert one.status_code == 200 and one.content == b"abc"
-        assert one.headers["x-reduct-label-good"] == "v" and "x-injected" not in one.headers
-        assert one.headers["content-type"] == "application/octet-stream"
-        assert requests.head(f"{api}/b/old/e?ts=2", timeout=TIMEOUT).status_code == 200
-        qid = requests.post(f"{api}/b/old/e/q", json={"query_type": "QUERY"}, timeout=TIMEOUT).json()["id"]
-        v1 = requests.get(f"{api}/b/old/e/batch?q={qid}", timeout=TIMEOUT)
-        assert v1.status_code == 200 and v1.content == b"abcabc"
-        assert all("\r" not in v and "\n" not in v for v in v1.headers.values())
-        q = requests.post(f"{api}/io/old/q", json={"query_type": "QUERY", "entries": ["e"]}, timeout=TIMEOUT)
-        if q.status_code == 200:
-            v2 = requests.get(f"{api}/io/old/read", headers={"x-reduct-query-id": str(q.json()["id"])},
-                              timeout=TIMEOUT)
-            assert v2.status_code == 200 and v2.content == b"abcabc"
-        # ... and a label update of such a record works (its bad labels stay, unseen in heads)
-        r = requests.patch(f"{api}/b/old/e?ts=2", headers={"x-reduct-label-new": "1"}, timeout=TIMEOUT)
-        assert r.status_code == 200
-        assert requests.get(f"{api}/b/old/e?ts=2", timeout=TIMEOUT).headers["x-reduct-label-new"] == "1"
-    finally:
-        proc.kill()
+    proc = make_server(data_path=data, auth=NO_AUTH)
+    api = proc.api
+    one = requests.get(f"{api}/b/old/e?ts=1", timeout=TIMEOUT)
+    assert one.status_code == 200 and one.content == b"abc"
+    assert one.headers["x-reduct-label-good"] == "v" and "x-injected" not in one.headers
+    assert one.headers["content-type"] == "application/octet-stream"
+    assert requests.head(f"{api}/b/old/e?ts=2", timeout=TIMEOUT).status_code == 200
+    qid = requests.post(f"{api}/b/old/e/q", json={"query_type": "QUERY"}, timeout=TIMEOUT).json()["id"]
+    v1 = requests.get(f"{api}/b/old/e/batch?q={qid}", timeout=TIMEOUT)
+    assert v1.status_code == 200 and v1.content == b"abcabc"
+    assert all("\r" not in v and "\n" not in v for v in v1.headers.values())
+    q = requests.post(f"{api}/io/old/q", json={"query_type": "QUERY", "entries": ["e"]}, timeout=TIMEOUT)
+    if q.status_code == 200:
+        v2 = requests.get(f"{api}/io/old/read", headers={"x-reduct-query-id": str(q.json()["id"])},
+                          timeout=TIMEOUT)
+        assert v2.status_code == 200 and v2.content == b"abcabc"
+    # ... and a label update of such a record works (its bad labels stay, unseen in heads)
+    r = requests.patch(f"{api}/b/old/e?ts=2", headers={"x-reduct-label-new": "1"}, timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert requests.get(f"{api}/b/old/e?ts=2", timeout=TIMEOUT).headers["x-reduct-label-new"] == "1"
 
 
 # --- 6. client address behind a proxy -------------------------------------------------------------
@@ -442,48 +419,42 @@ def test_the_lockout_cannot_be_aimed_at_an_address_the_attacker_does_not_hold(au
 # --- 5. rate limits -------------------------------------------------------------------------------
 
 
-def test_rate_limits_answer_429_with_retry_after_and_recover(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", {"RS_RATE_LIMIT_API": "20req/3s", "RS_RATE_LIMIT_INGRESS": "3000/3s",
-                                           "RS_RATE_LIMIT_EGRESS": "4000/3s"}, auth=NO_AUTH).start()
-    try:
-        api = proc.api
-        s = requests.Session()
-        time.sleep(3.2)  # the start-up's own /alive probes opened a window: let it end
-        t0 = time.monotonic()
-        assert s.post(f"{api}/b/rl", timeout=TIMEOUT).status_code == 200
-        codes = [s.get(f"{api}/alive", timeout=TIMEOUT).status_code for _ in range(19)]
-        assert codes == [200] * 19  # 20 in the window: the bucket creation and these
-        r = s.get(f"{api}/alive", timeout=TIMEOUT)
-        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 3
-        assert "Rate limit" in r.headers["x-reduct-error"]
-        time.sleep(max(0.0, 3.2 - (time.monotonic() - t0)))
-        assert s.get(f"{api}/alive", timeout=TIMEOUT).status_code == 200  # recovered
-        # ingress: 2 x 1400 bytes fit in 3000, the third is refused before its body is read
-        assert s.post(f"{api}/b/rl/e?ts=1", data=b"a" * 1400, timeout=TIMEOUT).status_code == 200
-        assert s.post(f"{api}/b/rl/e?ts=2", data=b"a" * 1400, timeout=TIMEOUT).status_code == 200
-        r = s.post(f"{api}/b/rl/e?ts=3", data=b"a" * 1400, timeout=TIMEOUT)
-        assert r.status_code == 429 and "bytes received" in r.headers["x-reduct-error"]
-        # egress: reads are served until the window's bytes are used up
-        t1 = time.monotonic()
-        got = [s.get(f"{api}/b/rl/e?ts=1", timeout=TIMEOUT).status_code for _ in range(4)]
-        assert got[:2] == [200, 200] and 429 in got[2:]
-        time.sleep(max(0.0, 3.2 - (time.monotonic() - t1)))
-        assert s.get(f"{api}/b/rl/e?ts=1", timeout=TIMEOUT).status_code == 200
-    finally:
-        proc.kill()
+def test_rate_limits_answer_429_with_retry_after_and_recover(make_server):
+    proc = make_server({"RS_RATE_LIMIT_API": "20req/3s", "RS_RATE_LIMIT_INGRESS": "3000/3s",
+                        "RS_RATE_LIMIT_EGRESS": "4000/3s"}, auth=NO_AUTH)
+    api = proc.api
+    s = requests.Session()
+    time.sleep(3.2)  # the start-up's own /alive probes opened a window: let it end
+    t0 = time.monotonic()
+    assert s.post(f"{api}/b/rl", timeout=TIMEOUT).status_code == 200
+    codes = [s.get(f"{api}/alive", timeout=TIMEOUT).status_code for _ in range(19)]
+    assert codes == [200] * 19  # 20 in the window: the bucket creation and these
+    r = s.get(f"{api}/alive", timeout=TIMEOUT)
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 3
+    assert "Rate limit" in r.headers["x-reduct-error"]
+    time.sleep(max(0.0, 3.2 - (time.monotonic() - t0)))
+    assert s.get(f"{api}/alive", timeout=TIMEOUT).status_code == 200  # recovered
+    # ingress: 2 x 1400 bytes fit in 3000, the third is refused before its body is read
+    assert s.post(f"{api}/b/rl/e?ts=1", data=b"a" * 1400, timeout=TIMEOUT).status_code == 200
+    assert s.post(f"{api}/b/rl/e?ts=2", data=b"a" * 1400, timeout=TIMEOUT).status_code == 200
+    r = s.post(f"{api}/b/rl/e?ts=3", data=b"a" * 1400, timeout=TIMEOUT)
+    assert r.status_code == 429 and "bytes received" in r.headers["x-reduct-error"]
+    # egress: reads are served until the window's bytes are used up
+    t1 = time.monotonic()
+    got = [s.get(f"{api}/b/rl/e?ts=1", timeout=TIMEOUT).status_code for _ in range(4)]
+    assert got[:2] == [200, 200] and 429 in got[2:]
+    time.sleep(max(0.0, 3.2 - (time.monotonic() - t1)))
+    assert s.get(f"{api}/b/rl/e?ts=1", timeout=TIMEOUT).status_code == 200
 
 
-def test_a_client_under_the_limits_is_never_refused(tmp_path):
-    proc = EdgeProcess(tmp_path / "data", {"RS_RATE_LIMIT_API": "1000req/m", "RS_RATE_LIMIT_INGRESS": "10MB/m",
-                                           "RS_RATE_LIMIT_EGRESS": "10MB/m"}, auth=NO_AUTH).start()
-    try:
-        s = requests.Session()
-        assert s.post(f"{proc.api}/b/under", timeout=TIMEOUT).status_code == 200
-        for i in range(200):
-            assert s.post(f"{proc.api}/b/under/e?ts={i + 1}", data=b"x" * 1000, timeout=TIMEOUT).status_code == 200
-            assert s.get(f"{proc.api}/b/under/e?ts={i + 1}", timeout=TIMEOUT).status_code == 200
-    finally:
-        proc.kill()
+def test_a_client_under_the_limits_is_never_refused(make_server):
+    proc = make_server({"RS_RATE_LIMIT_API": "1000req/m", "RS_RATE_LIMIT_INGRESS": "10MB/m",
+                        "RS_RATE_LIMIT_EGRESS": "10MB/m"}, auth=NO_AUTH)
+    s = requests.Session()
+    assert s.post(f"{proc.api}/b/under", timeout=TIMEOUT).status_code == 200
+    for i in range(200):
+        assert s.post(f"{proc.api}/b/under/e?ts={i + 1}", data=b"x" * 1000, timeout=TIMEOUT).status_code == 200
+        assert s.get(f"{proc.api}/b/under/e?ts={i + 1}", timeout=TIMEOUT).status_code == 200
 
 
 def test_rate_limit_variables_are_checked_at_start(tmp_path):
