@@ -154,6 +154,10 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
         ctx = AppContext(config=config, engine=engine, flusher=flusher)
         ctx.storage = StorageService(engine, flusher)
         ctx.tokens = _open_tokens(config)
+        ctx.damaged.extend(getattr(engine, "damaged", ()))
+        if ctx.tokens.damage is not None:
+            ctx.damaged.append(ctx.tokens.damage)
+            log.error("tokens: %s; only the configured tokens work until it is repaired", ctx.tokens.damage.describe())
         from .services.provisioning import auth_throttle
 
         ctx.throttle = auth_throttle(config.env)

@@ -73,13 +73,14 @@ NEGATIVE_CACHE_SIZE = 4096  # bad fingerprints remembered; bounds memory under r
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """tmp + fsync + rename + fsync(dir): readers see the old file or the new one, never half.
+    """Checksummed state file, tmp + fsync + rename + fsync(dir): readers see the old file or
+    the new one, never half, and rot is detected (``edge.durable.seal``).
 
     A crash leaves at most a stale ``.tmp`` that loading ignores and the next write truncates.
     OSError propagates (the access-time saver catches it). 0600: the file holds only hashes, but
     nobody else needs to read them.
     """
-    durable.replace_file(path, data, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
+    durable.write_state(path, data, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
 
 
 # --- (de)serialisation of the file -------------------------------------------------------------
@@ -133,36 +134,44 @@ class TokenRepository:
         self._fp_of: dict[str, bytes] = {}
         self._bad_fps: OrderedDict[bytes, None] = OrderedDict()
         self._access_dirty = False
+        self.damage: durable.Damage | None = None   # tokens.json damaged: read-only, stored tokens off
 
     @classmethod
     def open(cls, data_path: Path, *, auth_enabled: bool = True) -> "TokenRepository":
+        """Load ``tokens.json``. A damaged file never stops start-up and never opens the door:
+        it is set aside (``edge.durable.set_aside``) and the repository runs *damaged*: no
+        stored token works, only the configured ones (``provision``), and nothing is written
+        until the file is repaired (or its damaged copy removed) and the server restarted."""
         path = Path(data_path) / ".edge" / TOKENS_FILE
         durable.make_dirs(path.parent, mode=0o700)
-        tokens: dict[str, Token] = {}
-        migrated = False
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raw = None
-        if raw is not None:
-            try:
-                doc = json.loads(raw)
-                for rec in doc["tokens"]:
-                    migrated |= not is_hashed(rec.get("secret_hash") or rec.get("value") or "sha256:")
-                    token = _token_from_record(rec)
-                    tokens[token.name] = token
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                # Refuse to start rather than silently drop every token (atomic writes mean this
-                # is damage from outside, not a torn write of ours).
-                raise StorageIOError(f"Token file {path} is unreadable: {exc}") from None
-        repo = cls(path, tokens, auth_enabled=auth_enabled)
-        if migrated:
-            repo._save(tokens)
+        migrated = [False]
+
+        def parse(raw: bytes) -> dict[str, Token]:
+            out: dict[str, Token] = {}
+            for rec in json.loads(raw)["tokens"]:
+                migrated[0] |= not is_hashed(rec.get("secret_hash") or rec.get("value") or "sha256:")
+                token = _token_from_record(rec)
+                out[token.name] = token
+            return out
+
+        tokens, damage, checked = durable.load_state(path, parse)
+        if tokens is None and damage is None:
+            earlier = durable.aside_copies(path)
+            if earlier:   # set aside at an earlier start and not repaired: still damaged
+                damage = durable.Damage(path, "damaged at an earlier start, not repaired yet", earlier[-1])
+        repo = cls(path, tokens or {}, auth_enabled=auth_enabled)
+        repo.damage = damage
+        if damage is None and tokens is not None and (migrated[0] or not checked):
+            repo._save(repo._tokens)   # hash plain secrets / add the checksum of this version
         return repo
 
     # --- persistence -----------------------------------------------------------------------
 
     def _save(self, tokens: dict[str, Token]) -> None:
+        if self.damage is not None:
+            raise StorageIOError(f"Tokens cannot be changed: {TOKENS_FILE} is damaged "
+                                 f"({self.damage.reason}); only the configured tokens work until it is "
+                                 "repaired and the server restarted")
         doc = {"version": FILE_VERSION, "tokens": [_token_to_record(tokens[n]) for n in sorted(tokens)]}
         _atomic_write(self.path, json.dumps(doc, indent=1).encode("utf-8"))
         self._access_dirty = False
@@ -174,7 +183,7 @@ class TokenRepository:
 
     def save_access_times(self) -> None:
         """Persist in-memory ``last_access`` updates, if any (call periodically and at shutdown)."""
-        if self._access_dirty:
+        if self._access_dirty and self.damage is None:
             self._save(self._tokens)
 
     # --- fingerprint index -----------------------------------------------------------------
@@ -384,7 +393,11 @@ class TokenRepository:
             if t.is_provisioned and name not in wanted:
                 tokens[name] = replace(t, is_provisioned=False)
                 lines.append(f"Token '{name}' is no longer provisioned")
-        self._commit(tokens)
+        if self.damage is not None:   # in memory only: the damaged file must not be overwritten
+            self._tokens = tokens
+            lines.append(f"{TOKENS_FILE} is damaged ({self.damage.reason}): only the configured tokens work")
+        else:
+            self._commit(tokens)
         for name, secret in secrets_by_name.items():
             self._index(name, secret)
         return lines

@@ -16,6 +16,7 @@ from ..auth.policy import Policy
 from ..auth.tokens import Token
 from ..config import Config
 from ..services.attachment_uploads import AttachmentUploads
+from ..durable import Damage
 from ..services.commit import Flusher
 from ..services.links import LinkRoom
 from .types import Caller, Request
@@ -39,6 +40,7 @@ class AppContext:
     events: "SystemEvents | None" = None   # $system events; None when RS_SYSTEM_EVENTS_ENABLED=false
     started_monotonic: float = field(default_factory=time.monotonic)
     services: dict[str, Any] = field(default_factory=dict)   # later rooms: uploads, mail, replication ...
+    damaged: list[Damage] = field(default_factory=list)    # state files found damaged at start-up
 
     def uptime_s(self) -> int:
         return int(time.monotonic() - self.started_monotonic)

@@ -37,7 +37,7 @@ async def create_lifecycle(req: Request, ctx: AppContext, name: str) -> Response
 
 async def update_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    _service(ctx).get(name)
+    _service(ctx).check_exists(name)
     await _service(ctx).update(name, await read_json(req))
     return empty_response()
 

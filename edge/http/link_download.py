@@ -126,18 +126,20 @@ async def download(req: Request, ctx: AppContext, file_name: str) -> Response:
     room, reg = ctx.link_room, ctx.links
     rec = reg.find(ct) if room is not None else None
     payload: dict[str, object] | None = None
+    lost_key: NotFoundError | None = None
     if rec is not None and room is not None:
         try:
             payload = unseal(ct, s, n, room.key.material, associated=issuer.encode("utf-8", "surrogatepass"))
         except LinkInvalidError:
             payload = None                       # a real ct with forged s/n/i: the uniform answer
+            lost_key = room.lost_key_error(rec)  # ... unless sealed under a key since found damaged: say so
         if payload is None or payload.get("id") != rec.id or issuer != rec.creator:
             rec = None
     if rec is not None:
         check_state(revoked=rec.revoked, expire_at_s=rec.expire_at, now_s=time.time())
     admitted = await admit(req, ctx, rec, offer)   # forged ones pay the same work: same timing class
     if admitted is None or payload is None:
-        raise link_not_found()
+        raise lost_key or link_not_found()
     return await serve(req, ctx, admitted, _plan(payload), target)
 
 

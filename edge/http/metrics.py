@@ -109,6 +109,8 @@ class ServerCollector:
         yield from self._links()
         yield from self._rooms()
         yield from self._system_events()
+        yield _gauge("edge_damaged_state_files", "Small state files found damaged at start-up and set aside "
+                     "(see the log and `edge check`)", len(ctx.damaged))
 
     def _system_events(self) -> Iterator[Any]:
         events = self.ctx.events

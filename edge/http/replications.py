@@ -37,7 +37,7 @@ async def create_replication(req: Request, ctx: AppContext, name: str) -> Respon
 
 async def update_replication(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    _service(ctx).get(name)   # 404 before the body is judged
+    _service(ctx).check_exists(name)   # 404 before the body is judged (a damaged one is mended)
     doc = await read_json(req)
     await _service(ctx).update(name, doc)
     return empty_response()

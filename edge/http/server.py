@@ -50,9 +50,10 @@ async def get_info(req: Request, ctx: AppContext) -> Response:
         "license": None,
         "disk_usage": engine.disk_usage,  # not a ReductStore field: bytes of every bucket's files
     }
-    report = getattr(engine, "recovery_report", None)
+    report = list(getattr(engine, "recovery_report", None) or [])
+    report += [d.describe() for d in ctx.damaged if d not in getattr(engine, "damaged", ())]
     if report:
-        doc["recovery"] = list(report)[-100:]
+        doc["recovery"] = report[-100:]
     return json_response(doc)
 
 

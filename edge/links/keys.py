@@ -1,7 +1,8 @@
 """The server link key: 32 random bytes in ``<data>/.edge/link.key``, created on first start.
 
-Owns: creating (atomically, mode 0600, never clobbering a concurrent creator) and loading that file,
-and the ``ServerKey`` value whose repr never shows the secret.
+Owns: creating (atomically, mode 0600, never clobbering a concurrent creator) and loading that file
+(checksummed; a damaged one is set aside and replaced), and the ``ServerKey`` value whose repr
+never shows the secret.
 Must not: log or print the key material (only ``fingerprint``), derive per-link keys (``seal.py``),
 import trio, edge.store or edge.http.
 """
@@ -28,6 +29,8 @@ class ServerKey:
 
     material: bytes = field(repr=False)
     path: Path | None = None
+    damage: durable.Damage | None = None   # found damaged at this start (and set aside)
+    replaced_at: float | None = None       # newest time an earlier key was set aside as damaged
 
     @property
     def fingerprint(self) -> str:
@@ -45,25 +48,36 @@ def key_path(data_dir: Path) -> Path:
 def load_or_create(data_dir: Path) -> ServerKey:
     """Return the key in ``<data>/.edge/link.key``, creating it (0600, atomically) when missing.
 
-    A file of the wrong size is a ConfigError naming the path (never a silent new key: that
-    would invalidate every link without anybody noticing). A file readable by group/others is
+    The file is a checksummed state file (``edge.durable.seal``); a bare 32-byte file of an
+    earlier version is accepted and sealed in place (same key). A damaged file never stops
+    start-up: it is set aside (``link.key.damaged-<time>``, never deleted) and a new key is made,
+    so new links work; ``ServerKey.replaced`` then says when, so that links issued before stop
+    verifying *and say so* instead of looking forged. A file readable by group/others is
     tightened to 0600, as the key must stay private to the server's user.
     """
     path = key_path(data_dir)
     durable.make_dirs(path.parent, mode=0o700)
-    if not path.exists():
-        _create(path)
+
+    def parse(raw: bytes) -> bytes:
+        if len(raw) != KEY_BYTES:
+            raise ValueError(f"expected {KEY_BYTES} bytes of key, found {len(raw)}")
+        return raw
+
     try:
-        st = path.stat()
-        if st.st_mode & 0o077:
+        if path.exists() and path.stat().st_mode & 0o077:
             os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-        material = path.read_bytes()
+        material, damage, checked = durable.load_state(path, parse)
+        if material is not None and not checked:
+            durable.write_state(path, material, mode=0o600)     # upgrade: same key, now sealed
+        if material is None:
+            _create(path)
+            material, _, _ = durable.load_state(path, parse)
     except OSError as exc:
         raise ConfigError(f"Cannot read the link key {path}: {exc.strerror}") from None
-    if len(material) != KEY_BYTES:
-        raise ConfigError(f"The link key {path} is damaged (expected {KEY_BYTES} bytes); "
-                          "restore it from a backup or remove it to invalidate all links")
-    return ServerKey(material, path)
+    if material is None:   # the key we just made is already unreadable: nothing sane to do
+        raise ConfigError(f"The link key {path} cannot be created readably")
+    replaced = [t for t in (durable.aside_time(p) for p in durable.aside_copies(path)) if t is not None]
+    return ServerKey(material, path, damage=damage, replaced_at=max(replaced, default=None))
 
 
 def _create(path: Path) -> None:
@@ -73,7 +87,7 @@ def _create(path: Path) -> None:
     each other's key (``rename`` would, leaving links sealed under a key that is gone).
     """
     tmp = path.with_name(f".{KEY_FILE}.{secrets.token_hex(8)}.tmp")
-    durable.write_new(tmp, secrets.token_bytes(KEY_BYTES), mode=0o600)
+    durable.write_new(tmp, durable.seal(secrets.token_bytes(KEY_BYTES)), mode=0o600)
     try:
         try:
             os.link(tmp, path)

@@ -147,6 +147,7 @@ class LinkRegistry:
         self._next_serial = 1
         self._decoy: dict | None = None      # a password hash nobody knows (see password_matches)
         self.load_report: list[str] = []     # human lines: files skipped at load
+        self.damaged: list[durable.Damage] = []   # state files found damaged (set aside) at load
         self._load()
 
     @classmethod
@@ -326,8 +327,8 @@ class LinkRegistry:
 
     def _store(self, rec: LinkRecord) -> None:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
-        durable.atomic_write(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode(),
-                             failure="Cannot write link record")
+        durable.write_state_file(self.dir / f"{rec.id}.json", json.dumps(_to_json(rec), separators=(",", ":")).encode(),
+                                 failure="Cannot write link record")
         self._publish(rec)
 
     def _publish(self, rec: LinkRecord) -> None:
@@ -348,7 +349,7 @@ class LinkRegistry:
         def skipped(path: Path, exc: Exception) -> None:
             self.load_report.append(f"skipped link file {path.name}: {exc}")
 
-        for rec in durable.load_json_dir(self.dir, parse, skipped):
+        for rec in durable.load_json_dir(self.dir, parse, skipped, damaged=self.damaged):
             self._publish(rec)
         # Links written before serials existed get the next ones, in creation order, once.
         for rec in sorted((r for r in self._links.values() if not r.serial), key=lambda r: (r.created_at, r.id)):

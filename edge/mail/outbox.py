@@ -74,6 +74,7 @@ class Outbox:
         self._lock = threading.RLock()
         self._mails: dict[str, Mail] = {}
         self.load_report: list[str] = []
+        self.damaged: list[durable.Damage] = []   # state files found damaged (set aside) at load
         self._load()
 
     @classmethod
@@ -169,6 +170,11 @@ class Outbox:
                 except OSError:
                     continue        # tried again at the next prune
                 del self._mails[m.id]
+            if drop:
+                try:
+                    durable.fsync_dir(self.dir)   # pruned mails must not come back after a power cut
+                except OSError:
+                    pass            # the next prune removes them again
         return len(drop)
 
     # --- persistence --------------------------------------------------------------------------
@@ -184,8 +190,8 @@ class Outbox:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
         data = dataclasses.asdict(mail)
         data["v"] = SCHEMA
-        durable.atomic_write(self.dir / f"{mail.id}.json", json.dumps(data, separators=(",", ":")).encode(),
-                             failure="Cannot write to the mail outbox")
+        durable.write_state_file(self.dir / f"{mail.id}.json", json.dumps(data, separators=(",", ":")).encode(),
+                                 failure="Cannot write to the mail outbox")
         self._mails[mail.id] = mail
 
     def _load(self) -> None:
@@ -202,7 +208,7 @@ class Outbox:
         def skipped(path: Path, exc: Exception) -> None:
             self.load_report.append(f"skipped outbox file {path.name}: {exc}")
 
-        for mail in durable.load_json_dir(self.dir, parse, skipped):
+        for mail in durable.load_json_dir(self.dir, parse, skipped, damaged=self.damaged):
             self._mails[mail.id] = mail
             if mail.state == SENDING:
                 # Crashed mid-send: we cannot know whether the server took it. Send again

@@ -82,6 +82,26 @@ def decode_frames(data: bytes | memoryview) -> tuple[list[Event], int]:
     return events, pos
 
 
+def verify(path: Path) -> list[str]:
+    """What is damaged in the log folder ``path``, without changing anything (``edge check``):
+    segments whose frames stop before their end, and cursor slots that do not check."""
+    found = []
+    for e in sorted(files.list_dir(path), key=lambda e: e.name):
+        if e.name.endswith(".seg"):
+            data = files.read_file(Path(e.path)) or b""
+            _, used = decode_frames(data)
+            if used < len(data):
+                found.append(f"{e.name}: frames end at byte {used} of {len(data)} (torn or damaged)")
+        elif e.name == "cursor":
+            raw = files.read_file(Path(e.path)) or b""
+            for i in range(2):
+                slot = raw[i * SLOT_SIZE:(i + 1) * SLOT_SIZE]
+                if any(slot) and (len(slot) < _SLOT.size or zlib.crc32(slot[:24]) != _SLOT.unpack_from(slot)[3]
+                                  or any(slot[_SLOT.size:])):
+                    found.append(f"cursor: slot {i} damaged")
+    return found
+
+
 def _seg_name(first: int) -> str:
     return f"{first:020d}.seg"
 
@@ -93,6 +113,7 @@ class ReplicationLog:
         self.segment_events = segment_events
         self.dropped = 0              # events dropped because the log was full (total, persisted)
         self.recovered_bytes = 0      # torn tail cut at open
+        self.report: list[str] = []   # what opening found damaged or cut (the service logs it)
         self._segments: list[int] = []   # first seq of every segment, ascending
         self._head = 0                # seq of the next event to append
         self.cursor = 0               # seq of the first undelivered event
@@ -130,6 +151,8 @@ class ReplicationLog:
             size = files.fd_size(fd)
             if end < size:  # torn tail: a frame that never completed (or bit rot at the end)
                 self.recovered_bytes = size - end
+                self.report.append(f"{_seg_name(last)}: {size - end} bytes after event {last + count - 1} cut "
+                                   "(a torn write or a damaged frame); events in them are lost")
                 files.truncate(fd, end)
                 files.datasync(fd)
             self._fd, self._active_count, self._head = fd, count, last + count
@@ -164,7 +187,14 @@ class ReplicationLog:
             if len(slot) < _SLOT.size:
                 continue
             seq, dropped, gen, crc = _SLOT.unpack(slot)
-            if zlib.crc32(slot[:24]) == crc and gen >= best[2]:
+            if zlib.crc32(slot[:24]) != crc:
+                if any(slot):
+                    self.report.append(f"cursor: slot {i} damaged; the other slot is used (events after it "
+                                       "may be sent again)")
+                continue
+            if any(raw[i * SLOT_SIZE + _SLOT.size:(i + 1) * SLOT_SIZE]):
+                self.report.append(f"cursor: padding of slot {i} damaged (the slot itself checks)")
+            if gen >= best[2]:
                 best = (seq, dropped, gen)
         return best
 
@@ -288,7 +318,30 @@ class ReplicationLog:
         self._fd = self._r_fd = self._cursor_fd = None
 
     def destroy(self) -> None:
-        """Close and delete the whole folder (replication removed)."""
+        """Close and delete the whole folder (replication removed), durably: the folder is first
+        renamed to a hidden ``.<name>.removed`` name and that rename fsynced, so a power cut can
+        never bring back stale events under the name (a new replication of the same name would
+        send them); ``sweep`` removes what a cut left of the hidden folder."""
         self.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        doomed = self.path.with_name(f".{self.path.name}.removed")
+        try:
+            shutil.rmtree(doomed, ignore_errors=True)
+            files.rename(self.path, doomed)
+        except Exception:   # noqa: BLE001 - gone already, or the rename failed: delete in place
+            doomed = self.path
+        shutil.rmtree(doomed, ignore_errors=True)
+        files.fsync_dir(self.path.parent)
+
+
+def sweep(logs_dir: Path, keep: set[str]) -> list[str]:
+    """Remove log folders that belong to no replication (``keep``: their folder names) and the
+    leftovers of an interrupted ``destroy``; returns what was removed."""
+    removed = []
+    for e in files.list_dir(logs_dir):
+        if e.is_dir(follow_symlinks=False) and e.name not in keep:
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(e.name)
+    if removed:
+        files.fsync_dir(logs_dir)
+    return removed
 

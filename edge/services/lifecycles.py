@@ -31,6 +31,7 @@ from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, 
 from ..query.select import is_meta, select_entries
 from ..query.when import compile_when
 from ..query.when.values import parse_duration
+from .. import durable
 from ..store import files
 
 if TYPE_CHECKING:
@@ -140,10 +141,14 @@ class Lifecycle:
                                       "last_error": None}
         self.scope: trio.CancelScope | None = None
         self.wake = trio.Event()
+        self.damaged: str | None = None   # read from a damaged file: disabled until set again
 
     def info(self) -> dict:
-        return {"name": self.name, "is_provisioned": self.provisioned, "is_running": self.is_running,
-                "type": self.settings["type"], "mode": self.settings["mode"], "last_run": _rfc3339(self.last_run)}
+        out = {"name": self.name, "is_provisioned": self.provisioned, "is_running": self.is_running,
+               "type": self.settings["type"], "mode": self.settings["mode"], "last_run": _rfc3339(self.last_run)}
+        if self.damaged is not None:
+            out["damaged"] = self.damaged
+        return out
 
     def detail(self) -> dict:
         return {"info": self.info(), "settings": dict(self.settings), "stats": dict(self.stats)}
@@ -159,25 +164,52 @@ class LifecycleService:
         self.min_interval_s = parse_float(text, "EDGE_LIFECYCLE_MIN_INTERVAL_S") if text else 600.0
         self.path = config.data_path / ".edge" / "lifecycles.json"
         self.lifecycles: dict[str, Lifecycle] = {}
+        # From a damaged lifecycles.json, unreadable: name -> (reason, the old item or None).
+        self.unreadable: dict[str, tuple[str, dict | None]] = {}
+        self.damage: durable.Damage | None = None
         self.nursery: trio.Nursery | None = None
 
     # --- registry ---------------------------------------------------------------------------
 
     def load(self) -> list[str]:
-        raw = files.read_file(self.path)
-        for doc in (json.loads(raw)["lifecycles"] if raw else []):
-            lc = Lifecycle(doc["name"], doc["settings"], bool(doc.get("provisioned")))
-            if doc.get("last_run"):
-                lc.last_run = datetime.fromisoformat(doc["last_run"].replace("Z", "+00:00"))
-            self.lifecycles[lc.name] = lc
+        """Registry + provisioning. A damaged ``lifecycles.json`` never stops start-up: it is
+        set aside; lifecycles still readable in it are kept *disabled and damaged* (they remove
+        nothing), unreadable ones are listed only, until someone sets them again (PUT, PATCH
+        mode) or removes them."""
         lines = []
+        reg = durable.load_list_registry(self.path, "lifecycles")
+        self.damage = reg.damage
+        if reg.damage is not None:
+            lines.append(f"{reg.damage.describe()}: its lifecycles are paused")
+        for doc in reg.docs:
+            try:
+                lc = Lifecycle(doc["name"], parse_lifecycle(doc["settings"], min_interval_s=0.0),
+                               bool(doc.get("provisioned")))
+                if doc.get("last_run"):
+                    lc.last_run = datetime.fromisoformat(doc["last_run"].replace("Z", "+00:00"))
+            except (EdgeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                reg.suspect.append((doc["name"], f"unreadable settings: {getattr(exc, 'message', exc)}", doc))
+                continue
+            self.lifecycles[lc.name] = lc
+        for name, reason, doc in reg.suspect:
+            try:
+                settings = parse_lifecycle(doc["settings"], min_interval_s=0.0)  # type: ignore[index]
+            except (EdgeError, KeyError, TypeError, AttributeError):
+                self.unreadable[name] = (reason, doc)
+                lines.append(f"lifecycle '{name}' is damaged ({reason}); listed, not run")
+                continue
+            lc = Lifecycle(name, {**settings, "mode": "disabled"}, False)
+            lc.damaged = reason
+            self.lifecycles[name] = lc
+            lines.append(f"lifecycle '{name}' is damaged ({reason}); disabled until set again")
         wanted = parse_env_lifecycles(self.env, self.min_interval_s)
         for name, settings in wanted.items():
+            self.unreadable.pop(name, None)
             lc = self.lifecycles.get(name)
             if lc is None:
                 self.lifecycles[name] = Lifecycle(name, settings, True)
             else:
-                lc.settings, lc.provisioned = settings, True
+                lc.settings, lc.provisioned, lc.damaged = settings, True, None
             lines.append(f"Provisioned lifecycle '{name}'")
         for name, lc in self.lifecycles.items():
             if lc.provisioned and name not in wanted:
@@ -186,16 +218,29 @@ class LifecycleService:
         return lines
 
     def _save(self) -> None:
-        files.make_dirs(self.path.parent)
-        docs = [{"name": lc.name, "provisioned": lc.provisioned, "settings": lc.settings,
-                 "last_run": _rfc3339(lc.last_run)} for lc in self.lifecycles.values()]
-        files.atomic_write(self.path, json.dumps({"lifecycles": docs}, indent=1).encode())
+        docs = []
+        for lc in self.lifecycles.values():
+            doc = {"name": lc.name, "provisioned": lc.provisioned, "settings": lc.settings,
+                   "last_run": _rfc3339(lc.last_run)}
+            docs.append(doc if lc.damaged is None else durable.suspect_record(lc.name, lc.damaged, doc))
+        docs += [durable.suspect_record(n, reason, doc) for n, (reason, doc) in self.unreadable.items()]
+        with files.translate_errors():
+            durable.write_state(self.path, json.dumps({"lifecycles": docs}, indent=1).encode(), mode=0o644)
 
     def get(self, name: str) -> Lifecycle:
         lc = self.lifecycles.get(name)
         if lc is None:
+            if name in self.unreadable:
+                raise ConflictError(f"Lifecycle '{name}' was read from a damaged lifecycles.json "
+                                    f"({self.unreadable[name][0]}): its settings are lost; set them again "
+                                    "(PUT) or remove it")
             raise NotFoundError(f"Lifecycle '{name}' does not exist")
         return lc
+
+    def check_exists(self, name: str) -> None:
+        """404 unless ``name`` is a lifecycle, healthy or damaged (PUT and DELETE mend those)."""
+        if name not in self.lifecycles and name not in self.unreadable:
+            raise NotFoundError(f"Lifecycle '{name}' does not exist")
 
     def _parse(self, name: str, doc: Any) -> dict:
         settings = parse_lifecycle(doc, min_interval_s=self.min_interval_s)
@@ -214,10 +259,18 @@ class LifecycleService:
         await self.nursery.start(self.run_lifecycle, lc)
 
     async def update(self, name: str, doc: Any) -> None:
+        if name in self.unreadable:   # lost settings, set again
+            lc = Lifecycle(name, self._parse(name, doc), False)
+            self.lifecycles[name] = lc
+            del self.unreadable[name]
+            self._save()
+            await self.nursery.start(self.run_lifecycle, lc)
+            return
         lc = self.get(name)
         if lc.provisioned:
             raise ConflictError(f"Can't update provisioned lifecycle '{name}'")
         lc.settings = self._parse(name, doc)
+        lc.damaged = None
         self._save()
         if lc.scope is not None:
             lc.scope.cancel()
@@ -227,11 +280,16 @@ class LifecycleService:
         lc = self.get(name)
         changed = lc.settings["mode"] != mode
         lc.settings = {**lc.settings, "mode": mode}
+        lc.damaged = None   # a human looked at it and chose
         self._save()
         if changed:
             lc.wake.set()   # enabling (or dry_run) runs a pass at once
 
     def remove(self, name: str) -> None:
+        if name in self.unreadable:
+            del self.unreadable[name]
+            self._save()
+            return
         lc = self.get(name)
         if lc.provisioned:
             raise ConflictError(f"Can't remove provisioned lifecycle '{name}'")
@@ -241,7 +299,10 @@ class LifecycleService:
         self._save()
 
     def list_info(self) -> list[dict]:
-        return [lc.info() for lc in self.lifecycles.values()]
+        lost = [{"name": n, "is_provisioned": False, "is_running": False, "type": (doc or {}).get("settings", {}).get("type"),
+                 "mode": "disabled", "last_run": None, "damaged": reason}
+                for n, (reason, doc) in self.unreadable.items()]
+        return [lc.info() for lc in self.lifecycles.values()] + lost
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -369,5 +430,8 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     service = LifecycleService(ctx.engine, ctx.storage, ctx.config, events=ctx.events)
     for line in service.load():
         log.info("lifecycles: %s", line)
+    if service.damage is not None:
+        ctx.damaged.append(service.damage)
+        log.error("lifecycles: %s", service.damage.describe())
     ctx.services["lifecycles"] = service
     await nursery.start(service.run)

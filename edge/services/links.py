@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from edge.errors import NotFoundError
 from edge.links import LinkRegistry, ServerKey, load_or_create
 
 log = logging.getLogger("edge.links")
@@ -53,6 +54,20 @@ class LinkRoom:
         self._resolved.move_to_end(k)
         return True
 
+    def lost_key_error(self, rec: Any) -> NotFoundError | None:
+        """Why ``rec`` no longer verifies if it was issued under a key later found damaged.
+
+        The key was replaced (``keys.load_or_create``); links sealed under the old one cannot
+        be checked any more. Their holders get this text instead of the uniform "not found",
+        which would read as a forged or revoked link.
+        """
+        replaced = self.key.replaced_at
+        if replaced is None or rec.created_at > replaced:
+            return None
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(replaced))
+        return NotFoundError(f"This link was issued under a server link key found damaged and replaced on "
+                             f"{when}; it no longer verifies: ask for a new link")
+
     def remember(self, link_id: str, entry: str, ts_us: int, now: float | None = None) -> None:
         self._resolved[(link_id, entry, ts_us)] = time.monotonic() if now is None else now
         self._resolved.move_to_end((link_id, entry, ts_us))
@@ -69,8 +84,9 @@ def _open(data_path: Any) -> LinkRoom:
 async def start(ctx: Any, nursery: trio.Nursery) -> None:
     """Room starter (``edge.main.ROOM_STARTERS``): key + registry on ``ctx``; no background task.
 
-    A damaged key file raises ``ConfigError`` naming the path, which stops start-up: silently
-    making a new key would invalidate every link without anybody noticing.
+    A damaged key file is set aside and replaced (``keys.load_or_create``): new links work,
+    older ones answer ``LinkRoom.lost_key_error``; the damage is logged and reported with the
+    other damaged state files (``ctx.damaged``), never silent.
     """
     room = await trio.to_thread.run_sync(partial(_open, ctx.config.data_path))
     ctx.links = room.registry
@@ -78,6 +94,10 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     ctx.services["links"] = room
     for line in room.registry.load_report:
         log.warning("%s", line)
+    ctx.damaged.extend(room.registry.damaged)
+    if room.key.damage is not None:
+        ctx.damaged.append(room.key.damage)
+        log.error("%s; a new link key was made: links issued before no longer verify", room.key.damage.describe())
     # The fingerprint says which key is in use (after a restore, say) without revealing it.
     log.info("%d share link(s) loaded, key fingerprint %s",
              len(room.registry.list()), room.key.fingerprint)

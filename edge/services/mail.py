@@ -376,6 +376,7 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     outbox = await trio.to_thread.run_sync(Outbox.open, ctx.config.data_path)
     for line in outbox.load_report:
         log.warning("outbox: %s", line)
+    ctx.damaged.extend(outbox.damaged)
     if ctx.config.receipt_to:
         problem = address_problem(ctx.config.receipt_to)
         if problem:

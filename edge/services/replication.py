@@ -39,7 +39,9 @@ from ..query.when import compile_when
 from ..replication.client import HttpClient, HttpError
 from ..replication.diagnostics import Diagnostics
 from ..replication.log import UPDATE, WRITE, Event, ReplicationLog
+from ..replication.log import sweep as sweep_logs
 from ..replication.settings import ReplicationSettings, parse_env_replications, parse_settings, to_record, to_wire
+from .. import durable
 from ..store import files
 
 log = logging.getLogger("edge.replication")
@@ -84,6 +86,7 @@ class Replication:
         self.skipped = 0          # events whose record was gone before it could be sent
         self._wake = trio.Event()
         self._dropped_seen = rlog.dropped
+        self.damaged: str | None = None   # read from a damaged file: paused until set again
         self.apply(settings)
 
     def apply(self, settings: ReplicationSettings) -> None:
@@ -134,8 +137,11 @@ class Replication:
         return self.settings.mode != "disabled" and not self.failing
 
     def info(self) -> dict:
-        return {"name": self.name, "mode": self.settings.mode, "is_active": self.is_active,
-                "is_provisioned": self.provisioned, "pending_records": self.log.pending}
+        out = {"name": self.name, "mode": self.settings.mode, "is_active": self.is_active,
+               "is_provisioned": self.provisioned, "pending_records": self.log.pending}
+        if self.damaged is not None:
+            out["damaged"] = self.damaged
+        return out
 
     def detail(self) -> dict:
         return {"info": self.info(), "settings": to_wire(self.settings),
@@ -362,6 +368,10 @@ class ReplicationService:
         self.ca_path = env.get("RS_REPLICATION_CA_PATH") or None
         self.env = env
         self.replications: dict[str, Replication] = {}
+        # From a damaged replications.json, unreadable: name -> (reason, the old item or None).
+        # Listed as paused and damaged; nothing is queued or sent for them.
+        self.unreadable: dict[str, tuple[str, dict | None]] = {}
+        self.damage: durable.Damage | None = None
         self.nursery: trio.Nursery | None = None
 
     # --- persistence ------------------------------------------------------------------------
@@ -370,38 +380,65 @@ class ReplicationService:
         return ReplicationLog.open(self.logs_dir / quote(name, safe=""), self.log_size)
 
     def load(self) -> list[str]:
+        """Registry + provisioning. A damaged ``replications.json`` never stops start-up: it is
+        set aside, and what can still be read of it is listed *paused and damaged* (readable
+        settings: a paused replication that keeps queuing but sends nothing; unreadable ones:
+        listed only) until someone sets them again (PUT, PATCH mode) or removes them."""
         lines = []
-        raw = files.read_file(self.registry_path)
-        docs = json.loads(raw)["replications"] if raw else []
-        for doc in docs:
+        reg = durable.load_list_registry(self.registry_path, "replications")
+        self.damage = reg.damage
+        if reg.damage is not None:
+            lines.append(f"{reg.damage.describe()}: its replications are paused")
+        for doc in reg.docs:
             try:
                 settings = parse_settings(doc["settings"])
-            except (EdgeError, KeyError) as exc:
-                lines.append(f"replication '{doc.get('name')}' skipped: {exc}")
+            except (EdgeError, KeyError, TypeError) as exc:
+                reg.suspect.append((doc["name"], f"unreadable settings: {exc}", doc))
                 continue
             self.replications[doc["name"]] = Replication(self, doc["name"], settings, bool(doc.get("provisioned")),
                                                          self._open_log(doc["name"]))
+        for name, reason, doc in reg.suspect:
+            try:
+                settings = parse_settings(doc["settings"]).with_mode("paused")  # type: ignore[index]
+            except (EdgeError, KeyError, TypeError, AttributeError):
+                self.unreadable[name] = (reason, doc)
+                lines.append(f"replication '{name}' is damaged ({reason}); listed, not run")
+                continue
+            rep = Replication(self, name, settings, False, self._open_log(name))
+            rep.damaged = reason
+            self.replications[name] = rep
+            lines.append(f"replication '{name}' is damaged ({reason}); paused until set again")
         wanted = parse_env_replications(self.env)
         for name, settings in wanted.items():
+            self.unreadable.pop(name, None)
             rep = self.replications.get(name)
             if rep is None:
                 self.replications[name] = Replication(self, name, settings, True, self._open_log(name))
             else:
                 rep.provisioned = True
+                rep.damaged = None
                 rep.apply(settings)
             lines.append(f"Provisioned replication '{name}'")
         for name, rep in self.replications.items():
             if rep.provisioned and name not in wanted:
                 rep.provisioned = False
                 lines.append(f"Replication '{name}' is no longer provisioned")
+            lines += [f"replication '{name}' transaction log: {line}" for line in rep.log.report]
         self._save()
+        keep = {quote(n, safe="") for n in [*self.replications, *self.unreadable]}
+        for folder in ([] if self.damage is not None else sweep_logs(self.logs_dir, keep)):
+            lines.append(f"removed the transaction log {folder} of a replication that no longer exists")
         return lines
 
     def _save(self) -> None:
-        files.make_dirs(self.state_dir)
-        docs = [{"name": r.name, "provisioned": r.provisioned, "settings": to_record(r.settings)}
-                for r in self.replications.values()]
-        files.atomic_write(self.registry_path, json.dumps({"replications": docs}, indent=1).encode())
+        docs = []
+        for r in self.replications.values():
+            doc = {"name": r.name, "provisioned": r.provisioned, "settings": to_record(r.settings)}
+            docs.append(doc if r.damaged is None else durable.suspect_record(r.name, r.damaged, doc))
+        docs += [durable.suspect_record(n, reason, doc) for n, (reason, doc) in self.unreadable.items()]
+        with files.translate_errors():
+            durable.write_state(self.registry_path, json.dumps({"replications": docs}, indent=1).encode(),
+                                mode=0o644)
 
     # --- hooks (synchronous, before the write is acknowledged) -----------------------------
 
@@ -453,8 +490,17 @@ class ReplicationService:
     def get(self, name: str) -> Replication:
         rep = self.replications.get(name)
         if rep is None:
+            if name in self.unreadable:
+                raise ConflictError(f"Replication '{name}' was read from a damaged replications.json "
+                                    f"({self.unreadable[name][0]}): its settings are lost; set them again "
+                                    "(PUT) or remove it")
             raise NotFoundError(f"Replication '{name}' does not exist")
         return rep
+
+    def check_exists(self, name: str) -> None:
+        """404 unless ``name`` is a replication, healthy or damaged (PUT and DELETE mend those)."""
+        if name not in self.replications and name not in self.unreadable:
+            raise NotFoundError(f"Replication '{name}' does not exist")
 
     def _validate(self, name: str, settings: ReplicationSettings) -> None:
         try:
@@ -482,6 +528,15 @@ class ReplicationService:
         await self.nursery.start(rep.run)
 
     async def update(self, name: str, doc: Any) -> None:
+        if name in self.unreadable:   # lost settings, set again: a new replication over its old log
+            settings = parse_settings(doc)
+            self._validate(name, settings)
+            rep = Replication(self, name, settings, False, self._open_log(name))
+            self.replications[name] = rep
+            del self.unreadable[name]
+            self._save()
+            await self.nursery.start(rep.run)
+            return
         rep = self.get(name)
         if rep.provisioned:
             raise ConflictError(f"Can't update provisioned replication '{name}'")
@@ -494,16 +549,23 @@ class ReplicationService:
             rep.log.destroy()
             rep.log = self._open_log(name)
         rep.apply(settings)
+        rep.damaged = None
         self._save()
         await self.nursery.start(rep.run)
 
     def set_mode(self, name: str, mode: str) -> None:
         rep = self.get(name)
         rep.settings = rep.settings.with_mode(mode)
+        rep.damaged = None   # a human looked at it and chose
         self._save()
         rep.wake()
 
     def remove(self, name: str) -> None:
+        if name in self.unreadable:
+            del self.unreadable[name]
+            self._open_log(name).destroy()
+            self._save()
+            return
         rep = self.get(name)
         if rep.provisioned:
             raise ConflictError(f"Can't remove provisioned replication '{name}'")
@@ -514,7 +576,9 @@ class ReplicationService:
         self._save()
 
     def list_info(self) -> list[dict]:
-        return [r.info() for r in self.replications.values()]
+        lost = [{"name": n, "mode": "paused", "is_active": False, "is_provisioned": False, "pending_records": 0,
+                 "damaged": reason} for n, (reason, _) in self.unreadable.items()]
+        return [r.info() for r in self.replications.values()] + lost
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the sender tasks; close the logs when the server stops."""
@@ -535,6 +599,9 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     service = ReplicationService(ctx.engine, ctx.storage, ctx.config)
     for line in service.load():   # small files; Trio objects are made here, on the Trio thread
         log.info("replication: %s", line)
+    if service.damage is not None:
+        ctx.damaged.append(service.damage)
+        log.error("replication: %s", service.damage.describe())
     ctx.storage.write_hooks.append(service.on_write)
     ctx.storage.update_hooks.append(service.on_update)
     ctx.services["replication"] = service

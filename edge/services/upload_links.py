@@ -66,6 +66,7 @@ def ensure(ctx: Any) -> UploadLinkService:
         registry = UploadLinkRegistry.open(ctx.config.data_path)
         for line in registry.load_report:
             log.warning("%s", line)
+        ctx.damaged.extend(registry.damaged)
         svc = ctx.services["upload_links"] = UploadLinkService(registry)
     return svc
 

@@ -275,6 +275,7 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
     staging, report = await trio.to_thread.run_sync(Staging.open, root, limits)
     for line in report:
         log.warning("uploads: %s", line)
+    ctx.damaged.extend(staging.damaged)
     service = UploadService(staging, ctx.storage, ctx.engine)
     ctx.services["uploads"] = service
     await nursery.start(service.reap_forever)

@@ -36,6 +36,7 @@ from edge.errors import (
     StorageIOError,
     StorageLimitError,
 )
+from edge import durable
 from edge.formats.metadata import BUCKET_NAME_ERROR, check_bucket_name, check_entry_name  # noqa: F401
 from edge.model import BucketInfo, BucketSettings, EntryInfo, QuotaType
 from edge.formats.frame import encode_meta
@@ -49,6 +50,13 @@ if TYPE_CHECKING:
 
 SETTINGS = "settings.json"
 # The name rules live with the other stored-name rules (formats/metadata.py); re-exported here.
+MARKER_PAYLOAD = b"edge entry\n"   # sealed (edge.durable): an earlier version wrote it empty
+
+
+def _parse_marker(raw: bytes) -> bytes:
+    if raw not in (MARKER_PAYLOAD, b""):
+        raise ValueError("not an entry marker")
+    return raw
 
 
 def parents_of(name: str) -> list[str]:
@@ -104,6 +112,7 @@ class Bucket:
         # it equals the entry's ``_fifo_key`` (stale ones are skipped when popped).
         self._fifo_heap: list[tuple[int, int, Entry]] = []
         self._fifo_seq = itertools.count()
+        self.damaged: durable.Damage | None = None   # settings.json damaged: reads only
 
     @property
     def path(self) -> Path:
@@ -116,11 +125,12 @@ class Bucket:
     # --- settings ---------------------------------------------------------------------------
 
     def save(self) -> None:
-        files.atomic_write(self.path / SETTINGS, settings_to_json(self.settings, self.is_provisioned))
+        files.write_state(self.path / SETTINGS, settings_to_json(self.settings, self.is_provisioned))
 
     def update_settings(self, settings: BucketSettings) -> None:
         self.settings = settings
         self.save()
+        self.damaged = None   # set again by a human: writes are accepted again
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -128,8 +138,19 @@ class Bucket:
         for name in sorted(self._scan_entry_names(self.path, "")):
             entry = Entry(self, name)
             self.entries[name] = entry
+            self._check_marker(entry, report)
             entry.load(report)
             self._fifo_note(entry)
+
+    def _check_marker(self, entry: Entry, report: list[str]) -> None:
+        """A damaged ``.entry`` marker is set aside and written again (it only says "an entry
+        lives here", which the folder already tells)."""
+        path = entry.dir / MARKER
+        _, damage, _ = files.load_state(path, _parse_marker)
+        if damage is not None:
+            self.engine.damaged.append(damage)
+            report.append(f"{self.name}/{entry.name}: {damage.describe()}; marker written again")
+            files.write_state(path, MARKER_PAYLOAD)
 
     def _scan_entry_names(self, folder: Path, prefix: str) -> Iterator[str]:
         for e in files.list_dir(folder):
@@ -187,8 +208,8 @@ class Bucket:
         entry = Entry(self, name)
         files.make_dirs(entry.dir)   # durable: the parent of each created folder is fsynced
         # the marker keeps an entry without blocks (an implicit parent) across restarts
-        if files.touch(entry.dir / MARKER):
-            files.fsync_dir(entry.dir)
+        if files.file_size(entry.dir / MARKER) is None:
+            files.write_state(entry.dir / MARKER, MARKER_PAYLOAD)
         self.entries[name] = entry
         self._fifo_note(entry)
         return entry
@@ -263,6 +284,9 @@ class Bucket:
 
     def _check_quota(self, need: int) -> bool:
         """Raise if ``need`` can never fit; True if FIFO has to evict first."""
+        if self.damaged is not None:
+            raise ConflictError(f"Bucket '{self.name}' is read-only: its settings file is damaged "
+                                f"({self.damaged.reason}); set its settings again to accept writes")
         s = self.settings
         if s.quota_type == QuotaType.HARD:
             if not ring.fits(self.committed, need, s.quota_size):

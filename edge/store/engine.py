@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from edge import durable
 from edge.errors import AlreadyExistsError, DiskFullError, InvalidInputError, NotFoundError, StorageIOError, StorageLimitError
 from edge.model import AUTO_QUOTA_SIZE, BucketSettings, EngineLimits, QuotaType
 from edge.store import files
@@ -30,6 +32,13 @@ from edge.store.bucket import SETTINGS, Bucket, check_bucket_name, settings_from
 _SYSTEM_NAME = re.compile(r"\$[a-z]+")
 MB = 1000**2
 STORAGE_LIMIT_MESSAGE = "storage limit exceeded"  # ReductStore's text (500)
+
+
+def _parse_settings(raw: bytes, defaults: BucketSettings) -> tuple[BucketSettings, bool]:
+    try:
+        return settings_from_json(raw, defaults)
+    except StorageIOError as exc:
+        raise ValueError(exc.message) from None
 
 
 class Engine:
@@ -45,6 +54,7 @@ class Engine:
         self.index_cache = IndexCache(limits.index_cache_size)
         self.buckets: dict[str, Bucket] = {}
         self.recovery_report: list[str] = []
+        self.damaged: list[durable.Damage] = []   # state files found damaged (and set aside) at load
         self.stats: Counter[str] = Counter()
         self.disk_usage = 0  # bytes of every bucket's files
         self.pending = 0  # disk bytes reserved by writers in flight, all buckets
@@ -66,29 +76,27 @@ class Engine:
         for e in sorted(files.list_dir(engine.data_path), key=lambda e: e.name):
             if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
                 continue
-            raw = files.read_file(engine.data_path / e.name / SETTINGS)
-            broken = False
-            if raw is None:
-                settings, provisioned = defaults, False
-            else:
-                try:
-                    settings, provisioned = settings_from_json(raw, defaults)
-                except StorageIOError as exc:
-                    # A damaged settings file must not keep the server (and every other bucket)
-                    # down: keep its bytes for a human, go on with the defaults, report it.
-                    files.atomic_write(engine.data_path / e.name / (SETTINGS + ".bad"), raw)
-                    engine.recovery_report.append(
-                        f"{e.name}: {SETTINGS} unreadable ({exc.message}); defaults used, "
-                        f"old bytes kept in {SETTINGS}.bad")
-                    settings, provisioned, broken = defaults, False, True
+            settings_path = engine.data_path / e.name / SETTINGS
+            parsed, damage, checked = files.load_state(settings_path, partial(_parse_settings, defaults=defaults))
+            if parsed is None and damage is None and durable.aside_copies(settings_path):
+                damage = durable.Damage(settings_path, "damaged at an earlier start, not repaired yet",
+                                        durable.aside_copies(settings_path)[-1])
+            settings, provisioned = parsed or (defaults, False)
             bucket = Bucket(engine, e.name, settings, provisioned)
+            if damage is not None:
+                # Never guess a quota: the bucket serves reads and refuses writes until its
+                # settings are set again (``update_settings``); the old bytes stay for a human.
+                bucket.damaged = damage
+                engine.damaged.append(damage)
+                engine.recovery_report.append(f"{e.name}: {damage.describe()}; the bucket is read-only "
+                                              "until its settings are set again")
+            elif parsed is None or not checked:
+                unsaved.append(bucket)   # no settings yet (crash before the first save), or a file without checksum
             engine.buckets[e.name] = bucket
             bucket.load(engine.recovery_report)
-            if raw is None or broken:
-                unsaved.append(bucket)
         engine._resolve_limits()
         for bucket in engine.buckets.values():
-            if bucket.settings.quota_size == AUTO_QUOTA_SIZE:
+            if bucket.settings.quota_size == AUTO_QUOTA_SIZE and bucket.damaged is None:
                 bucket.settings = bucket.settings.merged(quota_size=engine.defaults.quota_size)
                 unsaved.append(bucket)
         for bucket in dict.fromkeys(unsaved):

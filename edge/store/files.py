@@ -17,13 +17,16 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 import psutil
 
 from edge import durable
 from edge.durable import DISK_FULL_MESSAGE, GONE_ERRNOS  # noqa: F401 - DISK_FULL_MESSAGE: used as files.DISK_FULL_MESSAGE
 from edge.errors import StorageIOError
+
+
+T = TypeVar("T")
 
 
 def translate(exc: OSError) -> Exception:
@@ -115,6 +118,18 @@ def atomic_write(path: Path, data: bytes) -> None:
     """tmp + fsync + rename + fsync(dir): readers and crashes see the old or the new file."""
     with translate_errors():
         durable.replace_file(path, data, mode=0o644, tmp=path.with_name(path.name + ".tmp"))
+
+
+def write_state(path: Path, payload: bytes) -> None:
+    """A checksummed state file (``edge.durable.seal``: bucket settings, entry markers), durably."""
+    with translate_errors():
+        durable.write_state(path, payload, mode=0o644, dir_mode=0o777, tmp=path.with_name(path.name + ".tmp"))
+
+
+def load_state(path: Path, parse: Callable[[bytes], T], *, aside: bool = True
+               ) -> tuple[T | None, durable.Damage | None, bool]:
+    """``edge.durable.load_state``: (value, damage, checked); a damaged file is set aside."""
+    return durable.load_state(path, parse, aside=aside)
 
 
 def replace_unsynced(path: Path, data: bytes) -> None:

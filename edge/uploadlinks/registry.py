@@ -127,6 +127,7 @@ class UploadLinkRegistry:
         self._links: dict[str, UploadLink] = {}
         self._by_hash: dict[str, str] = {}
         self.load_report: list[str] = []
+        self.damaged: list[durable.Damage] = []   # state files found damaged (set aside) at load
         self.uploads_authorized = 0
         self.uploads_refused = 0
 
@@ -284,8 +285,8 @@ class UploadLinkRegistry:
         """Write first, then publish in memory: a failed write leaves the old state everywhere."""
         data = json.dumps(dataclasses.asdict(rec), separators=(",", ":")).encode()
         # dir_mode 0o777 (less the umask): what this registry has always created its folder with.
-        durable.atomic_write(self.dir / f"{rec.id}.json", data, failure="Cannot write upload link record",
-                             dir_mode=0o777)
+        durable.write_state_file(self.dir / f"{rec.id}.json", data, failure="Cannot write upload link record",
+                                 dir_mode=0o777)
         old = self._links.get(rec.id)
         if old is not None:
             self._by_hash.pop(old.secret_hash, None)
@@ -300,6 +301,6 @@ class UploadLinkRegistry:
         def skipped(path: Path, exc: Exception) -> None:
             self.load_report.append(f"upload link file {path.name} ignored: {exc}")
 
-        for rec in durable.load_json_dir(self.dir, parse, skipped, names=_ID):
+        for rec in durable.load_json_dir(self.dir, parse, skipped, names=_ID, damaged=self.damaged):
             self._links[rec.id] = rec
             self._by_hash[rec.secret_hash] = rec.id

@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Mapping
 
 from edge.config import GiB, parse_float, parse_int, parse_size
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
+from edge import durable
 from edge.store import files
 from edge.uploads.protocol import Checksum, Destination, Event, State, advance
 
@@ -96,12 +97,19 @@ class Upload:
                    float(o["expires_s"]), int(o["offset"]), State(o["state"]))
 
 
-def staged_folders(root: Path, name_ok: Callable[[str], bool], what: str, report: list[str]) -> Iterator[Path]:
+def staged_folders(root: Path, name_ok: Callable[[str], bool], what: str, report: list[str],
+                   damaged: list[durable.Damage] | None = None) -> Iterator[Path]:
     """The folders of a staging area (created if missing) whose names are ids. Anything else, such
-    as a ``.<id>.tmp`` whose creation a crash cut short, is removed and reported."""
+    as a ``.<id>.tmp`` whose creation a crash cut short, is removed and reported; a folder set
+    aside as damaged earlier (``edge.durable.set_aside``) is kept, reported and listed in ``damaged``."""
     files.make_dirs(root)
     for item in files.list_dir(root):
         path = Path(item.path)
+        if durable.is_aside(item.name):
+            report.append(f"{what} folder {item.name} was set aside as damaged earlier; kept for repair")
+            if damaged is not None:
+                damaged.append(durable.Damage(path, "damaged at an earlier start, kept for repair", path))
+            continue
         if not item.is_dir() or not name_ok(item.name):
             report.append(f"removed unfinished {what} folder {item.name}")
             files.remove_tree(path) if item.is_dir() else files.unlink(path)
@@ -176,6 +184,7 @@ class Staging:
         self.limits = limits
         self.free_bytes = free_bytes
         self.uploads: dict[str, Upload] = {}
+        self.damaged: list[durable.Damage] = []   # uploads whose state was damaged (set aside) at open
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -185,12 +194,16 @@ class Staging:
         """Load every upload, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits, free_bytes)
         report: list[str] = []
-        for path in staged_folders(staging.root, lambda name: bool(_ID_RE.match(name)), "upload", report):
-            try:
-                up = Upload.from_json(files.read_file(path / STATE_FILE) or b"")
-            except (ValueError, KeyError, TypeError) as exc:
-                report.append(f"removed upload {path.name}: unreadable state ({exc})")
-                files.remove_tree(path)
+        for path in staged_folders(staging.root, lambda name: bool(_ID_RE.match(name)), "upload", report,
+                                   damaged=staging.damaged):
+            up, damage, _ = files.load_state(path / STATE_FILE, Upload.from_json, aside=False)
+            if up is None:
+                # Damaged (or missing) state: the client's bytes are never deleted on a guess.
+                # The whole folder is set aside; the upload is unknown (404) from now on.
+                reason = damage.reason if damage is not None else "state file missing"
+                aside = durable.set_aside(path, reason)
+                staging.damaged.append(aside)
+                report.append(f"upload {path.name}: {aside.describe()}")
                 continue
             if up.state != State.COMPLETE:
                 staging._repair(up, report)
@@ -219,7 +232,7 @@ class Staging:
         return self.root / upload_id / DATA_FILE
 
     def save(self, up: Upload) -> None:
-        files.atomic_write(self.folder(up.id) / STATE_FILE, up.to_json())
+        files.write_state(self.folder(up.id) / STATE_FILE, up.to_json())
 
     def get(self, upload_id: str) -> Upload:
         up = self.uploads.get(upload_id) if _ID_RE.match(upload_id or "") else None
@@ -257,7 +270,7 @@ class Staging:
         tmp = self.root / f".{upload_id}.tmp"
         files.make_dirs(tmp)
         files.touch(tmp / DATA_FILE)
-        files.atomic_write(tmp / STATE_FILE, up.to_json())
+        files.write_state(tmp / STATE_FILE, up.to_json())
         files.rename(tmp, self.folder(upload_id))
         self.uploads[upload_id] = up
         return up
@@ -270,7 +283,8 @@ class Staging:
         up.state = advance(up.state, Event.COMMIT)
         up.expires_s = now_s + self.limits.expire_s
         self.save(up)
-        files.unlink(self.data_path(up.id))
+        if files.unlink(self.data_path(up.id)):
+            files.fsync_dir(self.folder(up.id))   # the staged copy must not come back after a power cut
 
     def detach(self, up: Upload, event: Event) -> None:
         """Terminate or expire in memory: from now on the upload is unknown (404), before any I/O."""

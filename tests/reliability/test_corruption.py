@@ -371,13 +371,34 @@ def test_random_bit_flips_anywhere(data, serve, seed):
     still_writable(proc.api)
 
 
-def test_broken_bucket_settings_do_not_stop_the_server(data, serve):
-    (data / "c" / "settings.json").write_bytes(b"{not json")
+@pytest.mark.parametrize("damage", ["garbage", "flipped"])
+def test_broken_bucket_settings_do_not_stop_the_server(data, serve, damage):
+    """Reads go on, writes are refused with a clear error (the quota is unknown) until the
+    settings are set again; the damaged bytes stay beside the file, also across a restart."""
+    path = data / "c" / "settings.json"
+    raw = bytearray(path.read_bytes())
+    assert raw.startswith(b"edge-state 1 ")
+    if damage == "garbage":
+        raw = bytearray(b"{not json")
+    else:
+        raw[-5] ^= 0x02                                   # may well still parse: the checksum tells
+    path.write_bytes(bytes(raw))
     proc = serve()
     status = read_all(proc.api)
     assert all(s == 200 for s in status.values()), status
-    assert any("settings" in line for line in recovery_lines(proc.api))
+    assert any("settings" in line and "read-only" in line for line in recovery_lines(proc.api))
+    r = requests.post(f"{proc.api}/b/c/after?ts=1", data=b"x", timeout=TIMEOUT)
+    assert r.status_code == 409 and "settings file is damaged" in r.headers["x-reduct-error"]
+    kept = [p for p in (data / "c").iterdir() if p.name.startswith("settings.json.damaged-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == bytes(raw)
+    proc.restart()                                        # still read-only: nothing was guessed
+    assert requests.post(f"{proc.api}/b/c/after?ts=1", data=b"x", timeout=TIMEOUT).status_code == 409
+    metrics = requests.get(f"{proc.url}/metrics", timeout=TIMEOUT).text
+    assert "edge_damaged_state_files 1.0" in metrics
+    r = requests.put(f"{proc.api}/b/c", json={"max_block_records": 10}, timeout=TIMEOUT)
+    assert r.status_code == 200, r.headers
     still_writable(proc.api)
+    assert kept[0].exists()                               # never deleted by us
 
 
 def test_zero_length_and_stray_files(data, serve):

@@ -334,10 +334,27 @@ def test_restart_keeps_links_counters_and_key(make_server, tmp_path):
         assert ct.encode() not in path.read_bytes()
 
 
-@pytest.mark.parametrize("bad", [b"short", b"x" * 33])
-def test_damaged_key_refuses_to_start(make_server, tmp_path, bad):
+@pytest.mark.parametrize("bad", [b"short", b"x" * 33, "flip"])
+def test_damaged_key_is_set_aside_and_old_links_say_so(make_server, tmp_path, bad):
     data = tmp_path / "bad"
-    (data / ".edge").mkdir(parents=True)
-    (data / ".edge" / "link.key").write_bytes(bad)
-    with pytest.raises(RuntimeError, match="link key"):
-        make_server(data_path=data, auth=NO_AUTH)
+    srv = make_server(data_path=data, auth=NO_AUTH)
+    _seed(srv.api, "k")
+    doc = _link(srv.api, "k")
+    assert requests.get(doc["link"]).status_code == 200
+    srv.stop()
+    key_file = data / ".edge" / "link.key"
+    if bad == "flip":
+        raw = bytearray(key_file.read_bytes())
+        raw[-3] ^= 0x10
+        bad = bytes(raw)
+    key_file.write_bytes(bad)
+    srv.start()                                          # never kept down by a damaged key
+    r = requests.get(doc["link"])
+    assert r.status_code == 404 and "key found damaged" in r.headers["x-reduct-error"]
+    new = _link(srv.api, "k")                            # new links work under the new key
+    assert requests.get(new["link"]).status_code == 200
+    kept = [p for p in key_file.parent.iterdir() if p.name.startswith("link.key.damaged-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == bad
+    assert "link.key" in srv.log() and "damaged" in srv.log()
+
+

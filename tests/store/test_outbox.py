@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from edge import durable
 from edge.errors import StorageIOError
 from edge.mail.outbox import FAILED, KEEP_FINISHED_S, QUEUED, SENDING, SENT, Outbox
 
@@ -74,7 +75,8 @@ def test_crash_while_sending_queues_again(tmp_path):
     again = reopened.get(m.id)
     assert again.state == QUEUED and again.attempts == 1 and again.next_attempt_at == 0.0
     assert any("queued again" in line for line in reopened.load_report)
-    assert json.loads((tmp_path / ".edge" / "outbox" / f"{m.id}.json").read_text())["state"] == QUEUED
+    raw = (tmp_path / ".edge" / "outbox" / f"{m.id}.json").read_bytes()
+    assert json.loads(durable.unseal(raw)[0])["state"] == QUEUED
 
 
 def test_torn_and_foreign_files_are_skipped(tmp_path):

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from edge import durable
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge.uploads.protocol import Checksum, Destination, Event, State
 from edge.uploads.staging import Limits, Staging, Upload, new_upload_id
@@ -30,7 +31,7 @@ def test_create_layout_and_reload(tmp_path):
     up = new(staging)
     folder = staging.folder(up.id)
     assert (folder / "data").read_bytes() == b""
-    state = json.loads((folder / "state.json").read_text())
+    state = json.loads(durable.unseal((folder / "state.json").read_bytes())[0])
     assert state["offset"] == 0 and state["state"] == "CREATED" and state["expires_s"] == NOW + 60
     assert state["labels"] == {"filename": "a.mp4"} and state["metadata"] == "bucket Yg=="
     again, _ = open_staging(tmp_path)
@@ -47,7 +48,7 @@ def test_append_commit_is_durable_offset(tmp_path):
     w.commit(NOW + 5)
     assert (up.offset, up.state, up.expires_s) == (5, State.RECEIVING, NOW + 65)
     assert staging.data_path(up.id).read_bytes() == b"abcde"
-    assert json.loads((staging.folder(up.id) / "state.json").read_text())["offset"] == 5
+    assert json.loads(durable.unseal((staging.folder(up.id) / "state.json").read_bytes())[0])["offset"] == 5
 
 
 def test_unacknowledged_tail_is_dropped_on_reload_and_on_next_chunk(tmp_path):
@@ -131,7 +132,12 @@ def test_crash_leftovers_are_cleaned(tmp_path):
     (bad / "state.json").write_text("{not json")
     again, report = open_staging(tmp_path)
     assert list(again.uploads) == [up.id]
-    assert len(report) == 2 and sorted(p.name for p in again.root.iterdir()) == [up.id]
+    assert len(report) == 2 and len(again.damaged) == 1
+    kept = again.damaged[0].kept_as       # a published upload with a damaged state: set aside, never deleted
+    assert sorted(p.name for p in again.root.iterdir()) == sorted([up.id, kept.name])
+    assert (kept / "state.json").read_text() == "{not json"
+    third, report = open_staging(tmp_path)
+    assert list(third.uploads) == [up.id] and kept.exists() and len(third.damaged) == 1
 
 
 def test_unknown_ids_are_404(tmp_path):

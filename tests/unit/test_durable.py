@@ -121,3 +121,64 @@ def test_atomic_write_creates_missing_registry_folders_durably(tmp_path, monkeyp
     durable.atomic_write(tmp_path / ".edge" / "links" / "x.json", b"{}", failure="Cannot write")
     assert synced[:2] == [tmp_path, tmp_path / ".edge"]          # the new folders' names
     assert synced[-1] == tmp_path / ".edge" / "links"             # the file's name
+
+
+# --- checksummed state files ---------------------------------------------------------------
+
+
+def test_seal_unseal_round_trip_and_legacy_files():
+    for payload in (b"", b"{}", b"\x00\xff" * 20, b"edge-state 1 not a header inside"):
+        assert durable.unseal(durable.seal(payload)) == (payload, True)
+    assert durable.unseal(b'{"tokens": []}') == (b'{"tokens": []}', False)   # written by the previous version
+
+
+def test_every_single_byte_flip_of_a_sealed_file_is_caught():
+    import json
+
+    sealed = durable.seal(json.dumps({"replications": [{"name": "r", "settings": {"a": 1}}]}).encode())
+    for i in range(len(sealed)):
+        for bit in (0x01, 0x80):
+            raw = bytearray(sealed)
+            raw[i] ^= bit
+            try:
+                payload, checked = durable.unseal(bytes(raw))
+            except durable.DamagedStateError:
+                continue
+            assert not checked              # the magic itself was hit: read as an old file ...
+            with pytest.raises(ValueError):
+                json.loads(payload)         # ... whose content then does not parse
+
+
+def test_load_state_sets_a_damaged_file_aside_and_never_deletes_it(tmp_path):
+    path = tmp_path / "x.json"
+    durable.write_state(path, b'{"a": 1}')
+    raw = bytearray(path.read_bytes())
+    raw[-2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    value, damage, checked = durable.load_state(path, lambda b: b)
+    assert value is None and not checked and damage.reason == "checksum mismatch"
+    assert not path.exists() and damage.kept_as.read_bytes() == bytes(raw)
+    assert durable.aside_copies(path) == [damage.kept_as] and durable.aside_time(damage.kept_as) is not None
+    path.write_bytes(b"{oops")                                   # damaged twice: a second copy, none lost
+    _, again, _ = durable.load_state(path, __import__("json").loads)
+    assert again.reason.startswith("unreadable") and len(durable.aside_copies(path)) == 2
+
+
+def test_list_registry_salvages_names_and_keeps_suspects_marked(tmp_path):
+    import json
+
+    path = tmp_path / "replications.json"
+    doc = {"replications": [{"name": "a", "settings": {"x": 1}}, {"name": "b", "settings": {"x": 2}}]}
+    durable.write_state(path, json.dumps(doc).encode())
+    assert [d["name"] for d in durable.load_list_registry(path, "replications").docs] == ["a", "b"]
+    raw = path.read_bytes().replace(b'"x": 2', b'"x": 3')         # parses, but not what we wrote
+    path.write_bytes(raw)
+    reg = durable.load_list_registry(path, "replications")
+    assert reg.docs == [] and reg.damage is not None
+    assert [(n, d["settings"]) for n, _, d in reg.suspect] == [("a", {"x": 1}), ("b", {"x": 3})]
+    path.write_bytes(b'{"replications": [{"name": "a", "settings": {"x"')   # no longer JSON: names only
+    reg = durable.load_list_registry(path, "replications")
+    assert [(n, d) for n, _, d in reg.suspect] == [("a", None)]
+    durable.write_state(path, json.dumps({"replications": [durable.suspect_record("a", "why", None)]}).encode())
+    reg = durable.load_list_registry(path, "replications")            # written back marked: still suspect
+    assert reg.damage is None and reg.docs == [] and reg.suspect == [("a", "why", None)]

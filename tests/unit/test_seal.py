@@ -124,17 +124,30 @@ def test_server_key_created_once_0600_and_redacted(tmp_path, caplog):
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_server_key_perms_tightened_and_damage_detected(tmp_path):
-    from edge.errors import ConfigError
-    keys.load_or_create(tmp_path)
+def test_server_key_perms_tightened_and_damage_set_aside(tmp_path):
+    first = keys.load_or_create(tmp_path)
     path = tmp_path / ".edge" / "link.key"
     path.chmod(0o644)
-    keys.load_or_create(tmp_path)
+    assert keys.load_or_create(tmp_path).material == first.material
     assert path.stat().st_mode & 0o777 == 0o600
-    path.write_bytes(b"short")
-    with pytest.raises(ConfigError, match="damaged") as info:
-        keys.load_or_create(tmp_path)
-    assert "short" not in str(info.value)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x40                                        # one rotten bit of key material
+    path.write_bytes(bytes(raw))
+    second = keys.load_or_create(tmp_path)
+    assert second.damage is not None and second.damage.kept_as.read_bytes() == bytes(raw)
+    assert second.material != first.material and second.replaced_at is not None
+    assert first.material.hex() not in second.damage.describe()
+    assert keys.load_or_create(tmp_path).material == second.material   # the new key is kept
+
+
+def test_server_key_of_the_previous_version_is_sealed_in_place(tmp_path):
+    path = tmp_path / ".edge" / "link.key"
+    path.parent.mkdir(parents=True)
+    old = os.urandom(32)
+    path.write_bytes(old)                                   # what the previous version wrote
+    key = keys.load_or_create(tmp_path)
+    assert key.material == old and key.damage is None
+    assert path.read_bytes().startswith(b"edge-state 1 ") and path.read_bytes().endswith(old)
 
 
 def test_server_key_race_keeps_the_first(tmp_path):

@@ -248,12 +248,47 @@ def test_failed_write_leaves_memory_unchanged(repo, tmp_path, monkeypatch):
         repo.get("never")
 
 
-def test_corrupt_file_refuses_to_open(tmp_path):
+def test_corrupt_file_is_set_aside_and_only_configured_tokens_work(tmp_path):
     path = tokens_file(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text("{garbage")
-    with pytest.raises(StorageIOError):
-        TokenRepository.open(tmp_path)
+    repo = TokenRepository.open(tmp_path)
+    assert repo.damage is not None and repo.damage.kept_as.read_text() == "{garbage"
+    assert not path.exists()
+    repo.provision({"RS_API_TOKEN": INIT}, NOW)
+    assert repo.authenticate(f"Bearer {INIT}", None, NOW).name == "init-token"
+    with pytest.raises(StorageIOError, match="damaged"):
+        repo.create("new", {}, NOW)                    # read-only until repaired
+    assert not path.exists()                           # nothing written over the evidence
+    again = TokenRepository.open(tmp_path)             # next start: still damaged, not a fresh empty file
+    assert again.damage is not None and again.list() == []
+
+
+def test_flipped_byte_in_a_sealed_file_is_detected(tmp_path):
+    repo = TokenRepository.open(tmp_path)
+    repo.provision({"RS_API_TOKEN": INIT}, NOW)
+    secret, _ = repo.create("reader", {"permissions": {"read": ["b"]}}, NOW)
+    raw = bytearray(tokens_file(tmp_path).read_bytes())
+    assert raw.startswith(b"edge-state 1 ")
+    raw[len(raw) // 2] ^= 0x01                          # still JSON, but not the bytes we wrote
+    tokens_file(tmp_path).write_bytes(bytes(raw))
+    damaged = TokenRepository.open(tmp_path)
+    damaged.provision({"RS_API_TOKEN": INIT}, NOW)
+    assert damaged.damage is not None
+    with pytest.raises(UnauthorizedError):
+        damaged.authenticate(f"Bearer {secret}", None, NOW)
+    assert damaged.authenticate(f"Bearer {INIT}", None, NOW).permissions.full_access
+
+
+def test_file_of_the_previous_version_loads_and_gains_a_checksum(tmp_path):
+    repo = TokenRepository.open(tmp_path)
+    repo.provision({"RS_API_TOKEN": INIT}, NOW)
+    secret, _ = repo.create("reader", {"permissions": {"read": ["b"]}}, NOW)
+    sealed = tokens_file(tmp_path).read_bytes()
+    tokens_file(tmp_path).write_bytes(sealed.split(b"\n", 1)[1])   # what the previous version wrote
+    old = TokenRepository.open(tmp_path)
+    assert old.damage is None and old.authenticate(f"Bearer {secret}", None, NOW).name == "reader"
+    assert tokens_file(tmp_path).read_bytes().startswith(b"edge-state 1 ")
 
 
 # --- provisioning ------------------------------------------------------------------------------
