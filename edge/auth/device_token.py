@@ -31,8 +31,13 @@ def ensure(repo: TokenRepository, data_path: Path, now: datetime) -> Path | None
     """Create the device token unless a full-access token exists; the secret file's path if created."""
     if repo.has_full_access_token():
         return None
-    secret = generate_secret(DEVICE_TOKEN_NAME)
     path = secret_path(data_path)
+    if repo.damage is not None and path.exists():
+        # tokens.json is damaged: the secret in this file is the configured one and keeps working
+        # (in memory only); a new one would lock the operator out
+        repo.add_full_access(DEVICE_TOKEN_NAME, path.read_text().strip(), now)
+        return None
+    secret = generate_secret(DEVICE_TOKEN_NAME)
     durable.atomic_write(path, (secret + "\n").encode("ascii"), failure="Cannot write the device token file",
                          mode=0o600)
     repo.add_full_access(DEVICE_TOKEN_NAME, secret, now)

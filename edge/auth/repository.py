@@ -346,7 +346,10 @@ class TokenRepository:
     def add_full_access(self, name: str, secret: str, now: datetime) -> None:
         """Store a full-access, not provisioned token for ``secret`` (only its hash is kept)."""
         token = Token(name=name, created_at=now, permissions=FULL_ACCESS, secret_hash=hash_secret(secret))
-        self._commit({**self._tokens, name: token})
+        if self.damage is not None:   # tokens.json damaged: the configured secret works, in memory only
+            self._tokens = {**self._tokens, name: token}
+        else:
+            self._commit({**self._tokens, name: token})
         self._index(name, secret)
 
     # --- provisioning (§2.1, §16.2) ---------------------------------------------------------

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import EdgeProcess, free_port
+from tests.helpers import EdgeProcess, free_port, token_auth
 from tests.powerloss.harness import CrashDisk
 
 INIT = "powerloss-init-token"
@@ -496,7 +496,7 @@ def judge(model: Model, api: str) -> list[tuple[str, str]]:
 
 
 def edge_env(smtp_port: int) -> dict[str, str]:
-    return {"RS_API_TOKEN": INIT, "EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(smtp_port),
+    return {"EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(smtp_port),
             "EDGE_SMTP_FROM": "Edge <edge@example.com>", "EDGE_SMTP_RETRY_MIN": "60", "RS_LOG_LEVEL": "WARN",
             # the judge tries removed tokens on purpose: do not let the brute-force guard block it
             "EDGE_AUTH_MAX_FAILURES": "1000000"}
@@ -523,7 +523,7 @@ def cycle(index: int, model: Model, image: Path, work: Path, rng: random.Random,
     client: Client | None = None
     t0 = time.monotonic()
     with CrashDisk(image, mnt) as disk:
-        srv = EdgeProcess(mnt / "data", edge_env(smtp_port))
+        srv = EdgeProcess(mnt / "data", edge_env(smtp_port), auth=token_auth(INIT))
         srv.log_path = logs / f"cycle{index}-run.log"
         srv.start(timeout_s=60)
         first_start = time.monotonic() - t0
@@ -543,7 +543,7 @@ def cycle(index: int, model: Model, image: Path, work: Path, rng: random.Random,
             cutter.join(60)
             (logs / f"cycle{index}-ops.log").write_text("\n".join(client.journal) + "\n")
     after.mkdir(exist_ok=True)
-    check = EdgeProcess(after / "data", edge_env(smtp_port))
+    check = EdgeProcess(after / "data", edge_env(smtp_port), auth=token_auth(INIT))
     check.log_path = logs / f"cycle{index}-after.log"
     try:
         check.start(timeout_s=60)

@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from edge import durable
-from tests.helpers import ROOT, EdgeProcess, free_port
+from tests.helpers import ROOT, EdgeProcess, free_port, token_auth
 
 TIMEOUT = 10
 INIT = "init-secret-for-damage-tests"
@@ -59,7 +59,7 @@ def records() -> dict[tuple[str, str, int], bytes]:
 
 def env(smtp_port: int) -> dict[str, str]:
     # The relay port has no listener: the mail stays queued in the outbox (retrying slowly).
-    return {"RS_API_TOKEN": INIT, "EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(smtp_port),
+    return {"EDGE_SMTP_HOST": "127.0.0.1", "EDGE_SMTP_PORT": str(smtp_port),
             "EDGE_SMTP_FROM": "Edge <edge@example.com>", "EDGE_SMTP_RETRY_MIN": "30"}
 
 
@@ -71,7 +71,7 @@ def b64(text: str) -> str:
 def populated(tmp_path_factory) -> dict:
     data = tmp_path_factory.mktemp("populated") / "data"
     smtp_port = free_port()
-    proc = EdgeProcess(data, env(smtp_port)).start()
+    proc = EdgeProcess(data, env(smtp_port), auth=token_auth(INIT)).start()
     s = requests.Session()
     s.headers.update(AUTH)
     api = proc.api
@@ -150,7 +150,7 @@ def flip(path: Path, rng: random.Random) -> bytes:
 
 
 def start(facts: dict) -> EdgeProcess:
-    return EdgeProcess(facts["data"], env(facts["smtp_port"])).start()
+    return EdgeProcess(facts["data"], env(facts["smtp_port"]), auth=token_auth(INIT)).start()
 
 
 def edge_check(data: Path) -> tuple[int, str]:

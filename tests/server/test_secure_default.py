@@ -9,6 +9,7 @@ import json
 import pytest
 import requests
 
+from edge import durable
 from edge.config import AuthMode, Config
 from tests.helpers import GENERATED, NO_AUTH, token_auth
 
@@ -29,7 +30,7 @@ def test_fresh_server_refuses_requests_without_a_token(make_server):
     secret = srv.token
     assert secret.startswith("device-token-") and len(secret) == len("device-token-") + 32
     # Only the hash is stored, and the log says where the secret is, never the secret itself.
-    tokens = json.loads((srv.data_path / ".edge" / "tokens.json").read_text())["tokens"]
+    tokens = json.loads(durable.unseal((srv.data_path / ".edge" / "tokens.json").read_bytes())[0])["tokens"]
     assert [t["name"] for t in tokens] == ["device-token"] and tokens[0]["permissions"]["full_access"]
     assert secret not in json.dumps(tokens)
     log = srv.log()

@@ -9,6 +9,8 @@ from datetime import date
 
 import pytest
 
+
+from edge import durable
 from edge.attachments.sniff import content_type_or_none, sniff
 from edge.attachments.staging import AttachmentStaging, Completed, session_key
 from edge.errors import InvalidInputError
@@ -123,7 +125,7 @@ def test_links_from_before_serials_get_them_once(tmp_path):
     old = [vendor_link(reg, origin="native") for _ in range(3)]
     for i, rec in enumerate(old):                     # as written by the previous version
         path = reg.dir / f"{rec.id}.json"
-        doc = json.loads(path.read_text())
+        doc = json.loads(durable.unseal(path.read_bytes())[0])
         for key in ("serial", "require_authentication", "send_receipts", "origin", "created_ms", "updated_ms"):
             doc.pop(key)
         doc["created_at"] = int(NOW) - 10 + i

@@ -386,3 +386,20 @@ def test_many_bad_tokens_are_cheap_and_bounded(repo):
             repo.authenticate(f"Bearer bad-{i}", None, NOW)
     assert len(repo._bad_fps) <= 4096
     assert os.path.exists(repo.path)
+
+
+def test_damaged_file_keeps_the_generated_device_token_working(tmp_path):
+    from edge.auth import device_token
+
+    repo = TokenRepository.open(tmp_path)
+    secret_file = device_token.ensure(repo, tmp_path, NOW)
+    secret = secret_file.read_text().strip()
+    raw = bytearray(tokens_file(tmp_path).read_bytes())
+    raw[-3] ^= 0x04
+    tokens_file(tmp_path).write_bytes(bytes(raw))
+    damaged = TokenRepository.open(tmp_path)
+    assert damaged.damage is not None
+    assert device_token.ensure(damaged, tmp_path, NOW) is None        # no new secret: the operator's one
+    assert secret_file.read_text().strip() == secret
+    assert damaged.authenticate(f"Bearer {secret}", None, NOW).permissions.full_access
+    assert not tokens_file(tmp_path).exists()                         # nothing written over the evidence
