@@ -296,6 +296,8 @@ def test_a_byte_flipped_in_every_small_file(copy):
     assert code == 1
     report = start_report + out
     unreported = [str(p.relative_to(data)) for p in flipped if not _named(p, data, report)]
+    print(f"flipped {len(flipped)} files under 64 KiB; {served} records served intact, "
+          f"{len(records()) - len(copy['removed']) - served} not served; every damaged file reported")
     assert unreported == [], "damaged files nobody reported:\n" + "\n".join(unreported) + "\n---\n" + report
     assert served > 0
 
