@@ -150,7 +150,7 @@ class Bucket:
         if damage is not None:
             self.engine.damaged.append(damage)
             report.append(f"{self.name}/{entry.name}: {damage.describe()}; marker written again")
-            files.write_state(path, MARKER_PAYLOAD)
+            files.write_state(path, MARKER_PAYLOAD)   # before entry.load, which counts both files
 
     def _scan_entry_names(self, folder: Path, prefix: str) -> Iterator[str]:
         for e in files.list_dir(folder):
@@ -210,6 +210,7 @@ class Bucket:
         # the marker keeps an entry without blocks (an implicit parent) across restarts
         if files.file_size(entry.dir / MARKER) is None:
             files.write_state(entry.dir / MARKER, MARKER_PAYLOAD)
+            entry._disk_delta(files.file_size(entry.dir / MARKER) or 0)   # a file of the entry, as at load
         self.entries[name] = entry
         self._fifo_note(entry)
         return entry

@@ -96,9 +96,10 @@ class Engine:
             bucket.load(engine.recovery_report)
         engine._resolve_limits()
         for bucket in engine.buckets.values():
-            if bucket.settings.quota_size == AUTO_QUOTA_SIZE and bucket.damaged is None:
+            if bucket.settings.quota_size == AUTO_QUOTA_SIZE:
                 bucket.settings = bucket.settings.merged(quota_size=engine.defaults.quota_size)
-                unsaved.append(bucket)
+                if bucket.damaged is None:   # a damaged bucket's file stays absent until set again
+                    unsaved.append(bucket)
         for bucket in dict.fromkeys(unsaved):
             bucket.save()
         engine.loaded = True
