@@ -3,7 +3,7 @@ critical accessibility violation (axe-core), light and dark; screenshots of each
 and desktop width, and the two README screenshots.
 
 Pages: sign-in, overview, buckets, records (list and thumbnails, and the share dialog on top),
-upload, links, tokens, the upload-link page and the share-link download page (plain and with a
+upload, links, tokens, system, the upload-link page and the share-link download page (plain and with a
 password). At 360 px only the width is checked; axe runs at 390 px (light), 768 px (dark) and
 1366 px (light); screenshots are taken at 390, 768 (dark) and 1366 px into ``$EDGE_SCREENSHOTS``
 (``tests/artifacts/screenshots`` by default) as ``<page>-<width>.png``. ``docs/screenshots/
@@ -49,6 +49,7 @@ def _console_pages(site):
         ("upload", "#/upload", None),
         ("links", "#/links", lambda d: d.find_elements(By.CSS_SELECTOR, "#upload-links tbody tr")),
         ("tokens", "#/tokens", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-token=camera-1]")),
+        ("system", "#/system", None),
     ]
 
 

@@ -1,6 +1,7 @@
 // Small canvas charts, drawn here (no library: a few hundred lines are cheaper on a Raspberry Pi
 // than any chart package, and nothing is loaded from elsewhere).
-// Owns: drawing time series (lines) and binned histograms (bars + a line on a second axis),
+// Owns: drawing time series (lines, on one or two value axes, with gaps) and binned histograms
+// (bars + a line on a second axis), the one canvas set-up of every chart of the console,
 // sized for the device pixel ratio and redrawn when the element is resized; colours come from
 // the stylesheet's variables, so dark mode needs nothing here; the brush of a histogram (drag with
 // a mouse or a finger, or the keyboard: arrows move, Shift+arrows widen, Enter zooms, Escape clears).
@@ -107,35 +108,61 @@ function plotBox(ctx, w, hgt, leftLabels, rightLabels) {
 
 const labelsFor = (max, fmt) => [fmt(max), fmt(max / 2), fmt(0)];
 
-// Lines over time. data: {t: [ms...], series: [{values, color: 1|2|3}], yFmt}
+// Lines over time, on one or two value axes.
+// data: {t: [ms...], series: [{values, color: 1|2|3, fill, axis: 1|2}], yFmt, yFloor,
+//        y2: {fmt, max (a fixed top, e.g. a quota), floor} for the series on the right axis,
+//        t0, t1 (ms, the shown range; default: the data's)}
+// A value of null is a gap (the line lifts its pen); a lone point between gaps is a dot.
 export function drawLines(canvas, data) {
   const [ctx, w, hgt] = surface(canvas);
   const col = palette();
   const n = data.t.length;
-  const t0 = n ? data.t[0] : Date.now() - 60000;
-  const t1 = n > 1 ? data.t[n - 1] : t0 + 60000;
+  const t0 = data.t0 !== undefined ? data.t0 : n ? data.t[0] : Date.now() - 60000;
+  const t1 = data.t1 !== undefined ? data.t1 : n > 1 ? data.t[n - 1] : t0 + 60000;
+  const yFmt = data.yFmt || String;
   let max = 0;
-  for (const s of data.series) for (const v of s.values) max = Math.max(max, v || 0);
-  max = niceMax(max, data.yFloor || 1);
-  const box = plotBox(ctx, w, hgt, labelsFor(max, data.yFmt || String), null);
-  axes(ctx, box, t0, t1, max, data.yFmt || String, col);
-  if (n < 2) return;
-  const x = (t) => box.l + ((t - t0) / Math.max(1, t1 - t0)) * box.w;
-  const y = (v) => box.t + box.h * (1 - (v || 0) / max);
+  let max2 = 0;
   for (const s of data.series) {
+    for (const v of s.values) {
+      if (s.axis === 2) max2 = Math.max(max2, v || 0);
+      else max = Math.max(max, v || 0);
+    }
+  }
+  max = niceMax(max, data.yFloor || 1);
+  const y2 = data.y2 ? { fmt: data.y2.fmt || String, max: data.y2.max > 0 ? Math.max(data.y2.max, max2) : niceMax(max2, data.y2.floor || 1) } : null;
+  const box = plotBox(ctx, w, hgt, labelsFor(max, yFmt), y2 ? labelsFor(y2.max, y2.fmt) : null);
+  axes(ctx, box, t0, t1, max, yFmt, col, y2);
+  const x = (t) => box.l + ((t - t0) / Math.max(1, t1 - t0)) * box.w;
+  for (const s of data.series) {
+    const top = s.axis === 2 ? y2.max : max;
+    const y = (v) => box.t + box.h * (1 - Math.min(v, top) / top);
     ctx.strokeStyle = col["c" + (s.color || 1)];
+    ctx.fillStyle = ctx.strokeStyle;
     ctx.lineWidth = 2;
-    ctx.beginPath();
-    for (let i = 0; i < n; i++) (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(data.t[i]), y(s.values[i]));
-    ctx.stroke();
-    if (s.fill) {
-      ctx.lineTo(x(data.t[n - 1]), box.t + box.h);
-      ctx.lineTo(x(data.t[0]), box.t + box.h);
-      ctx.closePath();
-      ctx.globalAlpha = 0.15;
-      ctx.fillStyle = ctx.strokeStyle;
-      ctx.fill();
-      ctx.globalAlpha = 1;
+    // one path per run of values without a gap
+    let i = 0;
+    while (i < n) {
+      while (i < n && (s.values[i] === null || s.values[i] === undefined)) i++;
+      const a = i;
+      while (i < n && s.values[i] !== null && s.values[i] !== undefined) i++;
+      if (i === a) break;
+      if (i - a === 1) {
+        ctx.beginPath();
+        ctx.arc(x(data.t[a]), y(s.values[a]), 2.5, 0, 2 * Math.PI);
+        ctx.fill();
+        continue;
+      }
+      ctx.beginPath();
+      for (let k = a; k < i; k++) (k > a ? ctx.lineTo : ctx.moveTo).call(ctx, x(data.t[k]), y(s.values[k]));
+      ctx.stroke();
+      if (s.fill) {
+        ctx.lineTo(x(data.t[i - 1]), box.t + box.h);
+        ctx.lineTo(x(data.t[a]), box.t + box.h);
+        ctx.closePath();
+        ctx.globalAlpha = 0.15;
+        ctx.fill();
+        ctx.globalAlpha = 1;
+      }
     }
   }
 }

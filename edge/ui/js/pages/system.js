@@ -6,16 +6,17 @@
 import { ApiError, getJson } from "../api.js";
 import { clear, fail, fmtBytes, fmtUs, h, table } from "../dom.js";
 import { SYSTEM, readKind, systemEntries } from "../sysevents.js";
-import { USAGE_LEGEND, drawUsage } from "../usage-chart.js";
+import { lineChart } from "../chart.js";
 
 const RANGES = [["1 hour", 3600], ["24 hours", 86400], ["7 days", 7 * 86400], ["30 days", 30 * 86400]];
 const STATUSES = [["any status", () => true], ["2xx", (s) => s >= 200 && s < 300], ["4xx", (s) => s >= 400 && s < 500],
   ["401 (refused)", (s) => s === 401], ["403", (s) => s === 403], ["5xx", (s) => s >= 500]];
 const METHODS = ["any method", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 const MAX_ROWS = 500;
+let charts = [];
 
-function select(name, options, value) {
-  const el = h("select", { name });
+function select(name, options, value, label) {
+  const el = h("select", { name, "aria-label": label });
   for (const [label, v] of options) el.appendChild(h("option", { value: String(v), text: label }));
   if (value !== undefined) el.value = String(value);
   return el;
@@ -47,24 +48,28 @@ export async function mount(root, ctx) {
 
 async function mountUsage(box) {
   const names = (await systemEntries("usage")).map((e) => e.split("/").pop());
-  const which = select("usage-of", (names.includes("total") ? ["total"] : []).concat(names.filter((n) => n !== "total")).map((n) => [n === "total" ? "all buckets" : n, n]));
-  const range = select("usage-range", RANGES, 86400);
-  const canvas = h("canvas", { class: "chart", id: "usage-chart", width: 900, height: 200 });
+  const which = select("usage-of", (names.includes("total") ? ["total"] : []).concat(names.filter((n) => n !== "total")).map((n) => [n === "total" ? "all buckets" : n, n]), undefined, "Usage of");
+  const range = select("usage-range", RANGES, 86400, "Usage time range");
+  const canvas = h("canvas", { class: "chart", id: "usage-chart", role: "img", "aria-label": "Usage over time" });
+  const chart = lineChart(canvas);
+  charts.push(chart);
   const note = h("small", { class: "muted", id: "usage-note" });
   const latest = h("div", { id: "usage-latest" });
-  const legend = h("div", { class: "legend" }, USAGE_LEGEND.map((s) => {
-    const span = h("span", { text: "■ " + s.label });
-    span.style.color = s.color;
-    return span;
-  }));
+  const legend = h("div", { class: "legend" }, h("span", { class: "k1", text: "written" }), h("span", { class: "k2", text: "read" }),
+    h("span", { class: "k3", text: "stored (right axis)" }));
   box.append(h("h2", { text: "Usage" }), h("div", { class: "row" }, which, range), legend, canvas, note, latest);
   const render = async () => {
     const [start, stop] = rangeUs(Number(range.value));
     const events = await readKind("usage", [which.value], start, stop, 5000);
-    drawUsage(canvas, events);
+    chart.draw({ t: events.map((e) => e.timestamp / 1000), yFmt: fmtBytes, yFloor: 1000, y2: { fmt: fmtBytes, floor: 1000 },
+      t0: events.length ? undefined : start / 1000, t1: events.length ? undefined : Date.now(),
+      series: [{ values: events.map((e) => e.write_bytes || 0), color: 1 }, { values: events.map((e) => e.read_bytes || 0), color: 2 },
+        { values: events.map((e) => e.storage_bytes || 0), color: 3, axis: 2 }] });
+    const last = events[events.length - 1];
+    canvas.setAttribute("aria-label", last ? `Usage of ${which.value === "total" ? "all buckets" : which.value}: ${events.length} windows, ` +
+      `${fmtBytes(last.storage_bytes)} stored at the end` : "Usage over time: no records in this range");
     note.textContent = events.length ? `${events.length} windows of ${events[events.length - 1].duration} s; bytes per window` : "no usage records in this range";
     clear(latest);
-    const last = events[events.length - 1];
     if (last) {
       latest.appendChild(table(["at", "stored", "records", "entries", "blocks", "written", "read"], [h("tr", {},
         h("td", { text: fmtUs(last.timestamp) }), h("td", { text: fmtBytes(last.storage_bytes) }),
@@ -77,16 +82,19 @@ async function mountUsage(box) {
   which.addEventListener("change", () => render().catch(fail));
   range.addEventListener("change", () => render().catch(fail));
   if (names.length) await render();
-  else note.textContent = "no usage records yet (written every minute)";
+  else {
+    chart.draw({ t: [], series: [], yFmt: fmtBytes, yFloor: 1000, t0: Date.now() - 3600000, t1: Date.now() });
+    note.textContent = "no usage records yet (written every minute)";
+  }
 }
 
 async function mountAudit(box) {
   const tokens = (await systemEntries("audit")).map((e) => e.split("/").pop());
-  const range = select("audit-range", RANGES, 3600);
-  const token = select("audit-token", [["any token", ""], ...tokens.map((t) => [t, t])]);
-  const status = select("audit-status", STATUSES.map(([label], i) => [label, i]));
-  const method = select("audit-method", METHODS.map((m, i) => [m, i ? m : ""]));
-  const path = h("input", { name: "audit-path", type: "search", placeholder: "path contains" });
+  const range = select("audit-range", RANGES, 3600, "Audit time range");
+  const token = select("audit-token", [["any token", ""], ...tokens.map((t) => [t, t])], undefined, "Token");
+  const status = select("audit-status", STATUSES.map(([label], i) => [label, i]), undefined, "Status");
+  const method = select("audit-method", METHODS.map((m, i) => [m, i ? m : ""]), undefined, "Method");
+  const path = h("input", { name: "audit-path", type: "search", placeholder: "path contains", "aria-label": "Path contains" });
   const refresh = h("button", { type: "button", text: "Refresh", name: "audit-refresh" });
   const count = h("p", { class: "muted", id: "audit-count" });
   const out = h("div", { id: "audit-table" });
@@ -115,4 +123,9 @@ async function mountAudit(box) {
   path.addEventListener("input", show);
   refresh.addEventListener("click", () => load().catch(fail));
   await load();
+}
+
+export function unmount() {
+  for (const c of charts) c.destroy();
+  charts = [];
 }
