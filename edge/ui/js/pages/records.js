@@ -141,7 +141,11 @@ export async function mount(root, ctx) {
     root.appendChild(h("p", { class: "muted", text: "No buckets yet." }));
     return;
   }
-  const chosen = ctx.args[0] && buckets.some((b) => b.name === ctx.args[0]) ? ctx.args[0] : buckets[0].name;
+  // Without a bucket in the address: the first one holding the user's data, not $system (sorted
+  // first, and written by the server itself every minute, so it would otherwise win as soon as
+  // the first event appears).
+  const own = buckets.find((b) => !b.name.startsWith("$")) || buckets[0];
+  const chosen = ctx.args[0] && buckets.some((b) => b.name === ctx.args[0]) ? ctx.args[0] : own.name;
   const bucketSel = h("select", { name: "bucket" }, buckets.map((b) => h("option", { value: b.name, text: b.name, selected: b.name === chosen })));
   const entrySel = h("select", { name: "entry" });
   const start = h("input", { type: "datetime-local", name: "start", step: "1" });
