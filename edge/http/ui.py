@@ -125,6 +125,7 @@ def features(ctx: AppContext) -> dict:
         "metrics": "metrics" in services,
         "metrics_open": getattr(services.get("metrics"), "access", "token") == "open",
         "replication": "replication" in services,
+        "system_events": bool(ctx.config.system_events_enabled),
     }
 
 

@@ -1,6 +1,7 @@
-// Reading $system events (JSON records) for the System page: entries, queries, bodies.
-// Owns: listing the $system entries of one kind, running a time-bounded query on an entry and
-// splitting the batch-protocol-v1 answer into parsed JSON bodies.
+// Reading $system events (JSON records) for the System page and the Overview: entries, queries, bodies.
+// Owns: the $system bucket's entries (all, or those of one kind), running a time-bounded
+// (optionally sampled) query on an entry and splitting the batch-protocol-v1 answer into parsed
+// JSON bodies.
 // Must not: touch the DOM.
 
 import { ApiError, entryPath, getJson, request, send } from "./api.js";
@@ -8,24 +9,33 @@ import { ApiError, entryPath, getJson, request, send } from "./api.js";
 export const SYSTEM = "$system";
 const SYS = encodeURIComponent(SYSTEM);
 
-// Entry names of $system starting with `kind/` (e.g. "audit"); [] when the bucket does not exist yet.
-export async function systemEntries(kind) {
+// GET b/$system (info, settings, entries with their record counts and oldest/latest records);
+// null when the bucket does not exist yet.
+export async function systemInfo() {
   try {
-    const doc = await getJson(`b/${SYS}`);
-    return doc.entries.map((e) => e.name).filter((n) => n.startsWith(kind + "/")).sort();
+    return await getJson(`b/${SYS}`);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return [];
+    if (err instanceof ApiError && err.status === 404) return null;
     throw err;
   }
 }
 
+// Entry names of $system starting with `kind/` (e.g. "audit"); [] when the bucket does not exist yet.
+export async function systemEntries(kind) {
+  const doc = await systemInfo();
+  return doc ? doc.entries.map((e) => e.name).filter((n) => n.startsWith(kind + "/")).sort() : [];
+}
+
 // The events of one entry with timestamps in [startUs, stopUs), oldest first, at most `limit`
-// (the newest `limit` when there are more).
-export async function readEvents(entry, startUs, stopUs, limit = 2000) {
+// (the newest `limit` when there are more). With `eachS` the server keeps one record every
+// `eachS` seconds (the query's each_s), so a long span costs a bounded number of records.
+export async function readEvents(entry, startUs, stopUs, limit = 2000, eachS = null) {
   const path = `b/${SYS}/${entryPath(entry)}`;
+  const query = { query_type: "QUERY", start: Math.floor(startUs), stop: Math.ceil(stopUs) };
+  if (eachS) query.each_s = eachS;
   let id;
   try {
-    ({ id } = await send("POST", `${path}/q`, { query_type: "QUERY", start: startUs, stop: stopUs }));
+    ({ id } = await send("POST", `${path}/q`, query));
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return [];
     throw err;

@@ -1,19 +1,27 @@
 // Overview page: server info; per bucket its use against its quota and its write rate over time;
 // the data file system; the server's write/read rate.
-// Owns: reading /info, /list and (if this token may) /metrics + /metrics/history.
+// Owns: reading /info, /list, (if this token may) /metrics, and the history of the charts;
+// choosing where that history comes from and saying so on the page.
 // Must not: change anything on the server.
 //
-// Where the pictures come from: the server samples its counters every few seconds and keeps the
-// last 15 minutes at that step and the last 24 hours at one minute (GET metrics/history, memory
-// bounded by the number of buckets). A token that cannot read metrics still sees each bucket's
-// quota fill (from GET b/<name>), without rates.
+// Where the pictures come from, best first:
+// 1. the $system usage records (usage-history.js): durable, so 1 h, 24 h and 7 d where the
+//    records reach that far; read with the caller's token through the ordinary query API. They
+//    need a token that may read $system (full access, or "$system" named in its read list: /list
+//    shows the bucket exactly then) and events switched on (features.system_events).
+// 2. else GET metrics/history: the server's in-memory samples of the last 15 minutes (every few
+//    seconds) or 24 hours (every minute), lost at a restart; needs a token that may read metrics.
+// 3. else no charts: each bucket's quota fill still shows (from GET b/<name>).
 
 import { getJson, request } from "../api.js";
 import { lineChart } from "../chart.js";
 import { clear, fmtBytes, fmtUs, h } from "../dom.js";
+import { SYSTEM } from "../sysevents.js";
+import { openHistory } from "../usage-history.js";
 
 let timer = null;
 let charts = [];
+let mounted = 0;          // bumped by every mount and unmount: a mount that was left stops
 
 function mayReadMetrics(ctx) {
   const f = ctx.features;
@@ -34,6 +42,37 @@ export function parseMetrics(text) {
     (out[m[1]] = out[m[1]] || []).push({ labels, value: Number(m[3]) });
   }
   return out;
+}
+
+function maySeeSystem(ctx) {
+  const p = ctx.me.permissions || {};
+  return !ctx.features.auth || !!p.full_access || (p.read || []).includes(SYSTEM);
+}
+
+// Where the history comes from: {kind: "events", history} | {kind: "metrics" | "none", why}.
+async function historySource(ctx, list, info, canMetrics) {
+  let why;
+  if (ctx.features.system_events === false) why = `${SYSTEM} events are switched off (RS_SYSTEM_EVENTS_ENABLED=false)`;
+  else if (!list.buckets.some((b) => b.name === SYSTEM)) {
+    why = maySeeSystem(ctx) ? `there are no ${SYSTEM} usage records yet (the first is written one usage interval after the start)`
+      : `this token cannot read ${SYSTEM} (that needs full access, or "${SYSTEM}" named in its read list)`;
+  } else {
+    try {
+      const history = await openHistory(list.buckets.map((b) => b.name), info.instance_name);
+      if (history) return { kind: "events", history };
+      why = `there are no ${SYSTEM} usage records yet (the first is written one usage interval after the start)`;
+    } catch (err) {
+      why = `reading ${SYSTEM} failed (${err.message})`;
+    }
+  }
+  return { kind: canMetrics ? "metrics" : "none", why };
+}
+
+function every(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds >= 60 && seconds % 60 === 0) return `${seconds / 60} min`;
+  return seconds >= 90 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds * 10) / 10} s`;
 }
 
 function one(metrics, name) {
@@ -63,6 +102,7 @@ function formatUptime(s) {
 const rate = (v) => fmtBytes(Math.round(v)) + "/s";
 
 export async function mount(root, ctx) {
+  const gen = ++mounted;
   const [info, list] = await Promise.all([getJson("info"), getJson("list")]);
   const canMetrics = mayReadMetrics(ctx);
   let metrics = null;
@@ -83,21 +123,31 @@ export async function mount(root, ctx) {
     stat(fmtUs(info.latest_record), "latest record"))));
 
   // --- buckets: quota fill and write rate ---------------------------------------------------
-  const span = { value: "15m" };
-  const spanBtns = ["15m", "24h"].map((v) => h("button", { type: "button", text: v === "15m" ? "15 min" : "24 h", name: "span-" + v, "aria-pressed": String(v === span.value) }));
-  const usage = h("section", { class: "card", id: "bucket-usage", "aria-labelledby": "usage-title" },
+  const source = await historySource(ctx, list, info, canMetrics);
+  const history = source.kind === "events" ? source.history : null;
+  const charted = source.kind !== "none";
+  const spans = history ? history.spans().map((sp) => [sp.key, sp.label]) : [["15m", "15 min"], ["24h", "24 h"]];
+  const span = { value: spans[0][0] };
+  const spanBtns = spans.map(([v, label]) => h("button", { type: "button", text: label, name: "span-" + v, "aria-pressed": String(v === span.value) }));
+  const sourceNote = h("p", { class: "hint", id: "history-source" });
+  const usage = h("section", { class: "card", id: "bucket-usage", "aria-labelledby": "usage-title", dataset: { source: source.kind } },
     h("div", { class: "head" }, h("h2", { text: "Buckets: use and write rate", id: "usage-title" }),
-      canMetrics ? h("div", { class: "seg", role: "group", "aria-label": "Time span" }, spanBtns) : null));
+      charted ? h("div", { class: "seg", role: "group", "aria-label": "Time span" }, spanBtns) : null),
+    charted ? h("div", { class: "legend" }, h("span", { class: "k1", text: "write rate" }),
+      history ? h("span", { class: "k3", text: "stored (right axis, up to the quota)" }) : null) : null,
+    sourceNote);
   const cards = h("div", { class: "bucket-cards" });
   usage.appendChild(cards);
   if (!list.buckets.length) usage.appendChild(h("p", { class: "muted", text: "No buckets yet." }));
   root.appendChild(usage);
   const quotaOf = {};
   for (const s of (metrics && metrics.edge_bucket_quota_bytes) || []) quotaOf[s.labels.bucket] = { size: s.value, type: s.labels.quota_type };
+  const sizeOf = {};
   const rateCharts = {};
   for (const b of list.buckets) {
+    sizeOf[b.name] = b.size;
     const quota = h("div", { class: "quota", dataset: { bucket: b.name } }, h("span", { class: "muted", text: "…" }));
-    const canvas = canMetrics ? h("canvas", { class: "chart small", role: "img", "aria-label": `Write rate of ${b.name}`, dataset: { bucket: b.name } }) : null;
+    const canvas = charted ? h("canvas", { class: "chart small", role: "img", "aria-label": `Write rate of ${b.name}`, dataset: { bucket: b.name } }) : null;
     const now = h("span", { class: "hint", text: "" });
     cards.appendChild(h("article", { class: "card", dataset: { bucket: b.name }, "aria-label": b.name },
       h("h3", { class: "sr-only", text: b.name }),
@@ -112,6 +162,7 @@ export async function mount(root, ctx) {
     }
     const fill = (size, quotaSize, quotaType) => {
       clear(quota);
+      quotaOf[b.name] = { size: quotaSize, type: quotaType };
       if (!quotaSize || quotaType === "NONE") {
         quota.append(h("p", { class: "hint", text: `${fmtBytes(size)} stored, no quota` }));
         return;
@@ -135,7 +186,10 @@ export async function mount(root, ctx) {
       fillBar(total - free, total, "file system use")));
   }
 
-  if (!canMetrics) return;
+  if (!charted) {
+    if (source.why) sourceNote.textContent = `No history: ${source.why}, and it cannot read metrics.`;
+    return;
+  }
   const canvas = h("canvas", { class: "chart", id: "rates", role: "img", "aria-label": "Write and read rate of the server" });
   const note = h("small", { class: "hint", id: "rates-note" });
   root.appendChild(h("section", { class: "card", "aria-labelledby": "rates-title" }, h("h2", { text: "Write and read rate", id: "rates-title" }),
@@ -144,7 +198,26 @@ export async function mount(root, ctx) {
   const server = lineChart(canvas);
   charts.push(server);
 
-  const refresh = async () => {
+  // One bucket's chart: the write rate, and with usage records also the stored bytes against the quota.
+  // lastLabel: what the last point is ("now": a sample of the last seconds; or the last bin).
+  const drawBucket = (name, rc, t, values, range, stored, lastLabel = "now") => {
+    const q = quotaOf[name];
+    const series = [{ values, color: 1, fill: true }];
+    if (stored) series.push({ values: stored, color: 3, axis: 2 });
+    rc.chart.draw({ t, ...range, yFmt: rate, yFloor: 1000, series,
+      y2: stored ? { fmt: fmtBytes, floor: 1000, max: q && q.type !== "NONE" ? q.size : 0 } : undefined });
+    const known = values.filter((v) => v !== null && v !== undefined);
+    const last = known.length ? known[known.length - 1] : 0;
+    const peak = known.reduce((m, v) => Math.max(m, v), 0);
+    const size = stored ? stored.filter((v) => v !== null).pop() : undefined;
+    const tail = size !== undefined ? `, ${fmtBytes(size)} stored` : "";
+    rc.canvas.dataset.points = String(known.length);
+    rc.canvas.dataset.peak = String(Math.round(peak));
+    rc.now.textContent = known.length ? `writing ${rate(last)} ${lastLabel}, peak ${rate(peak)}` : "collecting samples…";
+    rc.canvas.setAttribute("aria-label", `Write rate of ${name}: ${rate(last)} ${lastLabel}, peak ${rate(peak)} in the shown span${tail}`);
+  };
+
+  const fromMetrics = async () => {
     let hist;
     try {
       hist = await getJson("metrics/history" + (span.value === "24h" ? "?span=24h" : ""), { root: true });
@@ -159,25 +232,62 @@ export async function mount(root, ctx) {
     note.textContent = samples.length ? `last ${Math.round((samples.length * hist.interval_s) / 60) || "<1"} min, one point every ${hist.interval_s} s (UTC)` : "collecting samples…";
     for (const [name, rc] of Object.entries(rateCharts)) {
       const values = samples.map((s) => (s.buckets && s.buckets[name] ? s.buckets[name].bytes_written_per_s : 0));
-      rc.chart.draw({ t, yFmt: rate, yFloor: 1000, series: [{ values, color: 1, fill: true }] });
-      const last = values.length ? values[values.length - 1] : 0;
-      const peak = values.reduce((m, v) => Math.max(m, v), 0);
-      rc.now.textContent = values.length ? `writing ${rate(last)} now, peak ${rate(peak)}` : "collecting samples…";
-      rc.canvas.setAttribute("aria-label", `Write rate of ${name}: ${rate(last)} now, peak ${rate(peak)} in the shown span`);
+      drawBucket(name, rc, t, values, {}, null);
     }
+  };
+
+  const drawEvents = () => {
+    const v = history.view(sizeOf);
+    const range = { t0: v.t0, t1: v.t1 };
+    server.draw({ t: v.t, ...range, yFmt: rate, yFloor: 1000, series: [
+      { values: v.total.write, color: 1, fill: true }, { values: v.total.read, color: 2 }] });
+    const long = v.t1 - v.t0 > 86400000 * 0.99;
+    const stamp = (ms) => new Date(ms).toISOString().slice(long ? 0 : 11, 16).replace("T", " ");
+    note.textContent = `${stamp(v.t0)} – ${stamp(v.t1)} UTC, one point every ${every(Math.round(v.binS))}`;
+    for (const [name, rc] of Object.entries(rateCharts)) {
+      const bins = v.buckets[name];
+      drawBucket(name, rc, v.t, bins.write, range, bins.stored, `over the last ${every(Math.round(v.binS))}`);
+    }
+    sourceNote.textContent = `From the ${SYSTEM} usage records (one window every ${every(history.intervalS)}` +
+      (v.sampledS ? `; over this span one window every ${every(v.sampledS)} is read` : "") + `): ${v.records} records.`;
+  };
+  const fromEvents = async (reload) => {
+    try {
+      if (reload) await history.load(span.value);
+      else await history.refresh();
+    } catch (err) {
+      if (reload) sourceNote.textContent = `Reading ${SYSTEM} failed: ${err.message}`;
+      return; /* transient: the next tick retries */
+    }
+    drawEvents();
+  };
+
+  if (!history) sourceNote.textContent = `From the server's in-memory samples (metrics/history, lost at a restart): ${source.why}.`;
+  // One read at a time (a span change waits for a tick's read; a tick while one runs is skipped).
+  let pending = 0;
+  let chain = Promise.resolve();
+  const refresh = (reload = false) => {
+    if (!reload && pending) return chain;
+    pending++;
+    chain = chain.then(() => (history ? fromEvents(reload) : fromMetrics())).catch(() => { /* the next tick retries */ })
+      .finally(() => { pending--; });
+    return chain;
   };
   for (const b of spanBtns) {
     b.addEventListener("click", () => {
       span.value = b.name.slice(5);
       for (const o of spanBtns) o.setAttribute("aria-pressed", String(o === b));
-      refresh();
+      refresh(true);
     });
   }
-  await refresh();
-  timer = window.setInterval(refresh, 5000);
+  await refresh(true);
+  if (gen !== mounted) return;     // left while loading: no timer for a page that is gone
+  const tick = history ? Math.min(60, Math.max(10, history.intervalS)) : 5;
+  timer = window.setInterval(() => refresh(false), tick * 1000);
 }
 
 export function unmount() {
+  mounted++;
   if (timer) window.clearInterval(timer);
   timer = null;
   for (const c of charts) c.destroy();
