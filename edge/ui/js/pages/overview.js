@@ -68,7 +68,8 @@ async function historySource(ctx, list, info, canMetrics) {
   return { kind: canMetrics ? "metrics" : "none", why };
 }
 
-function every(seconds) {
+function every(value) {
+  const seconds = value >= 10 ? Math.round(value) : value;     // a window of 60.002 s is "1 min"
   if (seconds % 86400 === 0) return `${seconds / 86400} d`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   if (seconds >= 60 && seconds % 60 === 0) return `${seconds / 60} min`;
@@ -243,10 +244,10 @@ export async function mount(root, ctx) {
       { values: v.total.write, color: 1, fill: true }, { values: v.total.read, color: 2 }] });
     const long = v.t1 - v.t0 > 86400000 * 0.99;
     const stamp = (ms) => new Date(ms).toISOString().slice(long ? 0 : 11, 16).replace("T", " ");
-    note.textContent = `${stamp(v.t0)} – ${stamp(v.t1)} UTC, one point every ${every(Math.round(v.binS))}`;
+    note.textContent = `${stamp(v.t0)} – ${stamp(v.t1)} UTC, one point every ${every(v.binS)}`;
     for (const [name, rc] of Object.entries(rateCharts)) {
       const bins = v.buckets[name];
-      drawBucket(name, rc, v.t, bins.write, range, bins.stored, `over the last ${every(Math.round(v.binS))}`);
+      drawBucket(name, rc, v.t, bins.write, range, bins.stored, `over the last ${every(v.binS)}`);
     }
     sourceNote.textContent = `From the ${SYSTEM} usage records (one window every ${every(history.intervalS)}` +
       (v.sampledS ? `; over this span one window every ${every(v.sampledS)} is read` : "") + `): ${v.records} records.`;
