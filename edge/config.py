@@ -167,6 +167,8 @@ class Config:
     io_operation_timeout_s: float = 30.0
     max_connections: int = 1024
     max_connections_per_address: int = 64
+    # EDGE_LARGE_HEAD_MEMORY: memory shared by incomplete request heads over 64 KiB
+    large_head_memory: int = 16 * MiB
     body_grace_s: float = 20.0
     body_min_rate: float = 500.0
     tls_handshake_timeout_s: float = 10.0
@@ -310,6 +312,9 @@ class Config:
         if get("EDGE_MAX_CONNECTIONS_PER_ADDRESS"):
             values["max_connections_per_address"] = parse_int(
                 get("EDGE_MAX_CONNECTIONS_PER_ADDRESS", ""), "EDGE_MAX_CONNECTIONS_PER_ADDRESS", 0)
+        if get("EDGE_LARGE_HEAD_MEMORY", "").strip():
+            values["large_head_memory"] = parse_size(get("EDGE_LARGE_HEAD_MEMORY", ""),
+                                                     "EDGE_LARGE_HEAD_MEMORY")
         for var, key in (("EDGE_BODY_GRACE", "body_grace_s"), ("EDGE_BODY_MIN_RATE", "body_min_rate"),
                          ("EDGE_TLS_HANDSHAKE_TIMEOUT", "tls_handshake_timeout_s")):
             if get(var):

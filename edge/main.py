@@ -200,6 +200,7 @@ async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: An
                              tls_handshake_timeout_s=config.tls_handshake_timeout_s,
                              max_connections=config.max_connections,
                              max_connections_per_address=config.max_connections_per_address,
+                             large_head_memory=config.large_head_memory,
                              trusted_proxies=TrustedProxies.parse(",".join(config.trusted_proxies)),
                              ssl_context=ssl_context,
                              max_header_bytes=max(config.batch_max_metadata_size, 64 * 1024))

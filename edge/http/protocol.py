@@ -45,7 +45,7 @@ _TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _REQUEST_LINE = re.compile(rf"([{_TCHAR}]+) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
 # bytes.translate(None, ALLOWED) deletes the allowed bytes in one C pass (~10x cheaper than a
 # regex search): whatever is left over is the offending bytes.
-_HEAD_BYTES_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b in (0x09, 0x0A, 0x0D))
+_LINE_BYTES_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b == 0x09)
 _NAME_BYTES_OK = (b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                   b"\n")
 # RFC 9110 7.2 / RFC 3986 3.2.2: Host = uri-host [ ":" port ]; an empty value is allowed.
@@ -110,18 +110,31 @@ class HeadReader:
         self._empty_lines = 0
 
     def __call__(self, buf: bytearray) -> RequestHead | None:
+        end = self.find(buf)
+        return None if end < 0 else self.take(buf, end)
+
+    def find(self, buf: bytearray) -> int:
+        """Where the complete head in ``buf`` ends (before its blank line), or -1 (needs more).
+
+        Cheap (one incremental search); the front charges the head's size against the
+        connection's fairness budget between this and ``take``, which does the parsing.
+        """
         if buf[:2] == b"\r\n" or buf[:1] == b"\r":
             if not self._skip_empty_lines(buf):
-                return None
+                return -1
         end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0:
             self._scanned = len(buf)
             self._check_incomplete(buf)
-            return None
-        self._scanned = 0
-        self._empty_lines = 0
+            return -1
         if end > self.max_header_bytes:
             raise ProtocolError("Request header block is too large", 431)
+        return end
+
+    def take(self, buf: bytearray, end: int) -> RequestHead:
+        """Parse the head ``find`` located, remove it from ``buf``, reset for the next one."""
+        self._scanned = 0
+        self._empty_lines = 0
         text = buf[:end].decode("latin-1")
         del buf[:end + 4]
         return parse_head(text, self.max_header_count, self.max_request_line)
@@ -164,15 +177,16 @@ def parse_head(text: str, max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     HTAB anywhere, CRLF only, no obs-fold, one valid ``Host`` on HTTP/1.1, ``Transfer-Encoding``
     exactly ``chunked`` and never on HTTP/1.0 nor together with ``Content-Length``.
     """
-    nlines = text.count("\r\n")
-    # A bare CR or LF is where request smuggling lives (proxies disagree on line ends); the other
-    # CTLs are never valid in a head (HTAB is, inside values).
-    if (text.count("\n") != nlines or text.count("\r") != nlines
-            or text.encode("latin-1").translate(None, _HEAD_BYTES_OK)):
-        raise ProtocolError("Invalid line ending or control character in request head")
-    if nlines > max_header_count:
+    # At most one line more than allowed is split off, so a head of 100,000 tiny lines costs
+    # no more than one of max_header_count lines before it is refused.
+    lines = text.split("\r\n", max_header_count + 1)
+    if len(lines) > max_header_count + 1:
         raise ProtocolError("Too many request headers", 431)
-    lines = text.split("\r\n")
+    # A bare CR or LF is where request smuggling lives (proxies disagree on line ends); the other
+    # CTLs are never valid in a head (HTAB is, inside values). Once split on CRLF, any CR or LF
+    # left is a bare one: one C pass over the joined lines finds both kinds.
+    if "".join(lines).encode("latin-1").translate(None, _LINE_BYTES_OK):
+        raise ProtocolError("Invalid line ending or control character in request head")
     request_line = lines[0]
     if len(request_line) > max_request_line:
         raise ProtocolError("Request line is too long", 414)
@@ -302,7 +316,12 @@ _QUOTED_B = rb'"(?:[\t !\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})((?:;[ \t]*" + _TOKEN_B + rb"(?:[ \t]*=[ \t]*(?:"
                          + _TOKEN_B + rb"|" + _QUOTED_B + rb"))?[ \t]*)*)")
 # A trailer field is a header field (RFC 9112 7.1.2): token ":" OWS value OWS, no CTL but HTAB.
-_TRAILER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
+# The whole trailer section is checked by one regex (a C loop), not a Python step per line.
+_TRAILER_SECTION = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+# Chunk-size lines decoded per ``next_data`` call at most: bounds the work of one call (the
+# caller charges each against its fairness budget, ``fairness.STEP``) while still handing the
+# payload of many small chunks over in one piece.
+MAX_STEPS_PER_CALL = 64
 
 
 class ChunkedDecoder:
@@ -311,7 +330,11 @@ class ChunkedDecoder:
     ``next_data(buf, max_bytes)`` returns a non-empty ``bytes`` of payload, ``None`` when it
     needs more data, or ``b""`` once the last chunk and the trailers are consumed (trailers are
     checked like header fields and dropped). Payload bytes past ``chunk_left`` are never
-    touched, so a pipelined request after the body stays in ``buf``.
+    touched, so a pipelined request after the body stays in ``buf``. The payload of consecutive
+    chunks already in ``buf`` comes back joined, up to ``max_bytes`` and ``MAX_STEPS_PER_CALL``
+    chunks: whoever stores the body sees a few large pieces, not one call per chunk.
+    ``steps`` counts the size lines and trailer sections decoded so far (the caller's measure of
+    the work spent, beside the bytes).
 
     Framing bytes (size lines with their extensions, CRLFs, trailers) may exceed the payload by
     at most ``overhead_allowance``: past that the body is a flood of tiny chunks, refused with a
@@ -321,18 +344,19 @@ class ChunkedDecoder:
     most ``chunk_left`` bytes straight from the socket and report them with ``consumed_direct``.
     """
 
-    __slots__ = ("state", "chunk_left", "_trailer_bytes", "max_trailer_bytes", "overhead",
-                 "payload", "overhead_allowance")
+    __slots__ = ("state", "chunk_left", "_trailer_scanned", "max_trailer_bytes", "overhead",
+                 "payload", "overhead_allowance", "steps")
 
     def __init__(self, max_trailer_bytes: int = DEFAULT_MAX_HEADER_BYTES,
                  overhead_allowance: int = CHUNK_OVERHEAD_ALLOWANCE):
         self.state = _SIZE
         self.chunk_left = 0
-        self._trailer_bytes = 0
+        self._trailer_scanned = 0
         self.max_trailer_bytes = max_trailer_bytes
         self.overhead = 0  # framing bytes consumed so far
         self.payload = 0  # payload bytes handed out so far
         self.overhead_allowance = overhead_allowance
+        self.steps = 0
 
     @property
     def done(self) -> bool:
@@ -356,54 +380,124 @@ class ChunkedDecoder:
             raise ProtocolError("Chunked body has too much framing overhead (chunks too small)")
 
     def next_data(self, buf: bytearray, max_bytes: int = 1 << 20) -> bytes | None:
-        while True:
-            state = self.state
-            if state == _DATA:
-                if not buf:
-                    return None
-                n = min(len(buf), self.chunk_left, max_bytes)
-                data = bytes(buf[:n])
-                del buf[:n]
-                self.consumed_direct(n)
-                return data
-            if state == _SIZE:
-                i = buf.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
-                if i < 0:
-                    if len(buf) > MAX_CHUNK_LINE:
-                        raise ProtocolError("Chunk size line is too long")
-                    return None
-                m = _CHUNK_LINE.fullmatch(buf, 0, i)
-                if m is None:
-                    raise ProtocolError("Invalid chunk size line")
-                self.chunk_left = int(m.group(1), 16)
-                del buf[:i + 2]
-                self._framing(i + 2)
-                self.state = _DATA if self.chunk_left else _TRAILER
-            elif state == _DATA_END:
-                if len(buf) < 2:
-                    return None
-                if buf[:2] != b"\r\n":
-                    raise ProtocolError("Chunk data is not followed by CRLF")
-                del buf[:2]
-                self._framing(2)
-                self.state = _SIZE
-            elif state == _TRAILER:
-                i = buf.find(b"\r\n")
-                if i < 0:
-                    if self._trailer_bytes + len(buf) > self.max_trailer_bytes:
-                        raise ProtocolError("Chunked trailers are too large", 431)
-                    return None
-                self._trailer_bytes += i + 2
-                if self._trailer_bytes > self.max_trailer_bytes:
-                    raise ProtocolError("Chunked trailers are too large", 431)
-                if i and _TRAILER_LINE.fullmatch(buf, 0, i) is None:
-                    raise ProtocolError("Malformed chunked trailer field")
-                del buf[:i + 2]
-                self._framing(i + 2)
-                if i == 0:
-                    self.state = _DONE
+        if self.state == _DATA and buf:
+            # The common case of large chunks: one piece straight from the buffer.
+            n = min(len(buf), self.chunk_left, max_bytes)
+            if n == len(buf):
+                data = bytes(buf)
+                buf.clear()
             else:
-                return b""
+                with memoryview(buf) as view:
+                    data = bytes(view[:n])
+                del buf[:n]
+            self.consumed_direct(n)
+            if self.chunk_left or n == max_bytes or len(buf) < 2:
+                return data
+            return self._gather(buf, max_bytes, data)
+        return self._gather(buf, max_bytes, None)
+
+    def _gather(self, buf: bytearray, max_bytes: int, first: bytes | None) -> bytes | None:
+        """Walk the buffer from the front (an index, one deletion at the end), joining payload."""
+        pieces: list[bytes] = [] if first is None else [first]
+        got = 0 if first is None else len(first)
+        pos = 0
+        steps = 0
+        end = len(buf)
+        view = memoryview(buf)  # released before the buffer is trimmed (finally)
+        try:
+            while got < max_bytes:
+                state = self.state
+                if state == _DATA:
+                    if pos >= end:
+                        break
+                    n = min(end - pos, self.chunk_left, max_bytes - got)
+                    pieces.append(bytes(view[pos:pos + n]))
+                    pos += n
+                    got += n
+                    self.consumed_direct(n)
+                elif state == _DATA_END:
+                    if end - pos < 2:
+                        break
+                    if buf[pos] != 13 or buf[pos + 1] != 10:
+                        raise ProtocolError("Chunk data is not followed by CRLF")
+                    pos += 2
+                    self._framing(2)
+                    self.state = _SIZE
+                elif state == _SIZE:
+                    if steps >= MAX_STEPS_PER_CALL and got:
+                        break
+                    i = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
+                    if i < 0:
+                        if end - pos > MAX_CHUNK_LINE:
+                            raise ProtocolError("Chunk size line is too long")
+                        break
+                    m = _CHUNK_LINE.fullmatch(buf, pos, i)
+                    if m is None:
+                        raise ProtocolError("Invalid chunk size line")
+                    steps += 1
+                    size = int(m.group(1), 16)
+                    start = i + 2
+                    stop = start + size
+                    if size and stop + 2 <= end and got + size <= max_bytes:
+                        # The whole chunk is here (the common case for small chunks): no
+                        # state round trip per chunk.
+                        if buf[stop] != 13 or buf[stop + 1] != 10:
+                            raise ProtocolError("Chunk data is not followed by CRLF")
+                        self.overhead += start - pos + 2
+                        self.payload += size
+                        if self.overhead > self.payload + self.overhead_allowance:
+                            self._framing(0)
+                        pieces.append(bytes(view[start:stop]))
+                        got += size
+                        pos = stop + 2
+                        continue
+                    self._framing(start - pos)
+                    self.chunk_left = size
+                    pos = start
+                    self.state = _DATA if size else _TRAILER
+                elif state == _TRAILER:
+                    if not self._trailers(buf, pos, end):
+                        break
+                    pos = self._trailer_scanned
+                    self._trailer_scanned = 0
+                    steps += 1
+                    self.state = _DONE
+                else:
+                    break
+        finally:
+            view.release()
+            self.steps += steps
+            if pos:
+                del buf[:pos]
+        if got:
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return b"" if self.state == _DONE else None
+
+    def _trailers(self, buf: bytearray, pos: int, end: int) -> bool:
+        """The trailer section from ``pos``: True once complete and valid (its end is left in
+        ``_trailer_scanned``); False if more bytes are needed."""
+        if buf[pos:pos + 2] == b"\r\n":
+            self._framing(2)
+            self._trailer_scanned = pos + 2
+            return True
+        # Searched from where the last call stopped (relative to pos), so a dribble is O(n).
+        start = pos + max(0, self._trailer_scanned - 3)
+        i = buf.find(b"\r\n\r\n", start)
+        if i < 0:
+            if end - pos > self.max_trailer_bytes:
+                raise ProtocolError("Chunked trailers are too large", 431)
+            if self.overhead + end - pos > self.payload + self.overhead_allowance:
+                self._framing(end - pos)  # refused now, not once a flood of them is complete
+            self._trailer_scanned = end - pos
+            return False
+        size = i + 4 - pos
+        if size - 2 > self.max_trailer_bytes:
+            raise ProtocolError("Chunked trailers are too large", 431)
+        self._framing(size)  # refused for overhead before the (bounded) check below runs
+        if _TRAILER_SECTION.fullmatch(buf, pos, i + 2) is None:
+            raise ProtocolError("Malformed chunked trailer field")
+        self._trailer_scanned = i + 4
+        return True
 
 
 def encode_chunked(data: bytes, chunk_sizes: list[int] | None = None) -> bytes:

@@ -1,8 +1,12 @@
 """TLS for the HTTP front: the server-side ``ssl.SSLContext`` from ``RS_CERT_PATH`` / ``RS_CERT_KEY_PATH``.
 
-Owns: loading and checking the certificate chain and key, the protocol floor (TLS 1.2) and the
-ALPN offer (``http/1.1``: we speak nothing else). Must not: touch sockets (``front.py`` wraps
-each connection in ``trio.SSLStream``) or read the environment (``config.py`` does).
+Owns: loading and checking the certificate chain and key, the protocol floor (TLS 1.2), the
+ALPN offer (``http/1.1``: we speak nothing else), renegotiation off (a client-initiated TLS 1.2
+renegotiation is an expensive handshake on demand, and it would make a read wait for a write),
+and asking for kernel TLS where Python offers it (``ssl.OP_ENABLE_KTLS``, Python 3.12+; OpenSSL
+uses it only where the kernel's ``tls`` module is loaded, else nothing changes).
+Must not: touch sockets (``connection.py`` drives each connection as a non-blocking
+``ssl.SSLSocket``) or read the environment (``config.py`` does).
 
 A bad file stops start-up with a ``ConfigError`` naming the variable: missing or unreadable,
 not PEM, a key that does not match the certificate, or an encrypted key (a service cannot type
@@ -45,6 +49,7 @@ def server_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(["http/1.1"])
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | getattr(ssl, "OP_ENABLE_KTLS", 0)
     try:
         ctx.load_cert_chain(cert_path, key_path, password=_no_passphrase)
     except ssl.SSLError as exc:

@@ -21,14 +21,10 @@ import trio
 
 from edge.errors import BadRequestError, PayloadTooLargeError
 
+from .fairness import STEP, Budget, Turns
 from .protocol import CONTINUE, ChunkedDecoder, ProtocolError
 
 SHORT_BODY = "Content is shorter than expected: no more data to read"
-# Yield to other connections once this budget is spent without blocking (fast local uploads).
-# Each receive costs its bytes plus a fixed charge, so a body of 1-byte chunks yields every ~4,000
-# chunks (a few ms of CPU), not every 4 MiB of payload (4 million Python calls).
-_YIELD_EVERY = 4 << 20
-_CALL_COST = 1024
 
 
 class Headers:
@@ -91,7 +87,9 @@ class ByteSource(Protocol):
 
     ``buf`` holds bytes already received (the tail of the head read). ``recv(n)`` returns at most
     ``n`` fresh bytes, ``b""`` at EOF, and raises ``BadRequestError`` on a timeout or a reset.
-    ``send_continue()`` writes the interim ``100 Continue``.
+    ``send_continue()`` writes the interim ``100 Continue``. ``charge(units)`` counts the work
+    a piece of the body caused against the connection's fairness budget (``fairness.py``) and
+    waits for a turn once a slice is spent: the one way a body reader yields to others.
     """
 
     buf: bytearray
@@ -100,18 +98,27 @@ class ByteSource(Protocol):
 
     async def send_continue(self, data: bytes) -> None: ...
 
+    async def charge(self, units: int) -> None: ...
+
 
 class _MemorySource:
     """A finished body held in memory (tests, internal requests)."""
 
     def __init__(self, data: bytes):
         self.buf = bytearray(data)
+        self._budget = Budget(_NO_DISPATCHER)
 
     async def recv(self, max_bytes: int) -> bytes:
         return b""
 
     async def send_continue(self, data: bytes) -> None:
         pass
+
+    async def charge(self, units: int) -> None:
+        await self._budget.charge(units)
+
+
+_NO_DISPATCHER = Turns()  # never run: a turn is a plain checkpoint
 
 
 class BodyReads:
@@ -161,8 +168,7 @@ class Body(BodyReads):
     connection (``failed``), so the front closes it after the response.
     """
 
-    __slots__ = ("length", "_src", "_left", "_decoder", "_expect", "failed", "_since_yield",
-                 "received")
+    __slots__ = ("length", "_src", "_left", "_decoder", "_expect", "failed", "_steps", "received")
 
     def __init__(self, src: ByteSource, length: int | None, *, expect_continue: bool = False):
         self.length = length
@@ -171,7 +177,7 @@ class Body(BodyReads):
         self._decoder = ChunkedDecoder() if length is None else None
         self._expect = expect_continue
         self.failed = False
-        self._since_yield = 0
+        self._steps = 0  # decoder steps already charged
         self.received = 0  # payload bytes handed out so far (ingress accounting)
 
     @classmethod
@@ -224,7 +230,7 @@ class Body(BodyReads):
                 self._fail()
         self._left = left - len(data)
         self.received += len(data)
-        await self._maybe_yield(len(data))
+        await src.charge(len(data) + STEP)
         return data
 
     async def _receive_chunked(self, max_bytes: int) -> bytes:
@@ -238,9 +244,11 @@ class Body(BodyReads):
                 # A handler maps edge errors to statuses; a broken chunk is the client's bad request.
                 self.failed = True
                 raise BadRequestError(exc.message) from None
+            # Every chunk-size line is a step of work, whatever the bytes: 1-byte chunks pay per chunk.
+            steps, self._steps = dec.steps - self._steps, dec.steps
             if data is not None:
                 self.received += len(data)
-                await self._maybe_yield(len(data))
+                await src.charge(len(data) + STEP * (steps + 1))
                 return data
             if dec.in_data and not buf:
                 data = await src.recv(min(dec.chunk_left, max_bytes))
@@ -248,20 +256,13 @@ class Body(BodyReads):
                     self._fail()
                 dec.consumed_direct(len(data))
                 self.received += len(data)
-                await self._maybe_yield(len(data))
+                await src.charge(len(data) + STEP * (steps + 1))
                 return data
             more = await src.recv(65536)
             if not more:
                 self._fail()
             buf += more
-            await self._maybe_yield(len(more))
-
-    async def _maybe_yield(self, n: int) -> None:
-        # A client on loopback can feed bytes faster than we block; let other tasks run now and then.
-        self._since_yield += n + _CALL_COST
-        if self._since_yield >= _YIELD_EVERY:
-            self._since_yield = 0
-            await trio.lowlevel.checkpoint()
+            await src.charge(len(more) + STEP * (steps + 1))
 
     def _fail(self):
         self.failed = True

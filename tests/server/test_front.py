@@ -400,10 +400,11 @@ async def test_full_slots_shed_the_longest_idle_never_a_request(nursery):
 
 async def test_hard_limit_refuses_with_503_when_nothing_is_idle(nursery):
     toy, addr, stop = await start_small(nursery, max_connections=1, max_connections_hard=2)
-    busy, partial = await connect(addr), await connect(addr)
+    busy = await connect(addr)
     await busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
     with trio.fail_after(5):
         await toy.started.wait()
+    partial = await connect(addr)  # busy is mid-request by now: never shed
     await partial.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
     await trio.sleep(0.05)
     refused, buf = await connect(addr), bytearray()
@@ -417,4 +418,59 @@ async def test_hard_limit_refuses_with_503_when_nothing_is_idle(nursery):
     await late.send(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(late, buf))[0] == 200
     assert await is_closed(busy)
+    stop.set()
+
+
+async def test_a_tls_upload_reaches_the_handler_in_pieces_larger_than_a_record(nursery, tmp_path):
+    """The TLS connection decrypts every record the kernel holds in one receive: a 4 MB upload
+    arrives in pieces far larger than one 16 KiB TLS record (trio.SSLStream handed out one
+    record per scheduler trip, and the store paid its per-call cost per record)."""
+    import socket
+    import ssl
+
+    from edge.http.tls import server_context
+    from tests.tls_material import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    toy, addr, stop = await start_small(nursery, ssl_context=server_context(str(pki.cert), str(pki.key)))
+    payload = os.urandom(4 << 20)
+
+    def upload() -> bytes:
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+        with socket.create_connection(addr, timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+
+    reply = await trio.to_thread.run_sync(upload)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == str(len(payload)).encode()
+    biggest = int(next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.startswith(b"x-biggest")))
+    assert biggest > 64 * 1024, biggest
+    stop.set()
+
+
+async def test_large_heads_share_bounded_memory_and_wait_for_it(nursery):
+    """One reservation for heads over 64 KiB: a second large head waits, unread, until the first
+    is complete; small heads never wait."""
+    toy, addr, stop = await start_small(nursery, max_header_bytes=200_000, large_head_memory=200_000)
+    filler = b"".join(b"X-F-%d: %s\r\n" % (i, b"v" * 900) for i in range(100))  # ~91 KB
+    first, second, small = await connect(addr), await connect(addr), await connect(addr)
+    await first.send(b"GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n" + filler)  # holds the one reservation
+    await trio.sleep(0.2)
+    await second.send(b"GET /echo?n=2 HTTP/1.1\r\nHost: t\r\n" + filler + b"\r\n")
+    await small.send(b"GET /echo?n=3 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await read_response(small, bytearray()))[0] == 200  # a small head never waits
+    with trio.move_on_after(0.5) as cs:
+        await read_response(second, bytearray())
+    assert cs.cancelled_caught  # waiting for the memory, not read any further
+    await first.send(b"\r\n")
+    status, headers, _ = await read_response(first, bytearray())
+    assert status == 200 and headers["x-q"] == "{'n': '1'}"
+    status, headers, _ = await read_response(second, bytearray())
+    assert status == 200 and headers["x-q"] == "{'n': '2'}"
     stop.set()
