@@ -55,6 +55,8 @@ def _setup(url: str) -> dict[str, str]:
         "expiry_date": "2099-01-01", "limit": 1,
         "payload": {"asset_id": "cams/gate/3", "media_id": 3, "filename": "u"}}).json()["url"]
     host, port = url.split("//")[1].split(":")
+    # Another client address: 127.0.0.2 is a trusted proxy by default (127.0.0.0/8) but sends no
+    # Forwarded header, so it is its own client (client_address.resolve_client), not 127.0.0.1.
     conn = http.client.HTTPConnection(host, int(port), timeout=10, source_address=("127.0.0.2", 0))
     conn.request("GET", "/api/v2/shareable_links/" + used.rsplit("/", 1)[1])    # used up by another address
     conn.getresponse().read()

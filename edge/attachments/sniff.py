@@ -6,22 +6,19 @@ images, video, archives, documents, JSON and text) and the fallbacks. LiquidFile
 installed, and a table of the usual suspects answers the same for them.
 Must not: do I/O, trust a file name over the bytes (the name is only a tie-breaker for text).
 
-Also owns ``content_type_or_none``: the validation of a client-given content type (it is stored
-with the record and sent back as a header, so it must be a single clean ``type/subtype[; params]``).
+Also owns ``content_type_or_none``: which client-given content types name a file type at all
+(client defaults such as curl's form type do not); the rule for a valid one is
+``formats.metadata.check_media_type``, the stored-metadata policy.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
-from ..errors import InvalidInputError
+from ..formats.metadata import check_media_type
 
 SNIFF_BYTES = 4096
 OCTET = "application/octet-stream"
-MAX_CONTENT_TYPE = 255
-_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
-_CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[ -~]*\"))*")
 
 # (offset, magic, type): first match wins, so longer / more specific signatures come first.
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -109,6 +106,5 @@ def content_type_or_none(value: str | None, what: str) -> str | None:
     if not value or value.split(";")[0].strip().lower() in ("application/x-www-form-urlencoded",
                                                              "multipart/form-data"):
         return None
-    if len(value) > MAX_CONTENT_TYPE or not _CONTENT_TYPE.fullmatch(value):
-        raise InvalidInputError(f"Invalid {what}: a content type is type/subtype[; name=value]")
+    check_media_type(value, what)
     return value

@@ -1,7 +1,8 @@
 """What may be stored as a name or as record metadata: the one validation for every write path.
 
-Owns: the rules for bucket and entry names, label names and values, content types and file
-names, their length limits, and the read-side filters that keep anything stored earlier (by an
+Owns: the rules for bucket and entry names, label names and values, content types (and the
+stricter media-type form a client names for an uploaded file), file names (and the download-safe
+form of a client's file name, ``sanitize_filename``), their length limits, and the read-side filters that keep anything stored earlier (by an
 older version, before these rules) from breaking a response head.
 Must not: know HTTP statuses or header names beyond ``x-reduct-label-``, do I/O, import trio.
 
@@ -23,9 +24,15 @@ Rules (422 ``InvalidInputError``, the text names the offending part):
 * label value: UTF-8 text without control characters (HTAB allowed), <= 16 KiB, with no
   leading or trailing whitespace (a header value loses it on the wire, so it could not be read
   back as written);
-* content type: visible ASCII and inner spaces, <= 256 characters (a header value);
-* file name: UTF-8 text without control characters, ``/`` or ``\\`` (share-link names may
-  hold ``/``), not ``.``/``..``, 1-255 bytes;
+* content type: visible ASCII and inner spaces, <= 256 characters (a header value); where a
+  client names the type of a file it uploads (attachments), a media type proper:
+  ``type/subtype[; name=value]*`` of RFC 6838 names (``check_media_type``);
+* file name: UTF-8 text without control characters (C0 and C1), bidirectional-text controls
+  (which make ``evil\u202egnp.exe`` display as ``evilexe.png``), ``/`` or ``\\`` (share-link
+  names may hold ``/``), not ``.``/``..``, 1-255 bytes. A name a client sends for a file it
+  uploads is first made download-safe by ``sanitize_filename`` (its last path segment, no
+  quotes or shell-special characters, no control or format characters, no leading dots, at
+  most 200 characters and 255 bytes): what is stored then always passes ``check_file_name``;
 * all metadata of one record (content type + labels) <= 512,000 bytes, the request-head limit
   a client reading it back must accept (spec 1.6).
 """
@@ -33,6 +40,7 @@ Rules (422 ``InvalidInputError``, the text names the offending part):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from edge.errors import InvalidInputError
@@ -54,6 +62,11 @@ _ENTRY_RE = re.compile(r"[A-Za-z0-9_/-]+")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but HTAB, and DEL
 _CONTENT_TYPE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_MEDIA_NAME = r"[A-Za-z0-9!#$&^_.+-]+"  # RFC 6838 4.2 restricted-name characters
+_MEDIA_TYPE_RE = re.compile(rf"{_MEDIA_NAME}/{_MEDIA_NAME}(?:\s*;\s*{_MEDIA_NAME}=(?:{_MEDIA_NAME}|\"[ -~]*\"))*")
+# C0 and C1 controls, DEL, and the bidirectional-text controls (LRM/RLM, ALM, embeddings,
+# overrides, isolates): none belongs in a file name anyone will read.
+_FILE_NAME_BAD_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _short(text: str, limit: int = 64) -> str:
@@ -133,6 +146,14 @@ def check_content_type(content_type: str) -> None:
         raise InvalidInputError(f"Content type '{_short(content_type)}' is invalid: visible ASCII only")
 
 
+def check_media_type(value: str, what: str = "content type") -> None:
+    """A content type a client names for a file: ``check_content_type`` and, stricter, the
+    ``type/subtype[; name=value]`` form (it labels a file someone else will open)."""
+    if len(value) > MAX_CONTENT_TYPE or _MEDIA_TYPE_RE.fullmatch(value) is None:
+        raise InvalidInputError(f"Invalid {what}: a content type is type/subtype[; name=value]")
+    check_content_type(value)
+
+
 def _metadata_size(content_type: str, labels: Mapping[str, str]) -> int:
     return len(content_type) + sum(len(k) + len(v) for k, v in labels.items())
 
@@ -162,12 +183,43 @@ def check_file_name(name: str, what: str = "File name", *, path_ok: bool = False
     only the last segment)."""
     if not name:
         raise InvalidInputError(f"{what} must not be empty")
-    if _CTL_RE.search(name) is not None or name in (".", "..") or (
+    if _FILE_NAME_BAD_RE.search(name) is not None or name in (".", "..") or (
             not path_ok and ("/" in name or "\\" in name)):
         raise InvalidInputError(f"{what} '{_short(name)}' is invalid: no control characters"
                                 + ("" if path_ok else ", '/' or '\\'"))
     if _utf8_size(name, f"{what} must be valid UTF-8") > MAX_FILE_NAME_BYTES:
         raise InvalidInputError(f"{what} is too long: at most {MAX_FILE_NAME_BYTES} bytes")
+
+
+MAX_FILENAME_CHARS = 200  # a download-safe name is cut to this many characters (and 255 bytes)
+_FILE_NAME_FORBIDDEN = set('/\\"\'`;:*?<>|')
+
+
+def sanitize_filename(name: str, default: str = "download") -> str:
+    """A safe download name: no path, quotes, control or format chars, leading dots; capped length.
+
+    ``a/b/c.bin`` -> ``c.bin`` (the last path segment is the name a browser would use anyway).
+    Non-ASCII letters are kept (``links.content_disposition`` says how they are sent). The
+    result (unless it is ``default``) always passes ``check_file_name``.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = re.split(r"[/\\]", name)[-1]
+    cleaned = "".join(
+        "_" if ch in _FILE_NAME_FORBIDDEN else ch
+        for ch in name
+        if unicodedata.category(ch)[0] != "C"   # Cc/Cf/Cs/Co/Cn: control, bidi overrides, ...
+    )
+    cleaned = cleaned.strip(" .\t")
+    if len(cleaned) > MAX_FILENAME_CHARS or len(cleaned.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        stem, dot, ext = cleaned.rpartition(".")
+        if not (dot and 0 < len(ext) <= 16):
+            stem, ext = cleaned, ""
+        suffix = "." + ext if ext else ""
+        stem = stem[:MAX_FILENAME_CHARS - len(suffix)]
+        while len((stem + suffix).encode("utf-8")) > MAX_FILE_NAME_BYTES:
+            stem = stem[:-1]
+        cleaned = (stem + suffix).strip(" .\t")
+    return cleaned or default
 
 
 # --- reading back what older versions stored ----------------------------------------------------

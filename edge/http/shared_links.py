@@ -24,7 +24,8 @@ import trio
 from ..auth.policy import Read
 from ..auth.tokens import Token
 from ..errors import EdgeError, InvalidInputError, NotFoundError, UnauthorizedError
-from ..links import LinkRecord, sanitize_filename
+from ..formats.metadata import sanitize_filename
+from ..links import LinkRecord
 from ..links.registry import Origin
 from ..links.tar import ext_for
 from ..mail.compose import check_address

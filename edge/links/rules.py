@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError, NotFoundError, UnauthorizedError
+from ..formats.metadata import MAX_FILENAME_CHARS, sanitize_filename  # noqa: F401 (re-exported)
 
 UNIFORM_NOT_FOUND = "Link not found or has expired"
 EXPIRED = "Query link has expired"
@@ -291,33 +292,7 @@ def _header_safe(value: str) -> str:
 
 
 # --- file names ---------------------------------------------------------------------------------
-
-MAX_FILENAME_CHARS = 200
-_FORBIDDEN = set('/\\"\'`;:*?<>|')
-
-
-def sanitize_filename(name: str, default: str = "download") -> str:
-    """A safe download name: no path, quotes, control or format chars, leading dots; capped length.
-
-    ``a/b/c.bin`` -> ``c.bin`` (the last path segment is the name a browser would use anyway).
-    Non-ASCII letters are kept (see ``content_disposition`` for how they are sent).
-    """
-    name = unicodedata.normalize("NFC", name or "")
-    name = re.split(r"[/\\]", name)[-1]
-    cleaned = "".join(
-        "_" if ch in _FORBIDDEN else ch
-        for ch in name
-        if unicodedata.category(ch)[0] != "C"   # Cc/Cf/Cs/Co/Cn: control, bidi overrides, ...
-    )
-    cleaned = cleaned.strip(" .\t")
-    if len(cleaned) > MAX_FILENAME_CHARS:
-        stem, dot, ext = cleaned.rpartition(".")
-        if dot and 0 < len(ext) <= 16:
-            cleaned = stem[:MAX_FILENAME_CHARS - len(ext) - 1] + "." + ext
-        else:
-            cleaned = cleaned[:MAX_FILENAME_CHARS]
-    return cleaned or default
-
+# The rule for a download-safe name is the stored-name policy's (formats/metadata.py).
 
 def content_disposition(name: str, disposition: str = "attachment") -> str:
     """``attachment; filename="<ASCII fallback>"[; filename*=UTF-8''<pct-encoded>]`` (RFC 6266)."""

@@ -153,7 +153,10 @@ def _dead_links(srv) -> dict[str, str]:
     out["expired"] = liquidfiles(srv, 1005, expires_at="2001-01-01")["id"]
     used = mediapocket(srv, 1006, limit=1)
     # used up by somebody else (a client inside its own download session may still fetch): the
-    # download comes from another loopback address
+    # download comes from another loopback address. 127.0.0.2 is a trusted proxy by default
+    # (EDGE_TRUSTED_PROXIES 127.0.0.0/8), but it sends no Forwarded/X-Forwarded-For header, so
+    # it is its own client address (client_address.resolve_client), not 127.0.0.1's: sent from
+    # 127.0.0.1 instead, this test fails.
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10, source_address=("127.0.0.2", 0))
     conn.request("GET", urllib.parse.urlsplit(used["url"]).path)
     assert conn.getresponse().status == 302

@@ -81,6 +81,36 @@ def test_file_names():
             md.check_file_name(bad)
 
 
+def test_file_names_refuse_bidi_and_c1_controls():
+    for bad in ("evil\u202egnp.exe", "a\u2066b", "a\u200fb", "a\x85b", "a\x9bb"):
+        with pytest.raises(InvalidInputError, match="control"):
+            md.check_file_name(bad)
+    md.check_file_name("emoji \U0001F600.png")
+
+
+@pytest.mark.parametrize("raw", ["a/b/c.bin", "C:\\Users\\me\\x.txt", 'x"y\r\nSet-Cookie: a.bin',
+                                 "evil\u202egnp.exe", ".hidden", "é" * 300 + ".tar", "x" * 500,
+                                 "\u200b\u200dname", "ok name.pdf"])
+def test_a_sanitized_name_always_passes_the_stored_name_rule(raw):
+    safe = md.sanitize_filename(raw)
+    md.check_file_name(safe)
+    assert len(safe) <= md.MAX_FILENAME_CHARS and len(safe.encode()) <= md.MAX_FILE_NAME_BYTES
+
+
+def test_a_long_name_is_cut_to_255_bytes_keeping_its_extension():
+    safe = md.sanitize_filename("é" * 300 + ".tar")
+    assert safe.endswith(".tar") and len(safe.encode()) <= 255 and len(safe) > 100
+
+
+def test_media_types_for_uploaded_files():
+    for good in ("image/png", 'text/plain; charset="utf-8"', "application/vnd.api+json"):
+        md.check_media_type(good)
+    for bad in ("png", "image/png extra", "text/plain; charset", "a/b\r\nx: y", "a/" + "b" * 300,
+                "image/pn(g"):
+        with pytest.raises(InvalidInputError, match="type/subtype"):
+            md.check_media_type(bad)
+
+
 def test_read_side_filters_leave_out_what_a_head_cannot_carry():
     stored = {"ok": "v", "bad\r\nname": "v", "crlf": "a\r\nx-evil: 1", "sp ace": "v", "nul": "\x00"}
     assert list(md.readable_labels(stored)) == [("ok", "v")]

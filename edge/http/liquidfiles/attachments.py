@@ -24,7 +24,7 @@ from ...attachments.sniff import content_type_or_none
 from ...attachments.staging import MAX_CHUNKS
 from ...auth.policy import Write
 from ...errors import BadRequestError, InvalidInputError, NotReadyError
-from ...links import sanitize_filename
+from ...formats.metadata import check_file_name, sanitize_filename
 from ...links.wire import iso_ms
 from ...services.attachment_uploads import Attachment, AttachmentUploads, Pending
 from ..context import AppContext
@@ -149,7 +149,11 @@ async def upload(req: Request, ctx: AppContext) -> Response:
     raw_name = params.get("filename") or ""
     if len(raw_name) > MAX_FILENAME_CHARS:
         raise InvalidInputError(f"'filename' is longer than {MAX_FILENAME_CHARS} characters")
+    # A browser may send a path or odd characters: the download-safe form is what is stored, and
+    # it obeys the stored-name rule (checked again, so the two can never drift apart).
     filename = sanitize_filename(raw_name, default="") if raw_name else ""
+    if filename:
+        check_file_name(filename, "'filename'")
     chunks = _int(params.get("chunks"), "chunks", 1, MAX_CHUNKS)
     chunk = _int(params.get("chunk"), "chunk", 0, MAX_CHUNKS - 1)
     if chunks is None and chunk is not None:
