@@ -14,6 +14,12 @@ while a lone writer pays exactly one sync and no timer delay.
 Why a task and not "sync inline in the handler": inline syncs serialise behind each other and
 cannot be merged; a timer-driven syncer (ReductStore's 100 ms loop) delays every ack.
 Why not O_DSYNC: it syncs every write() separately, which is what group commit avoids.
+
+Trash: a Durability may carry block files that FIFO eviction renamed away (``files.trash``);
+``sync()`` unlinks them in the worker thread after the fdatasyncs (freeing a block's extents costs
+milliseconds and must not stall the event loop), before the writers are answered, so a bucket's
+files are within its quota whenever a write is acknowledged. With the policy "none" the trash
+alone goes to a worker thread.
 """
 
 from __future__ import annotations
@@ -62,7 +68,13 @@ class Flusher:
 
     async def wait_durable(self, durability: Any) -> None:
         """Return once everything in ``durability`` is on disk; raise the store's error if the sync failed."""
-        if durability is None or durability.empty or self.policy == "none":
+        if durability is None or durability.empty:
+            return
+        if self.policy == "none":
+            if durability.has_trash:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(durability.take_trash().empty_trash)
+            durability.close()
             return
         gen = self._open
         if gen.durability is None:

@@ -60,6 +60,7 @@ class Engine:
         self.pending = 0  # disk bytes reserved by writers in flight, all buckets
         self.due = 0  # bytes the indexes of unsealed blocks will take, all buckets
         self.loaded = False  # start-up finished (later repairs are also logged)
+        self.trash: list[Path] = []  # evicted block files renamed, to unlink (files.trash)
 
     @classmethod
     def load(
@@ -138,6 +139,9 @@ class Engine:
     def close(self) -> None:
         for bucket in self.buckets.values():
             bucket.close()
+        for path in self.trash:
+            files.unlink(path)
+        self.trash.clear()
         self.fds.sync_all()
         self.fds.close_all()
 

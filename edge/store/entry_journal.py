@@ -138,8 +138,11 @@ def delete_block(entry: "Entry", b: Block) -> int:
     entry._to_seal.discard(b.id)
     path = entry._blk(b.id)
     entry.bucket.fds.drop(path)
-    files.unlink(entry._idx(b.id))
-    files.unlink(path)
+    engine = entry.bucket.engine
+    for p in (entry._idx(b.id), path):
+        t = files.trash(p)  # the unlink itself (freeing the data) happens off the event loop
+        if t is not None:
+            engine.trash.append(t)
     entry._disk_delta(-(b.file_size + b.idx_size))
     entry._due_delta(b, -b.idx_due)
     if entry._summary_size:

@@ -40,6 +40,9 @@ def load(entry: "Entry", report: list[str]) -> None:
     """Build the block map (summary records, else indexes, else rescans), replay the journal."""
     where = f"{entry.bucket.name}/{entry.name}"
     listing = {e.name: e for e in files.list_dir(entry.dir) if e.is_file(follow_symlinks=False)}
+    for name in [n for n in listing if n.endswith(files.TRASH_SUFFIX)]:
+        files.unlink(entry.dir / name)  # evicted before a crash, not unlinked yet
+        del listing[name]
     sizes = {name: e.stat(follow_symlinks=False).st_size for name, e in listing.items()}
     entry._disk_delta(sum(sizes.values()))
     trusted = read_summary(entry, SUMMARY in sizes)

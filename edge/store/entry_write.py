@@ -305,6 +305,9 @@ def flush(entry: "Entry") -> files.Durability:
 
 def durability(entry: "Entry") -> files.Durability:
     d = files.Durability()
+    trash = entry.bucket.engine.trash
+    while trash:
+        d.add_trash(trash.pop())
     for paths, dirs, journal in entry._recent:
         for p in paths:
             try:

@@ -143,6 +143,26 @@ def replace_unsynced(path: Path, data: bytes) -> None:
         durable.replace_file(path, data, mode=0o644, tmp=path.with_name(path.name + ".tmp"), sync=False)
 
 
+TRASH_SUFFIX = ".deleted"
+
+
+def trash(path: Path) -> Path | None:
+    """Rename ``path`` to ``<name>.deleted``; None if it does not exist.
+
+    Unlinking a block file frees its extents, ~3 ms for 1 MB on the development VM (a rename:
+    ~0.02 ms). Evictions rename inline and leave the unlink to the flusher's worker thread
+    (``Durability.empty_trash``); start-up removes trash a crash left behind.
+    """
+    target = path.with_name(path.name + TRASH_SUFFIX)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise translate(exc) from exc
+    return target
+
+
 def unlink(path: Path) -> bool:
     try:
         os.unlink(path)
@@ -383,10 +403,31 @@ class Durability:
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
         self._dirs: set[str] = set()
+        self._trash: list[str] = []  # renamed files to unlink once the flush is handled (``trash``)
 
     @property
     def empty(self) -> bool:
-        return not self._fds and not self._dirs
+        return not self._fds and not self._dirs and not self._trash
+
+    @property
+    def has_trash(self) -> bool:
+        return bool(self._trash)
+
+    def add_trash(self, path: Path) -> None:
+        self._trash.append(str(path))
+
+    def take_trash(self) -> "Durability":
+        """A Durability holding only this one's trash (which this one gives up)."""
+        out = Durability()
+        out._trash, self._trash = self._trash, []
+        return out
+
+    def empty_trash(self) -> None:
+        """Unlink the trash (a worker thread may call this; errors are left to start-up's sweep)."""
+        trash, self._trash = self._trash, []
+        for path in trash:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def add_fd(self, key: str, fd: int) -> None:
         if key not in self._fds:
@@ -402,8 +443,10 @@ class Durability:
             else:
                 self._fds[key] = fd
         self._dirs |= other._dirs
+        self._trash += other._trash
         other._fds = {}
         other._dirs = set()
+        other._trash = []
 
     def sync(self) -> None:
         fds, dirs = self._fds, self._dirs
@@ -424,13 +467,16 @@ class Durability:
         finally:
             for fd in fds.values():
                 close(fd)
+            self.empty_trash()
         if error is not None:
             raise error
 
     def close(self) -> None:
+        """Give up without syncing (the trash is still unlinked)."""
         for fd in self._fds.values():
             close(fd)
         self._fds = {}
+        self.empty_trash()
 
     def __del__(self) -> None:
         self.close()

@@ -268,3 +268,26 @@ def test_disk_usage_tracks_the_files(engine):
     assert b.disk_usage == files_size(b)
     assert engine.disk_usage == sum(x.disk_usage for x in engine.buckets.values())
     engine.close()
+
+
+def test_evicted_files_go_to_trash_and_are_unlinked_off_the_loop(engine):
+    b = engine.create_bucket("b", BucketSettings(QuotaType.FIFO, 20_000, max_block_records=4))
+    e = b.get_or_create_entry("e")
+    for ts in range(1, 40):
+        w = e.begin_write(ts, 300, OCT, {})
+        w.write(os.urandom(300))
+        w.finish()
+        d = e.flush()
+        renamed = [p.name for p in e.dir.glob("*.deleted")]
+        if renamed:
+            assert d.has_trash  # the flush hands the unlink to whoever syncs it
+        d.sync()
+        assert not list(e.dir.glob("*.deleted"))
+    assert b.disk_usage == files_size(b) <= 20_000 + 2_000
+    # a crash between the rename and the unlink: start-up sweeps the trash
+    (e.dir / f"{1:020d}.blk.deleted").write_bytes(b"x" * 1000)
+    engine = reopen(engine)
+    e = engine.get_bucket("b").get_entry("e")
+    assert not list(e.dir.glob("*.deleted"))
+    assert engine.get_bucket("b").disk_usage == files_size(engine.get_bucket("b"))
+    engine.close()
