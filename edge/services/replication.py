@@ -14,8 +14,15 @@ record and event together. With an older StorageService the hook fdatasyncs the 
 before returning (correct, slower). Either way the event is on disk before the 200.
 
 Memory/files while catching up: the sender reads at most ``LOOKAHEAD`` small events from the log
-and one batch of payloads (<= ~8 MB, or one bigger record streamed 1 MiB at a time) from the
-store; the log keeps one writer fd and one reader fd open.
+and payloads of at most ~8 MB at a time (records up to 1 MiB are read once and kept until sent,
+bigger ones streamed 1 MiB at a time) from the store; the log keeps one writer fd and one reader
+fd open.
+
+Pipelining (catch-up speed): a round sends up to ``PIPELINE`` batches at once, each on its own
+connection, so the destination's group commit syncs them together and neither side waits for the
+other's round trip; the log cursor still advances only over batches that were answered, in log
+order. A round holds only writes whose (entry, ts) differ, or a single label-update batch (an
+update must not overtake the write of its record), and stops at ``MAX_BYTES`` of payload.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import logging
 import time
 import zlib
 from collections import deque
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import quote
 
 import trio
@@ -49,12 +56,16 @@ log = logging.getLogger("edge.replication")
 MAX_RECORDS = 80
 MAX_BYTES = 8_000_000
 MAX_HEADER_BYTES = 256_000
-LOOKAHEAD = 512
+LOOKAHEAD = 1024
+PIPELINE = 4  # batches in flight per round, one connection each
 COALESCE_BYTES = 256 * 1024
 VERIFY_INLINE_BYTES = 1 << 20  # records up to this size are read (verified) once, kept until sent
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
 RETRY_STATUSES = {401, 403, 404, 408, 425, 429}
+
+
+Send = Callable[[HttpClient], Awaitable[None]]  # sends one prepared batch on a connection
 
 
 class _Retry(Exception):
@@ -154,8 +165,10 @@ class Replication:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         settings = self.settings
-        client = HttpClient(settings.dst_host, timeout_s=self.service.timeout_s,
-                            verify_ssl=self.service.verify_ssl, ca_path=self.service.ca_path)
+        clients = [HttpClient(settings.dst_host, timeout_s=self.service.timeout_s,
+                              verify_ssl=self.service.verify_ssl, ca_path=self.service.ca_path)
+                   for _ in range(PIPELINE)]
+        client = clients[0]
         backoff = BACKOFF_START_S
         with trio.CancelScope() as scope:
             self.scope = scope
@@ -172,7 +185,7 @@ class Replication:
                             await self._ensure_bucket(client)
                         started = time.monotonic()
                         try:
-                            await self._send_one_batch(client)
+                            await self._send_round(clients)
                         finally:
                             self.diagnostics.busy_s += time.monotonic() - started
                         self.failing = False
@@ -187,7 +200,8 @@ class Replication:
                         backoff = min(backoff * 2, BACKOFF_MAX_S)
             finally:
                 with trio.CancelScope(shield=True):
-                    await client.aclose()
+                    for c in clients:
+                        await c.aclose()
 
     def _headers(self) -> list[tuple[str, str]]:
         token = self.settings.dst_token
@@ -219,38 +233,79 @@ class Replication:
         if len(self._buffer) < LOOKAHEAD // 2:
             self._buffer.extend(self.log.read(LOOKAHEAD - len(self._buffer)))
 
-    async def _send_one_batch(self, client: HttpClient) -> None:
+    def _next_run(self, start: int, seen: set[tuple[str, int]]) -> list[Event]:
+        """The events from buffer position ``start`` one batch may carry: one kind, one entry, no
+        (entry, ts) twice (in the batch nor in the round so far), at most MAX_RECORDS."""
+        first = self._buffer[start]
+        run: list[Event] = []
+        for k in range(start, len(self._buffer)):
+            ev = self._buffer[k]
+            key = (ev.entry, ev.ts_us)
+            if ev.kind != first.kind or ev.entry != first.entry or key in seen or len(run) >= MAX_RECORDS:
+                break
+            run.append(ev)
+            seen.add(key)
+        return run
+
+    async def _send_round(self, clients: list[HttpClient]) -> None:
+        """Up to ``len(clients)`` batches at once (see the module header); commits, in log order,
+        what was answered; raises the first failure after committing the batches before it."""
         self._fill()
         if not self._buffer:
             self.log.commit(self.log.head)   # everything buffered was dropped meanwhile
             return
-        first = self._buffer[0]
-        run: list[Event] = []
-        stamps: set[int] = set()
-        for ev in self._buffer:
-            if ev.kind != first.kind or ev.entry != first.entry or ev.ts_us in stamps or len(run) >= MAX_RECORDS:
+        sends: list[tuple[int, Send | None]] = []   # (events used, its sender; None: nothing to send)
+        seen: set[tuple[str, int]] = set()
+        pos = payload = 0
+        while len(sends) < len(clients) and pos < len(self._buffer) and payload < MAX_BYTES:
+            if sends and self._buffer[pos].kind != WRITE:
+                break   # an update waits for the writes before it
+            run = self._next_run(pos, seen)
+            if not run:
                 break
-            run.append(ev)
-            stamps.add(ev.ts_us)
-        if first.kind == WRITE:
-            used = await self._send_writes(client, run)
-        else:
-            used = await self._send_updates(client, run)
-        for _ in range(used):
-            self._buffer.popleft()
-        self.log.commit(run[used - 1].seq + 1)
+            if run[0].kind == WRITE:
+                used, nbytes, send = self._prepare_writes(run)
+                payload += nbytes
+            else:
+                used, send = len(run), self._updates_sender(run)
+            sends.append((used, send))
+            pos += used
+            if run[0].kind != WRITE:
+                break
+        results: list[BaseException | None] = [None] * len(sends)
+
+        async def one(k: int, send: Send | None) -> None:
+            if send is None:
+                return
+            try:
+                await send(clients[k])
+            except (HttpError, _Retry, EdgeError) as exc:
+                results[k] = exc
+
+        async with trio.open_nursery() as nursery:
+            for k, (_, send) in enumerate(sends):
+                nursery.start_soon(one, k, send)
+        for (used, _), error in zip(sends, results):
+            if error is not None:
+                raise error
+            last = None
+            for _ in range(used):
+                last = self._buffer.popleft()
+            if last is not None:
+                self.log.commit(last.seq + 1)
 
     def _dst_path(self, entry: str) -> str:
         return (f"/api/v1/b/{quote(self.settings.dst_bucket, safe='')}/"
                 f"{quote(self.settings.dst_entry(entry), safe='/$')}/batch")
 
-    async def _send_writes(self, client: HttpClient, run: list[Event]) -> int:
-        """Send a prefix of ``run`` as one POST batch; returns how many events it consumed."""
+    def _prepare_writes(self, run: list[Event]) -> tuple[int, int, Send | None]:
+        """Read and verify a prefix of ``run`` for one POST batch: (events consumed, payload bytes,
+        the coroutine function that sends it on a client, or None if nothing is left to send)."""
         try:
             entry = self.service.engine.get_bucket(self.settings.src_bucket).get_entry(run[0].entry)
         except NotFoundError:
             self.skipped += len(run)
-            return len(run)
+            return len(run), 0, None
         refs, used, total, header_bytes = [], 0, 0, 0
         for ev in run:
             if refs and (total >= MAX_BYTES or header_bytes >= MAX_HEADER_BYTES):
@@ -275,20 +330,24 @@ class Replication:
             total += ref.size
             header_bytes += len(value) + 40
         if not refs:
-            return used
+            return used, 0, None
         refs.sort(key=lambda r: r[0].ts_us)
-        headers = self._headers() + [("Content-Type", "application/octet-stream")]
-        headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value, _ in refs]
-        body: AsyncIterator[bytes] = self._payloads(entry, [(r, p) for r, _, p in refs])
-        length: int | None = total
-        compression = self.settings.compression
-        if compression != "none" and self._dst_version >= (1, 21):
-            headers.append(("Content-Encoding", compression))
-            body, length = _compressed(body, compression), None
-        resp = await client.request("POST", self._dst_path(run[0].entry), headers, body, length)
-        self._note_version(resp)
-        self._account(resp, len(refs), total)
-        return used
+        path = self._dst_path(run[0].entry)
+
+        async def send(client: HttpClient) -> None:
+            headers = self._headers() + [("Content-Type", "application/octet-stream")]
+            headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value, _ in refs]
+            body: AsyncIterator[bytes] = self._payloads(entry, [(r, p) for r, _, p in refs])
+            length: int | None = total
+            compression = self.settings.compression
+            if compression != "none" and self._dst_version >= (1, 21):
+                headers.append(("Content-Encoding", compression))
+                body, length = _compressed(body, compression), None
+            resp = await client.request("POST", path, headers, body, length)
+            self._note_version(resp)
+            self._account(resp, len(refs), total)
+
+        return used, total, send
 
     async def _payloads(self, entry: Any, refs: list[Any]) -> AsyncIterator[bytes]:
         # Small records are coalesced so 80 x 1 KB leave in one send, not 80.
@@ -308,14 +367,18 @@ class Replication:
         if pending:
             yield bytes(pending)
 
-    async def _send_updates(self, client: HttpClient, run: list[Event]) -> int:
+    def _updates_sender(self, run: list[Event]) -> Send:
         headers = self._headers() + [("Content-Type", "application/octet-stream")]
         headers += [(batch_v1.time_header_name(ev.ts_us), batch_v1.format_record_header(0, "", ev.update or {}))
                     for ev in run]
-        resp = await client.request("PATCH", self._dst_path(run[0].entry), headers, b"")
-        self._note_version(resp)
-        self._account(resp, len(run))
-        return len(run)
+        path = self._dst_path(run[0].entry)
+
+        async def send(client: HttpClient) -> None:
+            resp = await client.request("PATCH", path, headers, b"")
+            self._note_version(resp)
+            self._account(resp, len(run))
+
+        return send
 
     def _account(self, resp: Any, n: int, nbytes: int = 0) -> None:
         if resp.status == 200:

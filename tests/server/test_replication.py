@@ -96,6 +96,31 @@ def test_destination_down_then_up_receives_everything(pair):
     assert detail(src, "r")["info"]["is_active"]
 
 
+def test_catch_up_in_rounds_keeps_updates_after_their_writes(pair):
+    """The backlog goes out several batches at a time: interleaved entries, label updates of
+    records written earlier in the backlog, all must arrive, the updates applied."""
+    src, dst = pair
+    create(src, "r", dst)
+    dst.stop()
+    updated = set()
+    for ts in range(1, 401):
+        write(src, "a" if ts % 3 else "b", ts, labels={"v": "0"})
+        if ts % 50 == 0:  # updates of records written before, in the middle of the writes
+            for t in range(ts - 49, ts + 1, 7):
+                updated.add(t)
+                r = requests.patch(f"{src.api}/b/src/{'a' if t % 3 else 'b'}?ts={t}",
+                                   headers={"x-reduct-label-v": f"u{t}"}, timeout=10)
+                assert r.status_code == 200
+    wait_until(lambda: detail(src, "r")["info"]["pending_records"] > 400, 20, "backlog")
+    dst.start()
+    wait_until(lambda: detail(src, "r")["info"]["pending_records"] == 0, 120, "caught up")
+    assert dst_count(dst, "a") + dst_count(dst, "b") == 400
+    for t in range(1, 401):
+        r = requests.get(f"{dst.api}/b/dst/{'a' if t % 3 else 'b'}?ts={t}", timeout=10)
+        want = f"u{t}" if t in updated else "0"
+        assert r.status_code == 200 and r.headers["x-reduct-label-v"] == want, (t, r.headers)
+
+
 def test_source_sigkill_loses_no_acknowledged_event(pair):
     src, dst = pair
     create(src, "r", dst)
