@@ -19,7 +19,10 @@ records, a few minutes). For each size it
 
 Then the same with ``--entries`` (1000) entries sharing the largest size, and (``--one-core``, on
 by default when ``taskset`` exists) a run at ``--one-core-size`` with server and client on one CPU,
-as a stand-in for a small device. Prints markdown tables (and writes ``bench/scale-results.json``).
+as a stand-in for a small device. ``--synthetic 100M`` adds a start-up at a size too big to fill
+here: an entry folder as a clean stop leaves it (``blocks.sum`` naming every block, sparse
+``.blk``/``.idx`` files of the sizes it names), started and timed to ``/alive``. Prints markdown
+tables (and writes ``bench/scale-results.json``).
 
 Every server is our ``edge serve`` from this checkout, or ``--edge-root`` (another checkout, to
 measure the code before a change with the same script). Data goes under ``--data-root``
@@ -285,6 +288,60 @@ def series(label: str, sizes: list[int], n_entries: int, prefix: list[str], clie
     return rows
 
 
+def synthetic(args: argparse.Namespace, records: int, prefix: list[str]) -> Row:
+    """Start-up over a synthetic folder of ``records`` records (1024 per block, sparse files)."""
+    from edge.formats import summary as sfmt
+    from edge.formats.frame import HEADER, TRAILER, encode_meta
+    from edge.formats.index import HEADER as IDX_HEADER
+    from edge.formats.sizes import record_size
+
+    root = Path(tempfile.mkdtemp(prefix="edge-synth-", dir=args.data_root))
+    data = root / "data"
+    entry = data / BUCKET / "e"
+    entry.mkdir(parents=True)
+    (data / BUCKET / "settings.json").write_text(json.dumps(
+        {"quota_type": "NONE", "quota_size": 0, "max_block_size": 64_000_000, "max_block_records": 1024}))
+    meta = encode_meta("application/octet-stream", {})
+    frame = HEADER.size + len(meta) + args.record_size + TRAILER.size
+    per = 1024
+    blk_size = per * frame
+    idx_size = IDX_HEADER.size + 4 + len(meta) + 36 * per
+    recs = []
+    t0 = time.perf_counter()
+    for k in range(-(-records // per)):
+        block_id = TS0 + k * per
+        n = min(per, records - k * per)
+        fsize = sum(record_size(block_id + i, i * args.record_size, args.record_size, "application/octet-stream",
+                                {}, False) for i in range(0, n, max(1, n // 4))) * max(1, n // 4)
+        recs.append(sfmt.BlockSummary(sfmt.SEALED, block_id, block_id, block_id + n - 1, n, fsize,
+                                      n * args.record_size, n * frame, idx_size, 0))
+        for suffix, size in ((".blk", n * frame), (".idx", idx_size)):
+            with open(entry / f"{block_id:020d}{suffix}", "wb") as f:
+                f.truncate(size)
+    (entry / "blocks.sum").write_bytes(sfmt.encode_file(recs))
+    row = Row(f"synthetic {human(records)}", records=records)
+    row.fill_s = time.perf_counter() - t0
+    srv = Server(data, prefix, Path(args.edge_root).resolve())
+    try:
+        times = []
+        for _ in range(3):
+            times.append(srv.start())
+            row.rss_start_mb = srv.rss_mb
+            doc = http_json("GET", srv.url(f"/b/{BUCKET}"))
+            assert doc["info"]["entry_count"] == 1
+            row.latency_ms = {"bucket": median_ms(lambda: http_json("GET", srv.url(f"/b/{BUCKET}")), 20),
+                              "/info": median_ms(lambda: http_json("GET", srv.url("/info")), 20)}
+            row.rss_fill_mb = srv.rss_mb
+            srv.stop()
+        row.startup_s = statistics.median(times)
+    finally:
+        srv.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"  {row.label}: {len(recs):,} blocks, start-up {row.startup_s:.2f} s (median of 3), "
+          f"RSS {row.rss_start_mb:.0f} MiB, GET bucket {row.latency_ms['bucket']:.2f} ms", flush=True)
+    return row
+
+
 def human(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
 
@@ -324,6 +381,8 @@ def main() -> int:
                     help="also run with server and client on one CPU (default: when taskset exists)")
     ap.add_argument("--one-core-size", default="1M")
     ap.add_argument("--record-size", type=int, default=100)
+    ap.add_argument("--synthetic", default=None, help="also time start-up over a synthetic folder of this size")
+    ap.add_argument("--only-synthetic", action="store_true", help="skip the filled runs")
     ap.add_argument("--batches", default="1,80,900,5000")
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--requests", type=int, default=200, help="requests per latency figure")
@@ -344,9 +403,15 @@ def main() -> int:
     client = {cpus[1]} if two else None
     print(f"edge scale benchmark: {args.record_size} B records; sizes {', '.join(human(s) for s in sizes)}; "
           f"{args.entries} entries at {human(entries_size)}; edge from {args.edge_root}", flush=True)
-    rows = series("1 entry", sizes, 1, prefix, client, args)
+    rows: list[Row] = []
+    if args.only_synthetic:
+        args.entries, one_core, sizes = 0, False, []
+    if sizes:
+        rows += series("1 entry", sizes, 1, prefix, client, args)
     if args.entries:
         rows += series("many", [entries_size], args.entries, prefix, client, args)
+    if args.synthetic:
+        rows.append(synthetic(args, parse_count(args.synthetic), prefix))
     if one_core and shutil.which("taskset"):
         size = parse_count(args.one_core_size) if not args.quick else 100_000
         rows += series("one core", [size], 1, ["taskset", "-c", str(cpus[0])], {cpus[0]}, args)
