@@ -153,11 +153,15 @@ def _check(config) -> int:
                     except EdgeError as exc:
                         corrupt += 1
                         print(f"{name}/{entry_name}: record {ref.ts_us} cannot be served: {exc}")
+        # found by the store as it opened (block summaries; settings were named above already)
+        named = {f.path for f in findings}
+        damaged = len(findings) + sum(1 for d in engine.damaged if d.path not in named)
+        print(engine.torn.summary())
         print(f"checked {len(buckets)} buckets, {records} records; {len(report)} problems repaired, "
-              f"{corrupt} corrupt records, {len(findings)} damaged state files")
+              f"{corrupt} corrupt records, {damaged} damaged state files")
     finally:
         engine.close()
-    return 1 if corrupt or findings else 0
+    return 1 if corrupt or damaged else 0
 
 
 if __name__ == "__main__":

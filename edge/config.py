@@ -366,7 +366,8 @@ class Config:
 
 
 def _engine_limits(env: Mapping[str, str]) -> EngineLimits:
-    """``RS_ENGINE_MAX_STORAGE_SIZE``, ``EDGE_FREE_SPACE_RESERVE``, ``EDGE_INDEX_CACHE_SIZE``."""
+    """``RS_ENGINE_MAX_STORAGE_SIZE``, ``EDGE_FREE_SPACE_RESERVE``, ``EDGE_INDEX_CACHE_SIZE``,
+    ``EDGE_TORN_KEEP_SIZE``."""
     values: dict[str, object] = {}
     if env.get("RS_ENGINE_MAX_STORAGE_SIZE", "").strip():
         values["max_storage_size"] = parse_size(env["RS_ENGINE_MAX_STORAGE_SIZE"], "RS_ENGINE_MAX_STORAGE_SIZE")
@@ -385,6 +386,8 @@ def _engine_limits(env: Mapping[str, str]) -> EngineLimits:
                               "nor a percentage of the file system (e.g. 2%)") from None
     if env.get("EDGE_INDEX_CACHE_SIZE", "").strip():
         values["index_cache_size"] = parse_size(env["EDGE_INDEX_CACHE_SIZE"], "EDGE_INDEX_CACHE_SIZE")
+    if env.get("EDGE_TORN_KEEP_SIZE", "").strip():
+        values["torn_keep_size"] = parse_size(env["EDGE_TORN_KEEP_SIZE"], "EDGE_TORN_KEEP_SIZE")
     return EngineLimits(**values)  # type: ignore[arg-type]
 
 

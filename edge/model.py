@@ -50,6 +50,7 @@ class EngineLimits:
     free_reserve_percent: float | None = None  # ... or given as a share of the file system's size
     index_cache_size: int = 32 * 1024**2  # EDGE_INDEX_CACHE_SIZE: loaded block indexes, estimated bytes
     auto_quota_percent: float = 80.0  # AUTO_QUOTA_SIZE: this share of (free space - reserve + edge's data)
+    torn_keep_size: int = 16 * 1024**2  # EDGE_TORN_KEEP_SIZE: torn tails kept by recovery, all buckets
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,17 @@ def decode(data: bytes) -> tuple[list[BlockSummary], int, str]:
     return out, pos, ""
 
 
+def is_torn_tail(data: bytes, good_end: int) -> bool:
+    """Is what follows ``good_end`` (where ``decode`` stopped) what a power cut leaves of an
+    append: less than one record, or zeros (a file system that extended the file and never
+    wrote the page)? Anything else after a good header is damage: a record of the right
+    size whose crc fails, or a bad header."""
+    if good_end < FILE_HEADER.size:
+        return len(data) < FILE_HEADER.size or not data.strip(b"\0")
+    tail = data[good_end:]
+    return len(tail) < RECORD.size or not tail.strip(b"\0")
+
+
 def current(records: list[BlockSummary]) -> dict[int, BlockSummary]:
     """Block id -> its sealed summary, after every later record (deleted ones drop out)."""
     state: dict[int, BlockSummary] = {}

@@ -111,6 +111,17 @@ class ServerCollector:
         yield from self._system_events()
         yield _gauge("edge_damaged_state_files", "Small state files found damaged at start-up and set aside "
                      "(see the log and `edge check`)", len(ctx.damaged))
+        yield from self._torn()
+
+    def _torn(self) -> Iterator[Any]:
+        torn = self.ctx.engine.torn
+        yield _gauge("edge_torn_files", "Torn tails kept by recovery (<block>.torn-<n>)", len(torn))
+        yield _gauge("edge_torn_bytes", "Bytes of the torn tails kept by recovery (bound: EDGE_TORN_KEEP_SIZE)",
+                     torn.bytes)
+        yield _counter("edge_torn_files_removed", "Torn tails removed since start because the kept ones "
+                       "exceeded EDGE_TORN_KEEP_SIZE (oldest first)", torn.removed_files)
+        yield _counter("edge_torn_removed_bytes", "Bytes of the torn tails removed since start beyond the bound",
+                       torn.removed_bytes)
 
     def _system_events(self) -> Iterator[Any]:
         events = self.ctx.events

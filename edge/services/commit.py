@@ -15,11 +15,13 @@ Why a task and not "sync inline in the handler": inline syncs serialise behind e
 cannot be merged; a timer-driven syncer (ReductStore's 100 ms loop) delays every ack.
 Why not O_DSYNC: it syncs every write() separately, which is what group commit avoids.
 
-Trash: a Durability may carry block files that FIFO eviction renamed away (``files.trash``);
+Removals: a Durability also fsyncs the folders of store removals not yet durable and may carry
+block files that FIFO eviction renamed away (``files.UnsyncedFolders``, ``files.trash``);
 ``sync()`` unlinks them in the worker thread after the fdatasyncs (freeing a block's extents costs
-milliseconds and must not stall the event loop), before the writers are answered, so a bucket's
-files are within its quota whenever a write is acknowledged. With the policy "none" the trash
-alone goes to a worker thread.
+milliseconds and must not stall the event loop) and before those folders' fsync, all before the
+writers are answered: an acknowledged write or removal never comes back after a power cut, and a
+bucket's files are within its quota whenever a write is acknowledged. With the policy "none"
+the trash alone goes to a worker thread.
 """
 
 from __future__ import annotations
@@ -68,13 +70,13 @@ class Flusher:
 
     async def wait_durable(self, durability: Any) -> None:
         """Return once everything in ``durability`` is on disk; raise the store's error if the sync failed."""
-        if durability is None or durability.empty:
+        if durability is None:
             return
-        if self.policy == "none":
-            if durability.has_trash:
+        if durability.empty or self.policy == "none":
+            if durability.has_trash:  # EDGE_SYNC=none: the unlinks still stay off the event loop
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(durability.take_trash().empty_trash)
-            durability.close()
+            durability.close()  # done without a sync: what waited on its tokens may go on
             return
         gen = self._open
         if gen.durability is None:

@@ -34,6 +34,7 @@ from edge.formats.sizes import record_size
 
 if TYPE_CHECKING:
     from edge.store.entry_write import RecordWriter
+    from edge.store.files import SyncToken
 
 RECORD_COST = 45  # bytes of a loaded index per record (5 x 8-byte arrays + a u32 + a flag)
 META_COST = 240  # per distinct metadata: the bytes object, its list slot, the decoded labels
@@ -144,7 +145,7 @@ class Block:
     __slots__ = (
         "id", "count", "size", "frames", "frames_size", "min_ts", "max_ts", "bounds_exact",
         "file_size", "next_begin", "pending", "reserved", "streamer", "has_idx", "idx_size", "idx_crc",
-        "removed", "labelled", "index", "cost", "idx_due",
+        "removed", "labelled", "index", "cost", "idx_due", "acks",
     )
 
     def __init__(self, block_id: int):
@@ -169,6 +170,7 @@ class Block:
         self.index: BlockIndex | None = None  # loaded per-record data, see IndexCache
         self.cost = 0  # what the cache charged for ``index``
         self.idx_due = 0  # bytes its .idx and summary record will take when it is sealed
+        self.acks: list[SyncToken] | None = None  # group commits of flushes that published here
 
     def __len__(self) -> int:
         return self.count
@@ -184,7 +186,17 @@ class Block:
 
     @property
     def evictable(self) -> bool:
-        return self.pending == 0 and self.streamer is None
+        """FIFO may take it: no writer in flight, and every record in it has been answered (the
+        group commit of each flush that published here is done). So a write is never answered
+        200 after the quota evicted its own record: FIFO takes older blocks or refuses."""
+        if self.pending or self.streamer is not None:
+            return False
+        acks = self.acks
+        if acks:
+            acks = [t for t in acks if not t.done]
+            self.acks = acks or None
+            return not acks
+        return True
 
     @property
     def ops(self) -> int:

@@ -225,7 +225,9 @@ class Bucket:
             if self.entries[n].has_unflushed:
                 raise ConflictError(f"Entry '{n}' in bucket '{self.name}' has writes in progress")
         self.fds.drop_under(self.path / name)
-        files.remove_tree(self.path / name)
+        files.remove_tree(self.path / name)  # the bucket folder is synced before this returns
+        self.engine.unsynced.forget_under(self.path / name)
+        self.engine.torn.forget([self.entries[n] for n in family])
         for n in family:
             entry = self.entries.pop(n)
             self._size_delta(-entry.size)
@@ -247,14 +249,27 @@ class Bucket:
         for p in parents_of(new):
             if p not in self.entries:
                 self._create_entry(p)
+        self.settle_folders([self.entries[n] for n in family], self.path / old)
         self.fds.drop_under(self.path / old)
-        files.rename(self.path / old, self.path / new)
+        files.rename(self.path / old, self.path / new)  # both parents synced before this returns
         for n in family:
             entry = self.entries.pop(n)
             entry.name = new + n[len(old) :]
-            entry._recent.clear()  # paths changed; the rename itself fsynced the folders
             self.entries[entry.name] = entry
             self._fifo_note(entry)  # may have become (or stopped being) a $meta entry
+
+    def settle_folders(self, entries: list[Entry], under: Path) -> None:
+        """Before entries move (an entry or bucket rename): sync the folders whose names are not
+        synced yet (new blocks of writers still waiting for their group commit, removed blocks),
+        inline. Their Durabilities name the folders by path, and a renamed path no longer
+        exists, so their folder syncs would silently do nothing. Renames are rare; a folder
+        without such a change costs nothing here."""
+        unsynced = self.engine.unsynced
+        for entry in entries:
+            if entry.dir in unsynced or any(dirs for _, dirs, _ in entry._recent) or entry._new_dirs:
+                files.fsync_dir(entry.dir)
+            entry._recent.clear()  # its paths change; everything in it is synced or dup'd
+        unsynced.sync_now(under)
 
     # --- size and quota ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from edge.errors import AlreadyExistsError, DiskFullError, InvalidInputError, No
 from edge.model import AUTO_QUOTA_SIZE, BucketSettings, EngineLimits, QuotaType
 from edge.store import files
 from edge.store.blocks import IndexCache
+from edge.store.torn import TornFiles
 from edge.store.bucket import SETTINGS, Bucket, check_bucket_name, settings_from_json
 
 _SYSTEM_NAME = re.compile(r"\$[a-z]+")
@@ -52,6 +53,8 @@ class Engine:
         self.free_reserve = limits.free_reserve
         self.fds = files.FdCache(256)
         self.index_cache = IndexCache(limits.index_cache_size)
+        self.unsynced = files.UnsyncedFolders()  # removals the next group commit makes durable
+        self.torn = TornFiles(limits.torn_keep_size)  # torn tails kept by recovery, bounded
         self.buckets: dict[str, Bucket] = {}
         self.recovery_report: list[str] = []
         self.damaged: list[durable.Damage] = []   # state files found damaged (and set aside) at load
@@ -60,7 +63,6 @@ class Engine:
         self.pending = 0  # disk bytes reserved by writers in flight, all buckets
         self.due = 0  # bytes the indexes of unsealed blocks will take, all buckets
         self.loaded = False  # start-up finished (later repairs are also logged)
-        self.trash: list[Path] = []  # evicted block files renamed, to unlink (files.trash)
 
     @classmethod
     def load(
@@ -103,6 +105,8 @@ class Engine:
                     unsaved.append(bucket)
         for bucket in dict.fromkeys(unsaved):
             bucket.save()
+        engine.torn.enforce(engine.recovery_report)
+        engine.unsynced.sync_now()  # what recovery removed (emptied blocks, torn files) stays removed
         engine.loaded = True
         return engine
 
@@ -139,11 +143,9 @@ class Engine:
     def close(self) -> None:
         for bucket in self.buckets.values():
             bucket.close()
-        for path in self.trash:
-            files.unlink(path)
-        self.trash.clear()
         self.fds.sync_all()
         self.fds.close_all()
+        self.unsynced.sync_now()  # removals and trash not synced by a group commit yet
 
     def bucket_names(self) -> list[str]:
         return sorted(self.buckets)
@@ -179,7 +181,9 @@ class Engine:
     def remove_bucket(self, name: str) -> None:
         bucket = self.get_bucket(name)
         self.fds.drop_under(bucket.path)
-        files.remove_tree(bucket.path)
+        files.remove_tree(bucket.path)  # the data folder is synced before this returns
+        self.unsynced.forget_under(bucket.path)
+        self.torn.forget(list(bucket.entries.values()))
         for entry in bucket.entries.values():
             for b in entry.blocks:
                 self.index_cache.discard(b)
@@ -193,10 +197,12 @@ class Engine:
         if new in self.buckets:
             raise AlreadyExistsError(f"Bucket '{new}' already exists")
         for entry in bucket.entries.values():
-            entry.flush()
-            entry._recent.clear()
+            # Inline (renames are rare): records finished by a batch still in flight are on the
+            # disk before their paths change and the entry forgets its recent flushes.
+            entry.flush().sync()
+        bucket.settle_folders(list(bucket.entries.values()), bucket.path)
         self.fds.drop_under(bucket.path)
-        files.rename(bucket.path, self.data_path / new)
+        files.rename(bucket.path, self.data_path / new)  # both names synced before this returns
         bucket.name = new
         self.buckets[new] = self.buckets.pop(old)
 

@@ -17,6 +17,7 @@ start-up would have done. Functions take the Entry (see entry.py).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -216,17 +217,22 @@ def rescan(entry: "Entry", path: Path) -> tuple[list[IndexRecord], int]:
     plan = scan(data)
     where = f"{entry.bucket.name}/{entry.name}"
     if not plan.clean:
-        n = 0
-        while (path.with_name(f"{path.name}.torn-{n}")).exists():
+        engine = entry.bucket.engine
+        # never a name used before (the bound removes the oldest): one past the newest kept
+        n = 1 + max((int(x.rsplit("-", 1)[1]) for x in engine.torn.names(entry, int(path.stem))), default=-1)
+        while files.file_size(path.with_name(f"{path.name}.torn-{n}")) is not None:
             n += 1
         torn = path.with_name(f"{path.name}.torn-{n}")
         files.atomic_write(torn, data[plan.good_end :])
         entry._disk_delta(len(data) - plan.good_end)  # the torn file; the .blk shrinks by the caller
+        engine.torn.add(entry, torn.name, len(data) - plan.good_end, time.time())
         fd, _ = entry.bucket.fds.get(path)
         files.truncate(fd, plan.good_end)
         files.datasync(fd)
         report(entry, f"{where}: block {path.name} truncated from {len(data)} to {plan.good_end} bytes "
                       f"({plan.reason}); torn bytes kept in {torn.name}", "torn_tails")
+        if engine.loaded:  # at start-up the bound is applied once every torn file is known
+            engine.torn.enforce(engine.recovery_report)
     for f in plan.damaged:
         report(entry, f"{where}: block {path.name}: record {f.head.ts_us} at offset {f.offset} dropped "
                       f"(payload checksum mismatch); its bytes stay in the block, later records are kept",

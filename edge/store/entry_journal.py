@@ -3,6 +3,9 @@
 Owns: ``journal.log`` (appending ops, compaction), label updates and record removals (in the
 blocks' journal state and their loaded indexes), deleting a whole block (FIFO eviction, emptied
 blocks) with its files and its summary record, and the size/record/op counters those changes move.
+A deleted block's files are renamed to ``<name>.deleted`` and its folder joins the engine's
+``unsynced`` removals: the next group commit unlinks them in its worker thread and syncs the
+folder before any write or removal is answered (see ``files.UnsyncedFolders``).
 Must not: write block files (frames are the write path's), call the OS except through ``files``,
 decide quotas (the bucket picks what to evict), import trio.
 
@@ -92,7 +95,7 @@ def remove_record(entry: "Entry", ts_us: int) -> None:
     orig = lab.orig if lab is not None else size
     remove_at(entry, b, idx, i, orig)
     journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, ts_us, b.id, poff, size=size, orig=orig))
-    if not b.count and b.evictable:
+    if not b.count and not b.pinned:
         delete_block(entry, b)
     maybe_compact(entry)
 
@@ -138,17 +141,20 @@ def delete_block(entry: "Entry", b: Block) -> int:
     entry._to_seal.discard(b.id)
     path = entry._blk(b.id)
     entry.bucket.fds.drop(path)
-    engine = entry.bucket.engine
-    for p in (entry._idx(b.id), path):
-        t = files.trash(p)  # the unlink itself (freeing the data) happens off the event loop
-        if t is not None:
-            engine.trash.append(t)
+    # Renamed to <name>.deleted here (cheap); the unlink (freeing the extents, milliseconds per
+    # MB) runs in the flusher's worker thread, before the folder fsync that makes both durable.
+    trash = [t for t in (files.trash(entry._idx(b.id)), files.trash(path)) if t is not None]
+    entry.bucket.engine.torn.drop_block(entry, b.id)  # older than anything the quota keeps
+    entry.bucket.engine.unsynced.add(entry.dir, trash)  # synced by the next group commit, before anyone is answered
     entry._disk_delta(-(b.file_size + b.idx_size))
     entry._due_delta(b, -b.idx_due)
     if entry._summary_size:
         entry_index.summary_append(entry, [sfmt.BlockSummary(sfmt.DELETED, b.id)])
     if b.ops:
-        # ops of a deleted block are dead; a new block could reuse its id and offsets
+        # Ops of a deleted block are dead (a new block could reuse its id and offsets). The block
+        # must be gone from the disk no later than they are, or a power cut would bring it back
+        # without the removals already answered: the compaction's atomic replace syncs this
+        # folder, and with it the unlinks above.
         compact(entry)
     return freed
 

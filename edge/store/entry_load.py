@@ -28,6 +28,7 @@ from edge.formats import summary as sfmt
 from edge.formats.index import PackedIndex, decode_index, decode_index_v1, pack_frames, version_of
 from edge.store import entry_blocks, entry_index, files
 from edge.store.blocks import Block, block_file_name, index_bytes, index_file_name
+from edge.store.torn import block_of
 from edge.store.entry_index import SUMMARY, ensure_index, install, last_frame_matches, rescan, write_index
 from edge.store.entry_journal import (JOURNAL, compact, delete_block, maybe_compact, note_labels, note_removed,
                                       remove_at, set_labels)
@@ -40,11 +41,19 @@ def load(entry: "Entry", report: list[str]) -> None:
     """Build the block map (summary records, else indexes, else rescans), replay the journal."""
     where = f"{entry.bucket.name}/{entry.name}"
     listing = {e.name: e for e in files.list_dir(entry.dir) if e.is_file(follow_symlinks=False)}
-    for name in [n for n in listing if n.endswith(files.TRASH_SUFFIX)]:
-        files.unlink(entry.dir / name)  # evicted before a crash, not unlinked yet
+    trash = [n for n in listing if n.endswith(files.TRASH_SUFFIX)]
+    for name in trash:
+        # Evicted before a crash (the rename reached the disk, so the eviction did: these are
+        # never read again), not unlinked yet. Engine.load syncs the folder before serving.
+        files.unlink(entry.dir / name)
         del listing[name]
+    if trash:
+        entry.bucket.engine.unsynced.add(entry.dir)
     sizes = {name: e.stat(follow_symlinks=False).st_size for name, e in listing.items()}
     entry._disk_delta(sum(sizes.values()))
+    for name, e in listing.items():
+        if block_of(name) is not None:
+            entry.bucket.engine.torn.add(entry, name, sizes[name], e.stat(follow_symlinks=False).st_mtime)
     trusted = read_summary(entry, SUMMARY in sizes)
     ids = sorted(int(n[:-4]) for n in sizes if n.endswith(".blk") and n[:-4].isdigit())
     for k, block_id in enumerate(ids):
@@ -111,20 +120,37 @@ def from_summary(s: sfmt.BlockSummary) -> Block:
 
 
 def read_summary(entry: "Entry", exists: bool) -> dict[int, sfmt.BlockSummary]:
-    """The summary records to trust; a torn or damaged tail is cut (and reported)."""
+    """The summary records to trust. A torn tail (a short last record, or zeros a crash appended)
+    is cut and reported. A damaged summary (bad header, a whole record failing its crc: bit rot)
+    is a damaged state file like any other: set aside (``blocks.sum.damaged-<time>``, kept),
+    reported (engine.damaged: the log, ``/metrics``, ``edge check``), and nothing of it is
+    trusted: every block of the entry is checked against its files (index or rescan) and gets
+    a fresh summary record, so the damage costs one slower start of this entry, never a record."""
     if not exists:
         return {}
     path = entry.dir / SUMMARY
     data = files.read_file(path) or b""
     records, end, reason = sfmt.decode(data)
+    if end < len(data) and not sfmt.is_torn_tail(data, end):
+        damage = files.set_aside(path, f"block summary: {reason}")
+        entry.bucket.engine.damaged.append(damage)
+        entry.bucket.engine.recovery_report.append(
+            f"{entry.bucket.name}/{entry.name}: {damage.describe()}; every block of the entry was checked "
+            "and its summary written again")
+        entry.bucket.stats["damaged_summaries"] += 1
+        # Set aside: a new summary starts. Not renamed (a medium refusing it): appends go after
+        # the damage, where decode never reads (each start checks the entry again).
+        entry._summary_size = 0 if damage.kept_as is not None else len(data)
+        entry._summary_records = 0
+        return {}
     if end < len(data):
         fd, _ = entry.bucket.fds.get(path)
         files.truncate(fd, end)
         files.datasync(fd)
         entry._disk_delta(end - len(data))
         entry.bucket.engine.recovery_report.append(
-            f"{entry.bucket.name}/{entry.name}: block summary truncated at {end} of {len(data)} bytes ({reason}); "
-            "the blocks it no longer describes were checked")
+            f"{entry.bucket.name}/{entry.name}: block summary {SUMMARY} truncated at {end} of {len(data)} bytes "
+            f"({reason}); the blocks it no longer describes were checked")
         entry.bucket.stats["torn_tails"] += 1
     entry._summary_size = end
     entry._summary_records = len(records)

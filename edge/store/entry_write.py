@@ -255,6 +255,7 @@ def flush(entry: "Entry") -> files.Durability:
     flushes: a record may have been written by another writer's flush whose sync is still
     running, and syncing a clean file again is cheap."""
     ready, entry._ready = entry._ready, []
+    token = files.SyncToken()  # done once this flush's group commit is: until then FIFO spares
     by_block: dict[int, list[RecordWriter]] = {}
     for w in ready:
         by_block.setdefault(w.block.id, []).append(w)
@@ -292,6 +293,11 @@ def flush(entry: "Entry") -> files.Durability:
                 b.file_size = pos
         for w in writers:
             publish(entry, w)
+        if writers:
+            if b.acks is None:
+                b.acks = [token]
+            else:
+                b.acks.append(token)
         entry._touched.add(entry._blk_key(block_id))
     seal_ready_blocks(entry)
     entry.bucket.engine.index_cache.shrink()  # what the publishes above added
@@ -299,15 +305,20 @@ def flush(entry: "Entry") -> files.Durability:
         entry._recent.append((entry._touched, entry._new_dirs, entry._journal_dirty))
         entry._touched, entry._new_dirs, entry._journal_dirty = set(), set(), False
     if error is not None:
+        token.done = True  # nobody will wait for this flush's sync
         raise error
-    return durability(entry)
+    return durability(entry, token)
 
 
-def durability(entry: "Entry") -> files.Durability:
+def durability(entry: "Entry", token: files.SyncToken) -> files.Durability:
+    """The syncs a writer waits for: this flush's and the last few flushes' files (see flush),
+    and every folder with a removal not yet synced (``files.UnsyncedFolders``), so FIFO's
+    evictions are on the disk before the write that needed their space is answered."""
     d = files.Durability()
-    trash = entry.bucket.engine.trash
-    while trash:
-        d.add_trash(trash.pop())
+    d.add_token(token)
+    unsynced = entry.bucket.engine.unsynced
+    if unsynced:
+        unsynced.cover(d, token)  # with the trash to unlink, if this is the first since a removal
     for paths, dirs, journal in entry._recent:
         for p in paths:
             try:

@@ -1,8 +1,9 @@
 """All OS calls of the store: open, write, pread, fsync, rename, unlink, directories.
 
-Owns: file descriptors (an LRU of open fds), ``Durability`` (what a flush made dirty), and the
-store's use of ``edge.durable`` (atomic replacement, directory fsync, and the translation of
-OSError into edge errors: ENOSPC/EDQUOT -> DiskFullError, others -> StorageIOError).
+Owns: file descriptors (an LRU of open fds), ``Durability`` (what a flush made dirty) and its
+``SyncToken``s, and the store's use of ``edge.durable`` (atomic replacement, directory fsync,
+and the translation of OSError into edge errors: ENOSPC/EDQUOT -> DiskFullError, others ->
+StorageIOError).
 Must not: know about frames, entries or quotas; import trio. No other store module calls the OS.
 
 Reads use os.pread so no shared file offset is ever moved; appends use O_APPEND + os.writev so
@@ -130,6 +131,11 @@ def load_state(path: Path, parse: Callable[[bytes], T], *, aside: bool = True
                ) -> tuple[T | None, durable.Damage | None, bool]:
     """``edge.durable.load_state``: (value, damage, checked); a damaged file is set aside."""
     return durable.load_state(path, parse, aside=aside)
+
+
+def set_aside(path: Path, reason: str) -> durable.Damage:
+    """``edge.durable.set_aside``: a damaged file renamed beside itself (kept, synced)."""
+    return durable.set_aside(path, reason)
 
 
 def replace_unsynced(path: Path, data: bytes) -> None:
@@ -392,18 +398,107 @@ class FdCache:
         self._fds.clear()
 
 
+class SyncToken:
+    """Told when the Durability carrying it has been synced (or dropped without a sync).
+
+    The store hangs a token on what must wait for a group commit: the blocks a flush published
+    into (FIFO must not evict a record before its write is answered) and the folders whose
+    removed names a flush promised to sync. ``Durability.sync()`` sets ``ok`` then ``done``
+    from the worker thread; the store only reads them (two attribute stores, no lock needed).
+    """
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.ok = False
+
+
+class UnsyncedFolders:
+    """Removals not durable yet: folders holding removed or trashed names not yet synced, and
+    the trash (evicted files renamed to ``<name>.deleted``, see ``trash``) not unlinked yet.
+
+    One rule for every store removal: it is made durable by the group commit, not inline. Every
+    Durability built from now on (``cover``) fsyncs these folders too, and a folder is forgotten
+    once one of those has synced without error; the first Durability built after a removal also
+    takes its trash and unlinks it in the flusher's worker thread, after the fdatasyncs and before
+    that folder fsync (``Durability.sync``). So the write that needed the space, and the removal
+    itself, are answered only after the names are gone from the disk and the extents are free,
+    at the cost of one folder fsync per group commit while a removal is pending (none otherwise)
+    and no unlink on the event loop. ``sync_now`` is for the rare callers that cannot wait (a
+    compaction that drops a removed block's journal ops, renames, close, start-up).
+    """
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, list[SyncToken]] = {}   # folder -> tokens of Durabilities covering it
+        self._trash: list[str] = []   # trashed files no Durability has taken yet
+
+    def __bool__(self) -> bool:
+        return bool(self._dirs)
+
+    def __contains__(self, path: Path) -> bool:
+        return str(path) in self._dirs
+
+    def add(self, path: Path, trash: Sequence[Path] = ()) -> None:
+        """A name under ``path`` was removed (or renamed to ``trash``, unlinked later)."""
+        self._dirs[str(path)] = []   # covers taken before this removal do not count
+        self._trash += map(str, trash)
+
+    def cover(self, d: "Durability", token: SyncToken) -> None:
+        for key, covers in list(self._dirs.items()):
+            if any(t.ok for t in covers):
+                del self._dirs[key]
+                continue
+            covers[:] = [t for t in covers if not t.done]
+            d.add_dir(key)
+            covers.append(token)
+        if self._trash:
+            d._trash += self._trash
+            self._trash = []
+
+    def sync_now(self, under: Path | None = None) -> None:
+        """Unlink the trash and fsync (inline) the folders at or below ``under`` (all without
+        it), then forget them."""
+        prefix = None if under is None else str(under)
+
+        def inside(key: str) -> bool:
+            return prefix is None or key == prefix or key.startswith(prefix + os.sep)
+
+        for t in [t for t in self._trash if inside(t)]:
+            unlink(Path(t))
+            self._trash.remove(t)
+        for key in list(self._dirs):
+            if inside(key):
+                fsync_dir(Path(key))
+                del self._dirs[key]
+
+    def forget_under(self, under: Path) -> None:
+        """A removed tree: its folders' names went with it (the removal synced their parent)."""
+        prefix = str(under)
+
+        def inside(key: str) -> bool:
+            return key == prefix or key.startswith(prefix + os.sep)
+
+        for key in [k for k in self._dirs if inside(k)]:
+            del self._dirs[key]
+        self._trash = [t for t in self._trash if not inside(t)]
+
+
 class Durability:
     """What one or more flushes made dirty: dup'd fds to fdatasync and folders to fsync.
 
     The fds are dups taken at flush time, so a block that is evicted from the LRU, renamed or
     deleted meanwhile is still synced through its inode (or ignored if it is gone). sync() is the
-    only method meant for a worker thread; it touches nothing but the fds and paths it holds.
+    only method meant for a worker thread; it touches nothing but the fds and paths it holds,
+    and its tokens (``SyncToken``: done once synced, ok when nothing failed). A Durability closed
+    or dropped without a sync marks its tokens done, not ok.
     """
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
         self._dirs: set[str] = set()
-        self._trash: list[str] = []  # renamed files to unlink once the flush is handled (``trash``)
+        self._trash: list[str] = []  # renamed files to unlink before the folders are synced
+        self._tokens: list[SyncToken] = []
 
     @property
     def empty(self) -> bool:
@@ -433,8 +528,11 @@ class Durability:
         if key not in self._fds:
             self._fds[key] = dup(fd)
 
-    def add_dir(self, path: Path) -> None:
+    def add_dir(self, path: Path | str) -> None:
         self._dirs.add(str(path))
+
+    def add_token(self, token: SyncToken) -> None:
+        self._tokens.append(token)
 
     def merge(self, other: "Durability") -> None:
         for key, fd in other._fds.items():
@@ -444,13 +542,15 @@ class Durability:
                 self._fds[key] = fd
         self._dirs |= other._dirs
         self._trash += other._trash
+        self._tokens += other._tokens
         other._fds = {}
         other._dirs = set()
         other._trash = []
+        other._tokens = []
 
     def sync(self) -> None:
-        fds, dirs = self._fds, self._dirs
-        self._fds, self._dirs = {}, set()
+        fds, dirs, tokens = self._fds, self._dirs, self._tokens
+        self._fds, self._dirs, self._tokens = {}, set(), []
         error: Exception | None = None
         try:
             for fd in fds.values():
@@ -459,15 +559,21 @@ class Durability:
                 except OSError as exc:
                     if exc.errno not in GONE_ERRNOS and error is None:
                         error = translate(exc)
+            # Evicted files (renamed away) are unlinked here, off the event loop, and before
+            # their folder's fsync below, which makes the rename and the unlink durable at once.
+            self.empty_trash()
             for d in sorted(dirs):
                 try:
                     fsync_dir(Path(d))
                 except Exception as exc:  # noqa: BLE001 - keep syncing the rest, report the first
                     error = error or exc
         finally:
+            self.empty_trash()  # (an error above: still never left for the event loop)
             for fd in fds.values():
                 close(fd)
-            self.empty_trash()
+            for t in tokens:
+                t.ok = error is None
+                t.done = True
         if error is not None:
             raise error
 
@@ -477,6 +583,9 @@ class Durability:
             close(fd)
         self._fds = {}
         self.empty_trash()
+        for t in self._tokens:
+            t.done = True
+        self._tokens = []
 
     def __del__(self) -> None:
         self.close()

@@ -280,6 +280,59 @@ def test_fifo_never_evicts_unflushed_or_meta(engine):
     assert m.record_count == 1
 
 
+def test_fifo_never_evicts_a_record_before_its_write_is_answered(engine):
+    # The rule (README "Durability"): FIFO evicts only blocks whose every record was answered
+    # (its flush's group commit is done); if the quota cannot be kept otherwise, the write that
+    # needs the room is refused with the quota error. So no write is answered 200 after the
+    # quota already took its own record (a batch over two entries did exactly that).
+    from edge.errors import StorageLimitError
+
+    b = engine.create_bucket("b", BucketSettings(QuotaType.FIFO, 4000, max_block_records=2))
+    a, c = b.get_or_create_entry("a"), b.get_or_create_entry("c")
+    unanswered = []
+    for ts in range(1, 5):
+        w = a.begin_write(ts, 500, OCT, {})
+        w.write(b"a" * 500)
+        w.finish()
+        unanswered.append(a.flush())          # published, its group commit not run yet
+    with pytest.raises(StorageLimitError, match="Failed to keep quota of 'b'"):
+        for ts in range(100, 110):             # needs the room of a's (unanswered) blocks
+            put(c, ts, b"c" * 500)
+    assert [r.ts_us for r in a.iter_refs()] == [1, 2, 3, 4]
+    for d in unanswered:
+        d.sync()                               # answered now: its blocks may go
+    put(c, 200, b"c" * 500)
+    assert engine.stats["blocks_evicted"] >= 1 and a.oldest_ts > 1
+    assert read(c, 200) == b"c" * 500
+
+
+def test_an_eviction_joins_the_next_group_commit(engine):
+    # The evicted block's folder is synced by the Durability of the write that needed its room
+    # (and by every one after it until one of them has synced), not inline on the write path.
+    b = engine.create_bucket("b", BucketSettings(QuotaType.FIFO, 3000, max_block_records=2))
+    a, c = b.get_or_create_entry("a"), b.get_or_create_entry("c")
+    for ts in range(1, 7):
+        put(a, ts, b"a" * 400)
+    assert engine.stats["blocks_evicted"] == 0 or not engine.unsynced
+    evicted = engine.stats["blocks_evicted"]
+    put_d = None
+    for ts in range(100, 110):
+        w = c.begin_write(ts, 400, OCT, {})
+        w.write(b"c" * 400)
+        w.finish()
+        put_d = c.flush()
+        if engine.stats["blocks_evicted"] > evicted:
+            break
+        put_d.sync()
+    assert engine.stats["blocks_evicted"] > evicted
+    assert a.dir in engine.unsynced and str(a.dir) in put_d._dirs
+    later = c.flush()                          # a flush before that sync ran covers it too
+    assert str(a.dir) in later._dirs
+    put_d.sync()
+    later.close()
+    assert str(a.dir) not in c.flush()._dirs and a.dir not in engine.unsynced
+
+
 def test_hard_quota(engine):
     # a disk quota: 100 payload bytes take ~340 on disk (frame, index row, metadata, summary)
     b = engine.create_bucket("b", BucketSettings(QuotaType.HARD, 500))

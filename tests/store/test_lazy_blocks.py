@@ -230,7 +230,9 @@ def test_storage_cap_and_free_space_reserve_refuse_before_writing(tmp_path):
     engine.close()
 
 
-def test_damaged_summary_is_cut_reported_and_blocks_checked(engine):
+def test_damaged_summary_is_set_aside_reported_and_rebuilt(engine):
+    # Bit rot in blocks.sum is a damaged state file like any other: kept beside it, reported
+    # (engine.damaged: the log, /metrics, edge check), nothing of it trusted, rebuilt.
     e = engine.create_bucket("b", BucketSettings(max_block_records=5)).get_or_create_entry("e")
     model: dict = {}
     fill(e, model, range(1, 31))
@@ -240,11 +242,35 @@ def test_damaged_summary_is_cut_reported_and_blocks_checked(engine):
     raw[len(raw) // 2] ^= 0x40
     path.write_bytes(bytes(raw))
     engine = Engine.open(engine.data_path)
-    e = engine.get_bucket("b").get_entry("e")
-    assert any("block summary truncated" in line for line in engine.recovery_report)
+    b = engine.get_bucket("b")
+    e = b.get_entry("e")
+    assert [d.path for d in engine.damaged] == [path]
+    kept = engine.damaged[0].kept_as
+    assert kept is not None and kept.read_bytes() == bytes(raw)       # byte for byte, never deleted
+    assert any("blocks.sum: damaged" in line for line in engine.recovery_report), engine.recovery_report
     assert state(e) == model and e.record_count == 30
+    assert b.disk_usage == files_size(b)
     engine = reopen(engine)
-    assert engine.recovery_report == [] and engine.index_cache.loads == 0
+    assert engine.recovery_report == [] and engine.damaged == [] and engine.index_cache.loads == 0
+    assert state(engine.get_bucket("b").get_entry("e")) == model
+    engine.close()
+
+
+@pytest.mark.parametrize("tail", [b"\x01" * 30, b"\0" * 76, b"\0" * 200])
+def test_a_torn_summary_tail_is_cut_not_called_damage(engine, tail):
+    # What a power cut leaves of an append (part of a record, or zeros a file system appended)
+    # is cut and reported as a repair, not as damage waiting for a human.
+    e = engine.create_bucket("b", BucketSettings(max_block_records=5)).get_or_create_entry("e")
+    model: dict = {}
+    fill(e, model, range(1, 21))
+    path = e.dir / SUMMARY
+    engine.close()
+    with open(path, "ab") as f:
+        f.write(tail)
+    engine = Engine.open(engine.data_path)
+    assert engine.damaged == []
+    assert any("blocks.sum truncated" in line for line in engine.recovery_report), engine.recovery_report
+    assert state(engine.get_bucket("b").get_entry("e")) == model
     engine.close()
 
 
