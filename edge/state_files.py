@@ -33,6 +33,8 @@ STATE_FILES: tuple[tuple[str, str, bool], ...] = (
     ("upload_links", "*.json", True),
     ("outbox", "*.json", True),
     ("uploads/*", "state.json", True),
+    ("attachments/*", "session.json", True),
+    ("attachments/*", "complete.json", True),
 )
 BUCKET_FILES: tuple[tuple[str, bool], ...] = (("settings.json", True),)
 ENTRY_MARKER = ".entry"

@@ -17,6 +17,11 @@ Layout of one session folder (published by renaming it from ``.<id>.tmp``):
   digest in the name lets a retry be recognised without reading the piece again;
 - ``complete.json``: written once the record exists; its presence makes the session a finished
   one (its pieces are deleted), kept for a while so a retried piece gets the same answer.
+
+Both JSON files are checksummed state files (``edge.durable.seal``; files of an earlier version,
+without the header, still load). A session whose state is damaged is never guessed at and its
+pieces are never deleted: the whole folder is set aside (``<id>.damaged-<time>``, reported in the
+log, ``/metrics`` and ``edge check``) and the upload is unknown from then on, as for tus uploads.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge import durable
 from edge.errors import BadRequestError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge.store import files
 from edge.uploads.staging import Limits, staged_folders
@@ -179,23 +185,29 @@ class AttachmentStaging:
         self.root = Path(root)
         self.limits = limits
         self.sessions: dict[str, Session] = {}
+        self.damaged: list[durable.Damage] = []   # sessions set aside at load (now or earlier)
 
     @classmethod
     def open(cls, root: Path, limits: Limits) -> tuple["AttachmentStaging", list[str]]:
         """Load every session, repair what a crash left; returns the staging area and a report."""
         staging = cls(root, limits)
         report: list[str] = []
-        for path in staged_folders(staging.root, lambda name: bool(_ID.fullmatch(name)), "attachment", report):
-            try:
-                session = Session.from_json(files.read_file(path / SESSION_FILE) or b"")
-                if session.id != path.name:
-                    raise ValueError("id does not match the folder")
-                marker = files.read_file(path / COMPLETE_FILE)
-                session.completed = None if marker is None else _completed_from_json(marker)
-            except (ValueError, KeyError, TypeError) as exc:
-                report.append(f"removed attachment upload {path.name}: unreadable state ({exc})")
-                files.remove_tree(path)
+        for path in staged_folders(staging.root, lambda name: bool(_ID.fullmatch(name)), "attachment", report,
+                                   damaged=staging.damaged):
+            session, damage, _ = files.load_state(path / SESSION_FILE, Session.from_json, aside=False)
+            if session is not None and session.id != path.name:
+                session, damage = None, durable.Damage(path / SESSION_FILE, "id does not match the folder", None)
+            marker = None
+            if session is not None:
+                marker, damage, _ = files.load_state(path / COMPLETE_FILE, _completed_from_json, aside=False)
+            if session is None or damage is not None:
+                # Damaged (or missing) state: the client's pieces are never deleted on a guess.
+                reason = damage.reason if damage is not None else "state file missing"
+                aside = durable.set_aside(path, reason)
+                staging.damaged.append(aside)
+                report.append(f"attachment upload {path.name}: {aside.describe()}")
                 continue
+            session.completed = marker
             staging._load_pieces(session, path)
             staging.sessions[session.id] = session
         return staging, report
@@ -259,14 +271,14 @@ class AttachmentStaging:
         session = Session(secrets.token_hex(16), key, token, filename, chunks, ts_us, content_type, now_s, now_s)
         tmp = self.root / f".{session.id}.tmp"
         files.make_dirs(tmp)
-        files.atomic_write(tmp / SESSION_FILE, session.to_json())
+        files.write_state(tmp / SESSION_FILE, session.to_json())
         files.rename(tmp, self.folder(session.id))
         files.fsync_dir(self.root)
         self.sessions[session.id] = session
         return session
 
     def save(self, session: Session) -> None:
-        files.atomic_write(self.folder(session.id) / SESSION_FILE, session.to_json())
+        files.write_state(self.folder(session.id) / SESSION_FILE, session.to_json())
 
     def open_piece(self, session: Session, index: int) -> PieceWriter:
         if session.completed is not None or session.id not in self.sessions:
@@ -280,7 +292,7 @@ class AttachmentStaging:
 
     def mark_complete(self, session: Session, completed: Completed) -> None:
         folder = self.folder(session.id)
-        files.atomic_write(folder / COMPLETE_FILE, _completed_to_json(completed))
+        files.write_state(folder / COMPLETE_FILE, _completed_to_json(completed))
         session.completed = completed
         for p in list(session.pieces.values()):
             files.unlink(folder / _piece_name(p))

@@ -397,6 +397,7 @@ async def start(ctx: RoomContext, nursery: trio.Nursery) -> None:
     staging, report = await trio.to_thread.run_sync(AttachmentStaging.open, root, limits)
     for line in report:
         log.warning("attachments: %s", line)
+    ctx.damaged.extend(staging.damaged)
     service = AttachmentUploads(staging, ctx.storage, ctx.engine, config)
     ctx.attachment_uploads = service
     await nursery.start(service.reap_forever)

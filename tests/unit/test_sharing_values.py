@@ -175,3 +175,32 @@ def test_staging_repairs_what_a_crash_left(tmp_path):
     st3, _ = AttachmentStaging.open(root, Limits())
     assert st3.sessions[s.id].completed is not None and st3.finished(again.key)[0].id == s.id
     assert st3.active(again.key) is None
+
+
+@pytest.mark.parametrize("name", ["session.json", "complete.json"])
+def test_staging_sets_a_session_with_damaged_state_aside_with_its_pieces(tmp_path, name):
+    # The state files are checksummed; a damaged one is never guessed at and the client's pieces
+    # are never deleted: the session folder is set aside whole and reported.
+    root = tmp_path / "att"
+    st, _ = AttachmentStaging.open(root, Limits())
+    s = st.create(key=session_key("t", "f", 2), token="t", filename="f", chunks=2, ts_us=5, content_type=None,
+                  now_s=NOW)
+    w = st.open_piece(s, 0)
+    w.write(b"piece zero")
+    w.commit()
+    if name == "complete.json":
+        st.save(s)
+        (root / s.id / name).write_bytes(durable.seal(b'{"v": 1}'))   # checks, but does not parse
+    else:
+        raw = bytearray((root / s.id / name).read_bytes())
+        assert durable.unseal(bytes(raw))[1]                            # written sealed
+        raw[-3] ^= 0x20
+        (root / s.id / name).write_bytes(bytes(raw))
+    st2, report = AttachmentStaging.open(root, Limits())
+    assert s.id not in st2.sessions
+    assert len(st2.damaged) == 1 and st2.damaged[0].kept_as is not None
+    kept = st2.damaged[0].kept_as
+    assert any(p.name.startswith("0.") and p.read_bytes() == b"piece zero" for p in kept.iterdir())
+    assert any(s.id in line and "damaged" in line for line in report)
+    st3, report = AttachmentStaging.open(root, Limits())               # still reported, still kept
+    assert len(st3.damaged) == 1 and kept.exists()
