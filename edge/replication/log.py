@@ -21,7 +21,13 @@ has, which counts as delivered. A cursor older than the oldest segment means "fr
 
 Bounded: when more than ``limit`` events are pending, the oldest are dropped (the cursor jumps)
 and counted in ``dropped``; segments wholly behind the cursor are deleted (compaction).
-Recovery: a torn tail of the last segment (short frame or bad CRC) is truncated.
+Recovery: a torn tail of the last segment (short frame or bad CRC) is truncated at open. An
+older segment is complete by construction (it holds exactly the events up to the next segment's
+first seq), so damage in it shows as the reader reaching its end early: the events it can no
+longer read are counted in ``damaged_events``, reported in ``report`` (the service logs it and
+sets an error in the replication's diagnostics) and skipped, and reading goes on in the next
+segment. Scanning every older segment at open instead would read every pending event (up to
+``limit``) at each start; ``verify`` (``edge check``) reads them all offline.
 """
 
 from __future__ import annotations
@@ -113,6 +119,7 @@ class ReplicationLog:
         self.segment_events = segment_events
         self.dropped = 0              # events dropped because the log was full (total, persisted)
         self.recovered_bytes = 0      # torn tail cut at open
+        self.damaged_events = 0       # events of older segments found unreadable while reading
         self.report: list[str] = []   # what opening found damaged or cut (the service logs it)
         self._segments: list[int] = []   # first seq of every segment, ascending
         self._head = 0                # seq of the next event to append
@@ -263,6 +270,12 @@ class ReplicationLog:
                 nxt = [s for s in self._segments if s > self._r_seg]
                 if not nxt:
                     break
+                if self._r_seq < nxt[0]:   # a complete segment that ends early: damaged frames
+                    lost = nxt[0] - self._r_seq
+                    self.damaged_events += lost
+                    self.report.append(f"{_seg_name(self._r_seg)}: events {self._r_seq}..{nxt[0] - 1} cannot be "
+                                       f"read (a damaged frame at byte {self._r_off}); {lost} event(s) skipped")
+                    self._r_seq = nxt[0]
                 self._open_reader(nxt[0])
                 continue
             pos = 0

@@ -97,6 +97,7 @@ class Replication:
         self.skipped = 0          # events whose record was gone before it could be sent
         self._wake = trio.Event()
         self._dropped_seen = rlog.dropped
+        self._damaged_seen = rlog.damaged_events
         self.damaged: str | None = None   # read from a damaged file: paused until set again
         self.apply(settings)
 
@@ -232,6 +233,12 @@ class Replication:
     def _fill(self) -> None:
         if len(self._buffer) < LOOKAHEAD // 2:
             self._buffer.extend(self.log.read(LOOKAHEAD - len(self._buffer)))
+            if self.log.damaged_events != self._damaged_seen:
+                lost = self.log.damaged_events - self._damaged_seen
+                self._damaged_seen = self.log.damaged_events
+                line = self.log.report[-1]
+                log.warning("replication '%s' transaction log: %s", self.name, line)
+                self.diagnostics.error(500, f"Transaction log damaged: {line}", lost)
 
     def _next_run(self, start: int, seen: set[tuple[str, int]]) -> list[Event]:
         """The events from buffer position ``start`` one batch may carry: one kind, one entry, no

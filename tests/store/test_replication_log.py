@@ -69,3 +69,23 @@ def test_durability_names_the_segment(tmp_path):
     d = log.append(WRITE, "e", 1)
     assert not d.empty
     d.sync()
+
+
+def test_damage_in_an_older_segment_is_reported_and_skipped(tmp_path):
+    # Older segments are complete by construction: a reader that reaches the end of one early
+    # has met damaged frames. It says which events it could not read and goes on with the next.
+    log = ReplicationLog.open(tmp_path / "r", segment_events=10)
+    for i in range(25):
+        log.append(WRITE, "e", i)
+    log.close()
+    first = sorted(p for p in (tmp_path / "r").iterdir() if p.suffix == ".seg")[0]
+    raw = bytearray(first.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    first.write_bytes(bytes(raw))
+    log = ReplicationLog.open(tmp_path / "r", segment_events=10)
+    assert log.report == []                    # the last segment is fine; older ones are read lazily
+    got = [e.ts_us for e in log.read(100)]
+    assert got[:3] == [0, 1, 2] and got[-15:] == list(range(10, 25)) and len(got) < 25
+    assert log.damaged_events == 25 - len(got)
+    assert any("cannot be read" in line and first.name in line for line in log.report), log.report
+    log.close()
