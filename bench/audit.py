@@ -142,7 +142,7 @@ def hook_us(n: int = 200_000) -> float:
     sys.path.insert(0, str(ROOT))
     from edge.config import Config
     from edge.http import records
-    from edge.http.types import Caller, Request, Response
+    from edge.server.types import Caller, Request, Response
     from edge.services.system_events import SystemEvents
 
     events = SystemEvents(None, None, None, Config.from_env({"RS_API_TOKEN": TOKEN}))  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""CPU per request of the HTTP/1.1 head parser (edge/http/protocol.py) beside h11, same run.
+"""CPU per request of the HTTP/1.1 head parser (edge/server/protocol.py) beside h11, same run.
 
     python bench/parser.py [--rounds 7] [--n 20000] [--baseline OLD/protocol.py]
 
@@ -7,7 +7,7 @@ record write with three labels, and a v1 batch write head with 80 ``x-reduct-tim
 Each is parsed ``n`` times per round by ``HeadReader`` (head + framing, which is all the front
 asks of it) and by an ``h11.Connection`` (request event + end of message); the table shows the
 median per-request CPU time over the rounds (``time.process_time``) and the ratio h11/edge.
-``--baseline`` loads another version of ``protocol.py`` (e.g. ``git show main~5:edge/http/protocol.py
+``--baseline`` loads another version of ``protocol.py`` (e.g. ``git show main~5:edge/server/protocol.py
 > /tmp/old.py``) and measures it in the same rounds, for before/after figures from one run.
 h11 is a test-only dependency (``pip install -e '.[test]'``); without it only edge is measured.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.http.protocol import HeadReader  # noqa: E402
+from edge.server.protocol import HeadReader  # noqa: E402
 
 try:
     import h11

@@ -134,11 +134,11 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     """Run the server until ``shutdown`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
     from .http.app import build_app
     from .http.context import AppContext
-    from .http.front import serve_http
+    from .server.front import serve_http
 
     stopping = shutdown if shutdown is not None else trio.Event()
     from .formats import checksum
-    from .http.tls import server_context
+    from .server.tls import server_context
 
     # A bad certificate or key stops start-up before anything else is touched.
     ssl_context = server_context(config.cert_path, config.cert_key_path) if config.tls_enabled else None
@@ -188,8 +188,8 @@ async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: An
                              ssl_context: ssl.SSLContext | None,
                              stopping: trio.Event, serving_scope: trio.CancelScope,
                              *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-    from .http.client_address import TrustedProxies
-    from .http.front import HttpConfig
+    from .server.client_address import TrustedProxies
+    from .server.front import HttpConfig
 
     http_config = HttpConfig(graceful_timeout_s=config.graceful_timeout_s,
                              keep_alive_timeout_s=config.keep_alive_timeout_s,

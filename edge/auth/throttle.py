@@ -20,7 +20,7 @@ unknown, so writers behind the same address as a script with a stale token keep 
 only further unknown tokens from that address get 429 with ``Retry-After``. ``name`` is the
 name part of a presented ``<name>-<hex>`` secret (server-made tokens look like that): guesses at
 one token's secret from many addresses are throttled by that name too. Which address a request
-comes from is decided by ``EDGE_TRUSTED_PROXIES`` (``edge/http/client_address.py``), so nobody
+comes from is decided by ``EDGE_TRUSTED_PROXIES`` (``edge/server/client_address.py``), so nobody
 can trigger a lockout for an address they do not hold.
 
 Count only wrong secrets ("Invalid token"): a missing header is not guessing, and reduct-py

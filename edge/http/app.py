@@ -3,7 +3,7 @@
 Owns: which resource modules are mounted and in what order, the base path, ``x-reduct-api`` and
 ``Server`` on every response, CORS (spec §1.7), and turning escaped errors into responses.
 Must not: contain endpoint logic (that lives in one module per resource) or socket code
-(``front.py``).
+(``edge/server/front.py``).
 
 Adding a resource: write ``edge/http/<resource>.py`` with a ``ROUTES`` list and add the module to
 ``RESOURCE_MODULES`` below; order matters only where patterns overlap (specific first).
@@ -18,12 +18,12 @@ from typing import Awaitable, Callable
 
 from .. import API_VERSION, REDUCT_VERSION
 from ..errors import EdgeError, MethodNotAllowedError, NotFoundError, RateLimitedError
-from .client_address import TrustedProxies, resolve_client
+from ..server.client_address import TrustedProxies, resolve_client
 from .context import AppContext
 from .errors import error_response
-from .ratelimit import RateLimits
+from ..server.ratelimit import RateLimits
 from .routing import Route, Router
-from .types import Request, Response
+from ..server.types import Request, Response
 
 log = logging.getLogger("edge.http")
 
@@ -104,7 +104,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
                 raise MethodNotAllowedError("Method not allowed")
             raise NotFoundError("Not found")
         if req.headers.get("content-encoding") is not None:
-            from .encoding import wrap_body
+            from ..server.encoding import wrap_body
 
             req.body = wrap_body(req)  # gzip/zstd bodies of 1.21 replications (spec §13.3)
         matched.append(handler)

@@ -22,7 +22,7 @@ from .context import AppContext, authorize
 from .errors import header_safe, status_of
 from .request import empty_response, parse_u64
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 LENGTH_MISMATCH = "content-length header does not match the sum of the content-lengths in the headers"
 LENGTH_NOT_NUMBER = "content-length header must be a number"

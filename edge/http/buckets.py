@@ -10,7 +10,7 @@ from ..errors import ConflictError, InvalidInputError
 from .context import AppContext, authorize
 from .request import empty_response, json_response, read_json
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 from .wire import full_bucket_info_to_wire, settings_changes_from_wire
 
 

@@ -19,7 +19,7 @@ from ..services.attachment_uploads import AttachmentUploads
 from ..durable import Damage
 from ..services.commit import Flusher
 from ..services.links import LinkRoom
-from .types import Caller, Request
+from ..server.types import Caller, Request
 
 if TYPE_CHECKING:
     from ..services.system_events import SystemEvents

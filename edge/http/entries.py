@@ -10,7 +10,7 @@ from ..errors import InvalidInputError
 from .context import AppContext, authorize
 from .request import empty_response, read_json
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 
 def is_meta_entry(entry: str) -> bool:

@@ -17,7 +17,7 @@ from ..errors import (
     NotReadyError, PayloadTooLargeError, QuotaExceededError, RangeNotSatisfiableError, RateLimitedError,
     StorageIOError, StorageLimitError, TooEarlyError, UnauthorizedError,
 )
-from .types import Response
+from ..server.types import Response
 
 log = logging.getLogger("edge.http")
 

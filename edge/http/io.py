@@ -22,7 +22,7 @@ from .context import AppContext, authorize
 from .errors import status_of
 from .request import empty_response
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 
 def _key(item: batch_v2.V2Item) -> tuple[int, int]:

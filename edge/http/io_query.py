@@ -18,7 +18,7 @@ from .context import AppContext, authorize
 from .queries import batch_response
 from .request import json_response, parse_u64, read_json
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 
 # POST /io/{bucket}/q   body: QueryEntry (with `entries`)

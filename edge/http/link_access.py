@@ -40,7 +40,7 @@ from ..errors import NotFoundError, UnauthorizedError
 from ..links import LinkRecord, is_expired as link_expired_at, is_used_up, session_live
 from ..links.tickets import issue as issue_ticket
 from .context import AppContext, client_ip, public_base_url
-from .types import Request
+from ..server.types import Request
 
 MAX_KEY_CHARS = 512
 

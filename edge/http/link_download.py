@@ -44,7 +44,7 @@ from .context import AppContext, client_ip
 from .link_access import admit, basic_credentials, offered
 from .payload import payload_body
 from .records import record_headers
-from .types import FileSegment, Request, Response
+from ..server.types import FileSegment, Request, Response
 
 LINK_PARAMS = ("ct", "s", "n", "i")
 SECURITY_HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"),

@@ -47,7 +47,7 @@ from .request import empty_response, json_response, read_json_object
 from .shortlinks import short_url
 from .routing import Route
 from .shared_links import check_require_authentication
-from .types import Request, Response
+from ..server.types import Request, Response
 from .ui import download_page, wants_download_page
 
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")

@@ -42,7 +42,7 @@ from .routing import Route
 from .share import NO_LINKS, MAX_LINK_IDS, mail_service, message_text
 from .shared_links import check_asset_access, json_bytes, make_link, resolve_asset, served_size, vendor_errors
 from .shortlinks import short_url
-from .types import Request, Response
+from ..server.types import Request, Response
 
 CREATE_KEYS = ("expiry_date", "limit", "payload")
 PAYLOAD_KEYS = ("media_id", "filename", "asset_id")

@@ -30,7 +30,7 @@ from ..errors import InvalidInputError, NotReadyError
 from .context import AppContext, authorize
 from .request import json_response
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 log = logging.getLogger("edge.metrics")
 

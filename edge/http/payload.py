@@ -3,7 +3,7 @@
 Owns: ``payload_body(entry, ref)``, the body iterator every whole-record read path uses (single
 GETs, batched reads v1/v2, link downloads), and the bounded worker threads that verify large
 payloads.
-Must not: send anything itself (``front.py`` does, with ``os.sendfile`` for ``FileSegment``), know
+Must not: send anything itself (``edge/server/front.py`` does, with ``os.sendfile`` for ``FileSegment``), know
 the frame layout (``Entry.verify_payload`` does) or serve a range (ranges are not crc-checked).
 
 Default path: 1 MiB preads (into a pooled pair of reused buffers) crc'd inline, the last chunk
@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from .types import FileSegment
+from ..server.types import FileSegment
 
 INLINE_BYTES = 1 << 20  # payloads up to this size are read and verified whole, inline
 TAIL_BYTES = 64 * 1024  # held back until the crc check of a larger payload has passed

@@ -27,7 +27,7 @@ from .context import AppContext, authorize
 from .payload import INLINE_BYTES, payload_body
 from .request import json_response, parse_u64, read_json
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 PREFETCH_BYTES = 1 << 20  # batches up to this size are verified whole before the status goes out
 QUERY_ID_ERROR = "'query' must be a number"

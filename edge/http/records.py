@@ -18,7 +18,7 @@ from .entries import is_meta_entry, remove_entry
 from .payload import payload_body
 from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_u64
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 SMALL_RECORD_BYTES = 1 << 20  # read and verify whole before answering: a bad crc becomes a clean 500
 

@@ -11,7 +11,7 @@ from ..auth.policy import FullAccess
 from .context import AppContext, authorize
 from .request import empty_response, json_response, read_json, read_mode
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 
 def _service(ctx: AppContext):

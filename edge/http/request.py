@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ..errors import InvalidInputError
-from .types import Request, Response
+from ..server.types import Request, Response
 
 MAX_JSON_BODY_BYTES = 1024 * 1024  # settings, queries, tokens: small documents
 U64_MAX = 2**64 - 1

@@ -10,7 +10,7 @@ from ..auth.policy import Authenticated, Read
 from .context import AppContext, authorize
 from .request import empty_response, json_response
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 from .wire import bucket_info_to_wire, settings_to_wire
 
 

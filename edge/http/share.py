@@ -29,7 +29,7 @@ from .context import AppContext, authorize
 from .request import json_object, json_response, read_json
 from .routing import Route
 from .shortlinks import short_url
-from .types import Request, Response
+from ..server.types import Request, Response
 
 NO_LINKS = "No shareable links found"
 MAX_LINK_IDS = 100

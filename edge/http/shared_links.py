@@ -31,7 +31,7 @@ from ..links.tar import ext_for
 from ..mail.compose import check_address
 from .context import AppContext
 from .errors import error_response
-from .types import Request, Response
+from ..server.types import Request, Response
 
 U64_MAX = 2**64 - 1
 BASIC_CHALLENGE = 'Basic realm="edge", charset="UTF-8"'

@@ -23,7 +23,7 @@ from ..links import LinkRecord
 from ..links.rules import link_not_found
 from .context import AppContext, public_base_url
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 URL_PARAMS = ("ct", "s", "i", "n")
 HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"), ("x-robots-tag", "noindex")]

@@ -23,7 +23,7 @@ from ..auth.tokens import secret_to_wire, token_to_wire
 from .context import AppContext, authorize
 from .request import MAX_JSON_BODY_BYTES, empty_response, json_response
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 
 def _now() -> datetime:

@@ -27,7 +27,7 @@ from typing import Any
 from .. import __version__
 from .context import AppContext
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "

@@ -25,7 +25,7 @@ from ..store.bucket import check_entry_name
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
 from .request import empty_response, json_response, read_json_object
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 HEADER = "upload-link"
 _PATCH_FIELDS = ("expire_at", "max_files", "max_bytes", "note")

@@ -36,7 +36,7 @@ from .context import AppContext, authorize, public_base_url
 from .upload_links import check_link_access, create_with_link, upload_link_secret
 from .errors import error_response
 from .routing import Route
-from .types import Request, Response
+from ..server.types import Request, Response
 
 Handler = Callable[..., Awaitable[Response]]
 

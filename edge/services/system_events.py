@@ -57,7 +57,7 @@ _LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
 
 
 class CallerLike(Protocol):
-    """``edge.http.types.Caller`` as seen from here (services do not import HTTP)."""
+    """``edge.server.types.Caller`` as seen from here (services do not import HTTP)."""
 
     @property
     def token_name(self) -> str: ...

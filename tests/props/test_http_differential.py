@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from edge.http.protocol import (
+from edge.server.protocol import (
     DEFAULT_MAX_HEADER_BYTES, MAX_LEADING_EMPTY_LINES, ChunkedDecoder, HeadReader, ProtocolError,
     split_target,
 )

@@ -1,4 +1,4 @@
-"""Property tests of the streaming multipart/form-data parser (``edge.http.multipart``).
+"""Property tests of the streaming multipart/form-data parser (``edge.server.multipart``).
 
 Whatever the part bodies contain (boundary look-alikes, CRLFs, dashes) and however the bytes are
 split into reads, the parts come out exactly as encoded; malformed forms are a 422
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from edge.errors import InvalidInputError
-from edge.http.multipart import (FormEnd, MultipartParser, PartData, PartEnd, PartStart, boundary_of)
+from edge.server.multipart import (FormEnd, MultipartParser, PartData, PartEnd, PartStart, boundary_of)
 
 BOUNDARY = "----edgeBoundary7MA4YWxkTrZu0gW"
 names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e, blacklist_characters='"\\;'), min_size=1,

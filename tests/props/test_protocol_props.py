@@ -1,10 +1,10 @@
-"""Hypothesis round-trips for edge/http/protocol.py: whatever a client serializer writes, the
+"""Hypothesis round-trips for edge/server/protocol.py: whatever a client serializer writes, the
 reader gives back, however the bytes are cut into receives."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.http.protocol import ChunkedDecoder, HeadReader, encode_chunked
+from edge.server.protocol import ChunkedDecoder, HeadReader, encode_chunked
 
 TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_!#$%&'*+.^`|~", min_size=1, max_size=20)
 # Visible latin-1 and inner spaces; leading/trailing whitespace is not part of a value.

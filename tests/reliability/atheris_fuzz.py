@@ -33,7 +33,7 @@ with atheris.instrument_imports():
     from edge.errors import EdgeError
     from edge.formats import batch_v1, batch_v2
     from edge.formats import labels as label_codec
-    from edge.http.protocol import ChunkedDecoder, HeadReader, ProtocolError, parse_query, split_target
+    from edge.server.protocol import ChunkedDecoder, HeadReader, ProtocolError, parse_query, split_target
     from edge.links.seal import seal, unseal
     from edge.query.when import compile_when
     from edge.store.bucket import check_bucket_name, check_entry_name

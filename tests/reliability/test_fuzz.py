@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from edge.errors import EdgeError
 from edge.formats import batch_v1, batch_v2, labels as label_codec
-from edge.http.protocol import ChunkedDecoder, HeadReader, ProtocolError, parse_query, split_target
+from edge.server.protocol import ChunkedDecoder, HeadReader, ProtocolError, parse_query, split_target
 from edge.links.seal import decode_b64, seal, unseal
 from edge.query.when import OPERATORS, compile_when
 from edge.store.bucket import check_bucket_name, check_entry_name

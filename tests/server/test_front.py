@@ -1,4 +1,4 @@
-"""edge/http/front.py over real sockets on 127.0.0.1:<free port>, with a toy handler.
+"""edge/server/front.py over real sockets on 127.0.0.1:<free port>, with a toy handler.
 
 Raw trio sockets show the exact bytes (keep-alive, pipelining, framing); ``requests`` in a
 thread checks that an ordinary client agrees. Every wait is bounded by ``fail_after``.
@@ -13,9 +13,9 @@ import requests
 import trio
 
 from edge.errors import EdgeError
-from edge.http.front import HttpConfig, serve_http
-from edge.http.protocol import encode_chunked
-from edge.http.types import FileSegment, Response
+from edge.server.front import HttpConfig, serve_http
+from edge.server.protocol import encode_chunked
+from edge.server.types import FileSegment, Response
 
 BIG = 8 << 20
 
@@ -428,7 +428,7 @@ async def test_a_tls_upload_reaches_the_handler_in_pieces_larger_than_a_record(n
     import socket
     import ssl
 
-    from edge.http.tls import server_context
+    from edge.server.tls import server_context
     from tests.tls_material import make_pki
 
     pki = make_pki(tmp_path / "pki")

@@ -1,6 +1,6 @@
-"""edge/http/admission.py: whom to shed when the connection slots are full."""
+"""edge/server/admission.py: whom to shed when the connection slots are full."""
 
-from edge.http.admission import Admission, IdleQueue, admit
+from edge.server.admission import Admission, IdleQueue, admit
 
 
 def test_under_the_limit_nothing_is_shed():

@@ -1,4 +1,4 @@
-"""Fair turns (edge/http/fairness.py), large-head reservations (admission.LargeHeads), and the
+"""Fair turns (edge/server/fairness.py), large-head reservations (admission.LargeHeads), and the
 decoder's bounded, coalescing steps: the pieces that keep one busy connection from holding the
 event loop, each checked on its own (no sockets)."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import trio
 
-from edge.http.admission import LargeHeads
-from edge.http.fairness import SLICE, STEP, Budget, Turns
-from edge.http.protocol import MAX_STEPS_PER_CALL, ChunkedDecoder, HeadReader
+from edge.server.admission import LargeHeads
+from edge.server.fairness import SLICE, STEP, Budget, Turns
+from edge.server.protocol import MAX_STEPS_PER_CALL, ChunkedDecoder, HeadReader
 
 
 async def _busy_and_polite(turns_for_busy: Turns | None, busy: int = 20, rounds: int = 30) -> int:

@@ -1,4 +1,4 @@
-"""edge/http/protocol.py: heads, limits, chunked framing, response heads. Pure, no trio.
+"""edge/server/protocol.py: heads, limits, chunked framing, response heads. Pure, no trio.
 
 Every incremental reader is fed three ways, as h11 does: whole, byte by byte, and followed by
 junk / a pipelined request that must stay in the buffer.
@@ -6,7 +6,7 @@ junk / a pipelined request that must stay in the buffer.
 
 import pytest
 
-from edge.http.protocol import (
+from edge.server.protocol import (
     ChunkedDecoder, HeadReader, ProtocolError, encode_chunked, parse_query,
     serialize_response_head, split_target,
 )

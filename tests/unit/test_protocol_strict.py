@@ -1,4 +1,4 @@
-"""RFC 9112 strictness of edge/http/protocol.py: the framing an attacker uses to make a proxy
+"""RFC 9112 strictness of edge/server/protocol.py: the framing an attacker uses to make a proxy
 in front of us and us read one request differently, and floods that cost a call per byte.
 
 Each case is refused whole and byte by byte (a reader that waits for more data instead of
@@ -8,7 +8,7 @@ more than h11 does, and why.
 
 import pytest
 
-from edge.http.protocol import (
+from edge.server.protocol import (
     CHUNK_OVERHEAD_ALLOWANCE, MAX_LEADING_EMPTY_LINES, ChunkedDecoder, HeadReader, ProtocolError,
     encode_chunked,
 )

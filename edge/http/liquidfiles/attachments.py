@@ -6,7 +6,7 @@ whose file part follows them), the content-type precedence (the request's ``Cont
 the parameter, else detected from the bytes; curl's default ``application/x-www-form-urlencoded``
 and a multipart part's generic ``application/octet-stream`` count as "not set"), and the
 attachment JSON. Every byte of the body streams to disk (``services.attachment_uploads``).
-Must not: parse multipart itself (``http/multipart.py``) or write records.
+Must not: parse multipart itself (``server/multipart.py``) or write records.
 
 Answers: ``{"attachment": {"id", "filename", "size", "content_type", "checksum", "created_at"}}``
 once the attachment exists (a whole upload, or the piece that completes one, in any order); a
@@ -28,10 +28,10 @@ from ...formats.metadata import check_file_name, sanitize_filename
 from ...links.wire import iso_ms
 from ...services.attachment_uploads import Attachment, AttachmentUploads, Pending
 from ..context import AppContext
-from ..multipart import Event, FormEnd, MultipartParser, PartData, PartEnd, PartStart, boundary_of
+from ...server.multipart import Event, FormEnd, MultipartParser, PartData, PartEnd, PartStart, boundary_of
 from ..request import json_response
 from ..routing import Route
-from ..types import BodyReads, Request, Response
+from ...server.types import BodyReads, Request, Response
 from .common import answers, api_token
 
 PARAMS = ("filename", "chunks", "chunk", "content_type", "Content-Type")

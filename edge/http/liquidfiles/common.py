@@ -18,7 +18,7 @@ from ...links.wire import expiry_day, iso_ms, size_human
 from ..context import AppContext, authorize, authorize_api_key, public_base_url
 from ..link_access import basic_credentials
 from ..shared_links import json_bytes, served_size, vendor_errors
-from ..types import Request
+from ...server.types import Request
 
 
 def _render(status: int, text: str) -> bytes:

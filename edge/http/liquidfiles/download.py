@@ -30,7 +30,7 @@ from ..link_access import admit, issuer_alive, offered, ticket_url
 from ..link_download import SECURITY_HEADERS, serve_admitted
 from ..routing import Route
 from ..shared_links import json_bytes, served_size
-from ..types import Request, Response
+from ...server.types import Request, Response
 from .common import answers
 
 MAX_FORM_BYTES = 16 * 1024

@@ -31,7 +31,7 @@ from ..request import json_object, json_response, read_json
 from ..routing import Route
 from ..shared_links import (check_asset_access, check_require_authentication, find_visible, make_link,
                             resolve_asset, visible)
-from ..types import Request, Response
+from ...server.types import Request, Response
 from .common import answers, answers_422, api_token, check_keys, flag, link_json
 
 CREATE_KEYS = ("attachment", "expires_at", "password", "download_receipt", "require_authentication", "receipt_to")

@@ -6,7 +6,7 @@ within that address; policy in ``admission.py``), the request loop of a connecti
 pipelining, handing bodies to handlers, sending responses, ``sendfile`` for ``FileSegment``),
 every phase's deadline but the body's, draining unread bodies, the fair-turn dispatcher's
 lifetime, the graceful drain on shutdown, and last-resort 500s.
-Must not: route, authenticate, know ReductStore headers or CORS (``app.py`` does), parse bytes
+Must not: route, authenticate, know ReductStore headers or CORS (``edge/http/app.py`` does), parse bytes
 itself (``protocol.py`` does), do socket or TLS I/O itself (``connection.py`` does), or catch
 ``trio.Cancelled``.
 

@@ -1,8 +1,9 @@
 """Connection admission for the HTTP front: whom to shed when the connection slots are full, and
 who may hold the memory of a large request head.
 
-Pure bookkeeping, no I/O and no Trio, so the policies can be tested on their own (``front.py``
-applies them). Connection slots: past ``max_connections`` the server keeps accepting, and for every newcomer it
+Owns: the shedding policy (``admit``, ``IdleQueue``) and the large-head reservations (``LargeHeads``).
+Must not: do I/O, import trio, or know HTTP: pure bookkeeping, so the policies can be tested on
+their own (``front.py`` applies them). Connection slots: past ``max_connections`` the server keeps accepting, and for every newcomer it
 closes the connection that has been idle the longest -- one parked between requests, or one that
 has not sent a byte since it was accepted. A connection with a request head begun, a request in
 flight or a response being sent is never chosen. Only when nothing is idle does the count grow
