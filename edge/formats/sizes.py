@@ -12,40 +12,52 @@ from typing import Mapping
 
 
 def varint_len(n: int) -> int:
-    length = 1
-    while n >= 0x80:
-        n >>= 7
-        length += 1
-    return length
+    """Bytes of ``n`` (>= 0) as a protobuf varint."""
+    return 1 if n < 0x80 else (n.bit_length() + 6) // 7
 
 
 def _string_field(s: str) -> int:
     if not s:
         return 0
-    b = len(s.encode())
-    return 1 + varint_len(b) + b
+    b = len(s) if s.isascii() else len(s.encode())
+    return (2 if b < 0x80 else 1 + (b.bit_length() + 6) // 7) + b
+
+
+def labels_meta_size(content_type: str, labels: Mapping[str, str]) -> int:
+    """The part of a Record descriptor that depends on its metadata only (labels, content type):
+    the same for every record with the same metadata, so callers may keep it."""
+    total = 0
+    for name, value in labels.items():
+        body = _string_field(name) + _string_field(value)
+        total += (2 if body < 0x80 else 1 + (body.bit_length() + 6) // 7) + body
+    return total + _string_field(content_type)
+
+
+def fixed_meta_size(ts_us: int, begin: int, size: int, updated: bool) -> int:
+    """The rest of the descriptor: timestamp, begin, end, state."""
+    seconds, micros = divmod(ts_us, 1_000_000)
+    ts_body = 0
+    if seconds:
+        ts_body = 2 if seconds < 0x80 else 1 + (seconds.bit_length() + 6) // 7
+    if micros:
+        nanos = micros * 1000
+        ts_body += 2 if nanos < 0x80 else 1 + (nanos.bit_length() + 6) // 7
+    total = 2 + ts_body  # ts_body < 128 always (two varints of at most 10 bytes)
+    end = begin + size
+    if begin:
+        total += 2 if begin < 0x80 else 1 + (begin.bit_length() + 6) // 7
+    if end:
+        total += 2 if end < 0x80 else 1 + (end.bit_length() + 6) // 7
+    if updated:
+        total += 2  # state FINISHED is written when the descriptor is re-encoded on a label update
+    return total
 
 
 def record_meta_size(
     ts_us: int, begin: int, size: int, content_type: str, labels: Mapping[str, str], updated: bool
 ) -> int:
     """Length of upstream's Record descriptor: timestamp, begin, end, state, labels, content_type."""
-    seconds, micros = divmod(ts_us, 1_000_000)
-    nanos = micros * 1000
-    ts_body = (1 + varint_len(seconds) if seconds else 0) + (1 + varint_len(nanos) if nanos else 0)
-    total = 1 + varint_len(ts_body) + ts_body
-    end = begin + size
-    if begin:
-        total += 1 + varint_len(begin)
-    if end:
-        total += 1 + varint_len(end)
-    if updated:
-        total += 2  # state FINISHED is written when the descriptor is re-encoded on a label update
-    for name, value in labels.items():
-        body = _string_field(name) + _string_field(value)
-        total += 1 + varint_len(body) + body
-    total += _string_field(content_type)
-    return total
+    return fixed_meta_size(ts_us, begin, size, updated) + labels_meta_size(content_type, labels)
 
 
 def record_size(ts_us: int, begin: int, size: int, content_type: str, labels: Mapping[str, str], updated: bool) -> int:

@@ -122,7 +122,16 @@ class BlockIndex:
         return record_size(self.ts[i], self.begin[i], self.plen[i], ct, labels, bool(self.upd[i]))
 
     def insert(self, ts_us: int, poff: int, plen: int, begin: int, meta_id: int, upd: bool) -> int:
-        i = bisect.bisect_right(self.ts, ts_us)
+        ts = self.ts
+        if not ts or ts_us > ts[-1]:  # the common case: an append in time order
+            ts.append(ts_us)
+            self.poff.append(poff)
+            self.plen.append(plen)
+            self.begin.append(begin)
+            self.meta.append(meta_id)
+            self.upd.append(1 if upd else 0)
+            return len(ts) - 1
+        i = bisect.bisect_right(ts, ts_us)
         self.ts.insert(i, ts_us)
         self.poff.insert(i, poff)
         self.plen.insert(i, plen)

@@ -265,6 +265,10 @@ def seal(entry: "Entry", b: Block) -> None:
     # cache that is trusted only if it is exactly the index the summary record names (its crc)
     # and agrees with the .blk; a missing, torn or stale .idx means a rescan, never loss. The
     # summary record is synced by the next group commit, like the frames it describes.
+    packed = packed_from_memory(b)
+    if packed is not None:
+        write_index(entry, b, packed)
+        return
     packed = pack_frames(read_frame_heads(entry, b.id, b.file_size), b.file_size)
     if len(packed) != b.frames or packed.frames_size != b.frames_size:
         ds = packed.frames_size - b.frames_size  # cannot happen unless the file changed under us
@@ -273,6 +277,21 @@ def seal(entry: "Entry", b: Block) -> None:
         entry.size += ds
         entry.bucket._size_delta(ds)
     write_index(entry, b, packed)
+
+
+def packed_from_memory(b: Block) -> PackedIndex | None:
+    """The .idx contents of ``b`` from its loaded index, when that lists every frame of the file
+    as it was written: no journal op touched the block (removed frames are not in the index,
+    relabelled ones carry their new metadata) and it is loaded. Sealing a 1024-record block by
+    re-reading its frame heads cost ~17 ms on the event loop; the index already holds them."""
+    idx = b.index
+    if idx is None or b.removed or b.labelled or len(idx) != b.frames or not len(idx):
+        return None
+    if any(idx.upd):
+        return None
+    return PackedIndex(blk_size=b.file_size, min_ts=idx.ts[0], max_ts=idx.ts[-1], frames_size=b.frames_size,
+                       payload_total=b.next_begin, metas=list(idx.metas), ts=idx.ts, poff=idx.poff,
+                       plen=idx.plen, begin=idx.begin, meta=idx.meta)
 
 
 def write_index(entry: "Entry", b: Block, packed: PackedIndex) -> None:
