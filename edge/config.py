@@ -148,7 +148,8 @@ def normalise_base_path(text: str) -> str:
 class Config:
     data_path: Path = Path(DEFAULT_DATA_PATH)
     host: str = "0.0.0.0"
-    port: int = 8383
+    port: int = 8383                  # 0: an ephemeral port, reported in the log and EDGE_PORT_FILE
+    port_file: str = ""               # EDGE_PORT_FILE: the bound port is written here once listening
     api_token: str = ""
     init_api_token: str = ""          # RS_INIT_API_TOKEN (1.21): created once, never provisioned
     disable_auth: bool = False        # RS_DISABLE_AUTH=true: the one explicit way to run without tokens
@@ -263,6 +264,8 @@ class Config:
             values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
             if not 0 <= int(values["port"]) <= 65535:  # type: ignore[arg-type]
                 raise ConfigError(f"RS_PORT: {values['port']} is not a TCP port")
+        if get("EDGE_PORT_FILE", "").strip():
+            values["port_file"] = get("EDGE_PORT_FILE", "").strip()
         values["api_token"] = get("RS_API_TOKEN", "")
         if not values["api_token"] and get("RS_INIT_API_TOKEN", ""):
             values["init_api_token"] = get("RS_INIT_API_TOKEN", "")

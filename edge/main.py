@@ -14,10 +14,13 @@ Must not: contain request logic or parse the environment (``cli.py`` builds the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
 import ssl
 from functools import partial
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import trio
@@ -171,7 +174,11 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
                 bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, ssl_context, stopping,
                                                     serving.cancel_scope))
                 urls = [f"{config.scheme}://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in bound]
+                if config.port == 0:   # RS_PORT=0: links and self-checks name the port we got
+                    ctx.config = config = dataclasses.replace(config, port=bound[0][1])
                 log.info("listening on %s", ", ".join(urls))
+                if config.port_file:
+                    await trio.to_thread.run_sync(_write_port_file, config.port_file, bound[0][1])
                 if on_ready is not None:
                     on_ready(urls)
                 task_status.started(urls)
@@ -182,6 +189,15 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(engine.close)
         log.info("stopped")
+
+
+def _write_port_file(path: str, port: int) -> None:
+    """EDGE_PORT_FILE: the port as one decimal line, replaced atomically (a reader never sees a
+    partial file); written once listening, so its presence means the server accepts connections."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, target)
 
 
 async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: Any, config: Config,

@@ -1,7 +1,10 @@
-"""Test helpers: run a real `edge serve` process on a free loopback port with a temp data folder.
+"""Test helpers: run a real `edge serve` process on an ephemeral loopback port with a temp data folder.
 
-Every server started here listens on 127.0.0.1 only, is waited for under a deadline and is
-always stopped (SIGTERM, then SIGKILL) by its fixture.
+Every server started here listens on 127.0.0.1 only, binds port 0 (``RS_PORT=0``: the kernel
+picks a port no other process holds) and reports the port it got through ``EDGE_PORT_FILE``;
+no port is ever guessed, so tests can run in parallel (pytest-xdist). A restart re-binds the
+port the server had (links handed out before it stay valid). Each server is waited for under a
+deadline and is always stopped (SIGTERM, then SIGKILL) by its fixture.
 
 Each server states its authentication choice (``auth=``, no default), as an operator must:
 ``NO_AUTH`` (RS_DISABLE_AUTH=true), ``token_auth(secret)`` (RS_API_TOKEN) or ``GENERATED`` (no
@@ -10,6 +13,7 @@ variable: the server creates its device token; ``EdgeProcess.token`` reads it ba
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -25,11 +29,26 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class ClosedPort:
+    """A loopback port that refuses connections for as long as this object lives: the socket is
+    bound (so no other process can take the port) but never listens, so a connect gets RST."""
 
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> "ClosedPort":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_serial = itertools.count()
 
 AUTH_VARIABLES = ("RS_API_TOKEN", "RS_INIT_API_TOKEN", "RS_DISABLE_AUTH")
 
@@ -61,12 +80,15 @@ class EdgeProcess:
             raise ValueError(f"state the auth choice with auth=..., not {stated} in env")
         self.auth = auth
         self.extra_env.update(auth.env)
-        self.port = port or free_port()
+        self.port = port or 0           # 0 until started: the port the server reports
         self.proc: subprocess.Popen | None = None
-        self.log_path = self.data_path.parent / f"edge-{self.port}.log"
+        stem = f"edge-{self.data_path.name}-{os.getpid()}-{next(_serial)}"
+        self.log_path = self.data_path.parent / f"{stem}.log"
 
     @property
     def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("the server has no port before start()")
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -85,10 +107,12 @@ class EdgeProcess:
 
     def start(self, timeout_s: float = 20.0) -> "EdgeProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
-        env.update({"RS_DATA_PATH": str(self.data_path), "RS_HOST": "127.0.0.1", "RS_PORT": str(self.port),
-                    "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
-        env.update(self.extra_env)
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
+        self.port_file = self.log_path.with_suffix(".port")   # beside the log (a caller may move both)
+        self.port_file.unlink(missing_ok=True)
+        env.update({"RS_DATA_PATH": str(self.data_path), "RS_HOST": "127.0.0.1", "RS_PORT": str(self.port),
+                    "EDGE_PORT_FILE": str(self.port_file), "RS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
+        env.update(self.extra_env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "serve"], env=env, cwd=str(ROOT),
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -96,6 +120,10 @@ class EdgeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"edge exited with {self.proc.returncode}:\n{self.log()}")
+            if not self.port_file.exists():     # written (atomically) once the server listens
+                time.sleep(0.02)
+                continue
+            self.port = int(self.port_file.read_text())
             try:
                 if requests.get(f"{self.api}/alive", timeout=1).status_code == 200:
                     return self

@@ -423,9 +423,11 @@ async def _compressed(body: AsyncIterator[bytes], kind: str) -> AsyncIterator[by
 
 
 class ReplicationService:
-    def __init__(self, engine: Any, storage: Any, config: Any):
+    def __init__(self, engine: Any, storage: Any, config: Any, port_of: Callable[[], int] | None = None):
         env = dict(getattr(config, "env", {}) or {})
         self.engine, self.storage, self.config = engine, storage, config
+        # The port we listen on, asked when needed: with RS_PORT=0 it is known only once bound.
+        self._port_of = port_of or (lambda: int(getattr(config, "port", 0)))
         self.state_dir = config.data_path / ".edge"
         self.registry_path = self.state_dir / "replications.json"
         self.logs_dir = self.state_dir / "replications"
@@ -585,7 +587,7 @@ class ReplicationService:
 
         parts = urlsplit(url)
         local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", str(getattr(self.config, "host", ""))}
-        return parts.hostname in local and (parts.port or 80) == getattr(self.config, "port", None)
+        return parts.hostname in local and (parts.port or 80) == self._port_of()
 
     async def create(self, name: str, doc: Any) -> None:
         if name in self.replications:
@@ -666,7 +668,7 @@ class ReplicationService:
 
 async def start(ctx: Any, nursery: trio.Nursery) -> None:
     """Room starter: registry + provisioning, the hooks, and the sender tasks."""
-    service = ReplicationService(ctx.engine, ctx.storage, ctx.config)
+    service = ReplicationService(ctx.engine, ctx.storage, ctx.config, port_of=lambda: ctx.config.port)
     for line in service.load():   # small files; Trio objects are made here, on the Trio thread
         log.info("replication: %s", line)
     if service.damage is not None:

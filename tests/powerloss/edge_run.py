@@ -47,7 +47,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import EdgeProcess, free_port, token_auth
+from tests.helpers import ClosedPort, EdgeProcess, token_auth
 from tests.powerloss.harness import CrashDisk
 
 INIT = "powerloss-init-token"
@@ -571,7 +571,8 @@ def cycle(index: int, model: Model, image: Path, work: Path, rng: random.Random,
 def run(cuts: int, work: Path, *, seed: int = 24, fresh_every: int = 10, torn: bool = True,
         log: bool = True) -> list[CycleResult]:
     rng = random.Random(seed)
-    smtp_port = free_port()
+    smtp_closed = ClosedPort()     # the relay port refuses for the whole run; no one else takes it
+    smtp_port = smtp_closed.port
     results: list[CycleResult] = []
     image = work / "empty"
     image.mkdir(parents=True, exist_ok=True)
@@ -595,6 +596,7 @@ def run(cuts: int, work: Path, *, seed: int = 24, fresh_every: int = 10, torn: b
                 print(f"    {kind}: {detail}", flush=True)
         if any(k in ("start", "judge") for k, _ in result.findings):
             model, image = Model(), work / "empty"   # cannot go on on a device that does not start
+    smtp_closed.close()
     return results
 
 

@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from edge import durable
-from tests.helpers import ROOT, EdgeProcess, free_port, token_auth
+from tests.helpers import ROOT, ClosedPort, EdgeProcess, token_auth
 
 TIMEOUT = 10
 INIT = "init-secret-for-damage-tests"
@@ -70,12 +70,13 @@ def b64(text: str) -> str:
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory) -> dict:
     data = tmp_path_factory.mktemp("populated") / "data"
-    smtp_port = free_port()
+    smtp = ClosedPort()          # held for the module: the relay port refuses, no one else takes it
+    smtp_port = smtp.port
     proc = EdgeProcess(data, env(smtp_port), auth=token_auth(INIT)).start()
     s = requests.Session()
     s.headers.update(AUTH)
     api = proc.api
-    facts: dict = {"data": data, "smtp_port": smtp_port}
+    facts: dict = {"data": data, "smtp_port": smtp_port, "smtp_closed": smtp}
     try:
         assert s.post(f"{api}/b/c", json={"max_block_records": 10}, timeout=TIMEOUT).status_code == 200
         assert s.post(f"{api}/b/large", timeout=TIMEOUT).status_code == 200

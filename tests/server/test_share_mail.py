@@ -14,6 +14,7 @@ import email
 import email.policy
 import ipaddress
 import re
+import socket
 import ssl
 import threading
 import time
@@ -22,7 +23,7 @@ import urllib.parse
 import pytest
 import requests
 
-from tests.helpers import NO_AUTH, free_port, token_auth
+from tests.helpers import NO_AUTH, token_auth
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -65,15 +66,40 @@ class Sink:
         raise AssertionError(f"expected {n} mails, got {len(self.messages)}")
 
 
+class _BoundController(Controller):
+    """An aiosmtpd controller serving on a socket the test bound itself (port 0: never guessed)."""
+
+    def __init__(self, handler, sock: socket.socket, **kwargs):
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
+        self._sock = sock
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
+def _bind(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 class Relay:
-    """An aiosmtpd controller that can be stopped and started again on the same port."""
+    """An aiosmtpd controller that can be stopped and started again on the same port.
+
+    The port is bound (port 0) when the relay is made, before it listens: until ``start`` it
+    refuses connections, and no other process can take it. ``stop`` closes it; ``start`` binds
+    the same port again."""
 
     def __init__(self, sink: Sink, port: int | None = None, **kwargs):
-        self.sink, self.port, self.kwargs = sink, port or free_port(), kwargs
+        self.sink, self.kwargs = sink, kwargs
+        self.sock: socket.socket | None = _bind(port or 0)
+        self.port: int = self.sock.getsockname()[1]
         self.controller = None
 
     def start(self) -> "Relay":
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **self.kwargs)
+        sock, self.sock = self.sock or _bind(self.port), None
+        self.controller = _BoundController(self.sink, sock, **self.kwargs)
         self.controller.start()
         return self
 
@@ -81,6 +107,9 @@ class Relay:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import pytest
 import requests
 
-from tests.helpers import NO_AUTH, token_auth
+from tests.helpers import NO_AUTH, ClosedPort, token_auth
 
 reduct = pytest.importorskip("reduct")
 
@@ -171,9 +170,8 @@ def test_lifecycle_runs_are_recorded(make_server):
 
 
 def test_replication_diagnostics_and_log_lines(make_server):
-    with socket.socket() as closed:       # a destination that refuses connections
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
+    closed = ClosedPort()                 # a destination that refuses connections (for the whole test)
+    dead_port = closed.port
     srv = make_server({**FAST, "RS_SYSTEM_EVENTS_LOG_LEVEL": "INFO"}, auth=token_auth(INIT))
     api = srv.api
     requests.post(f"{api}/b/src", headers=H, timeout=5).raise_for_status()
