@@ -108,36 +108,26 @@ def test_removing_the_last_records_of_a_block_never_brings_earlier_removals_back
         engine.close()
 
 
-def test_a_write_answered_while_its_entry_was_renamed_survives(tmp_path):
-    # The write opened a new block (a new name in the entry's folder); the entry was renamed
-    # before the write's group commit ran. That commit syncs the folder by its old path, which
-    # no longer exists: the rename must have synced the folder's new names itself.
+@pytest.mark.parametrize("renamed", ["entry", "bucket"])
+def test_a_write_answered_while_its_folder_was_renamed_survives(tmp_path, renamed):
+    # The write opened a new block (a new name in the entry's folder); the entry (or its bucket)
+    # was renamed before the write's group commit ran. That commit syncs the folder by its old
+    # path, which no longer exists: the rename must have synced the folder's new names itself.
+    bucket, entry = ("k", "new") if renamed == "entry" else ("new", "e")
+
     def work(engine: Engine) -> None:
-        b = engine.create_bucket("k", BucketSettings(QuotaType.NONE, 0))
-        e = b.get_or_create_entry("old")
-        d = write(e, 1, data_of(1))
-        b.rename_entry("old", "new")
+        b = engine.create_bucket("k" if renamed == "entry" else "old", BucketSettings(QuotaType.NONE, 0))
+        d = write(b.get_or_create_entry("old" if renamed == "entry" else "e"), 1, data_of(1))
+        if renamed == "entry":
+            b.rename_entry("old", "new")
+        else:
+            engine.rename_bucket("old", "new")
         d.sync()   # the write is answered now
 
     engine = after_cut(tmp_path, work)
     try:
-        assert timestamps(engine, "k", "new") == [1]
-        assert timestamps(engine, "k", "old") == []
-    finally:
-        engine.close()
-
-
-def test_a_write_answered_while_its_bucket_was_renamed_survives(tmp_path):
-    def work(engine: Engine) -> None:
-        b = engine.create_bucket("old", BucketSettings(QuotaType.NONE, 0))
-        e = b.get_or_create_entry("e")
-        d = write(e, 1, data_of(1))
-        engine.rename_bucket("old", "new")
-        d.sync()
-
-    engine = after_cut(tmp_path, work)
-    try:
-        assert engine.bucket_names() == ["new"]
-        assert timestamps(engine, "new", "e") == [1]
+        assert engine.bucket_names() == [bucket]
+        assert timestamps(engine, bucket, entry) == [1]
+        assert timestamps(engine, bucket, "old") == []
     finally:
         engine.close()
