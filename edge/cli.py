@@ -136,7 +136,7 @@ def _check(config) -> int:
     engine = Engine.open(config.data_path, defaults=config.default_bucket, limits=config.engine_limits)
     corrupt = 0
     try:
-        report = list(getattr(engine, "recovery_report", []) or [])
+        report = list(engine.recovery_report)
         for line in report:
             print(line)
         buckets = engine.bucket_names()

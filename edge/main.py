@@ -8,8 +8,13 @@ Must not: contain request logic or parse the environment (``cli.py`` builds the 
     durable  (lives longest: the last acknowledged writes still get their fsync)
       flusher.run
       serving  (everything a client can reach, and the background jobs that serve them)
+        the rooms, started by ``start_rooms`` in this order (each starter puts its tasks here):
+          provisioning (token access times), system events writer, query reaper,
+          attachment-upload reaper, tus upload reaper, mail sender, replication senders,
+          lifecycles, metrics sampler
         serve_http ... then cancels `serving` once drained
-        query reaper, upload reaper, mail sender, replication senders, lifecycles ...
+
+Every service is built here, by name and type, into the one ``AppContext`` the handlers get.
 """
 
 from __future__ import annotations
@@ -20,51 +25,42 @@ import os
 import signal
 import ssl
 from functools import partial
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import trio
 
 from . import __version__, sdnotify
-from .config import Config
+from .auth import device_token
+from .auth.repository import TokenRepository
+from .auth.throttle import AuthThrottle
+from .config import AuthMode, Config
+from .durable import Damage, make_dirs
+from .formats import checksum
+from .http.app import build_app
+from .http.context import AppContext
+from .server.client_address import TrustedProxies
+from .server.front import HttpConfig, serve_http
+from .server.tls import server_context
+from .server.types import Request, Response
+from .services import (attachment_uploads, lifecycles, links, mail, metrics, provisioning, queries, replication,
+                       system_events, upload_links, uploads)
 from .services.commit import Flusher
+from .services.provisioning import auth_throttle
 from .services.storage import StorageService
+from .store import Engine
 
 log = logging.getLogger("edge")
 
-# Rooms that add background services register a starter here (see ``_start_rooms``): an async
-# callable (ctx, nursery) -> None that puts its tasks into the serving nursery and fills ctx.
-ROOM_STARTERS = [
-    "edge.services.provisioning:start",   # first: buckets exist before the other rooms start
-    "edge.services.system_events:start",  # ctx.events, before the rooms that emit events
-    "edge.services.queries:start",
-    "edge.services.attachments:start",
-    "edge.services.links:start",
-    "edge.services.attachment_uploads:start",
-    "edge.services.uploads:start",
-    "edge.services.upload_links:start",
-    "edge.services.mail:start",
-    "edge.services.replication:start",
-    "edge.services.lifecycles:start",
-    "edge.services.metrics:start",
-]
 
 
-def _open_engine(config: Config) -> Any:
-    from . import durable
-    from .store import Engine
-
-    durable.make_dirs(config.data_path)   # a fresh data folder must survive a power cut too
+def _open_engine(config: Config) -> Engine:
+    make_dirs(config.data_path)   # a fresh data folder must survive a power cut too
     return Engine.open(config.data_path, defaults=config.default_bucket, limits=config.engine_limits)
 
 
-def _open_tokens(config: Config) -> Any:
-    from datetime import datetime, timezone
-
-    from .auth import device_token
-    from .auth.repository import TokenRepository
-    from .config import AuthMode
-
+def _open_tokens(config: Config) -> TokenRepository:
     mode = config.auth_mode
     repo = TokenRepository.open(config.data_path, auth_enabled=config.auth_enabled)
     if mode is AuthMode.DISABLED:
@@ -80,7 +76,7 @@ def _open_tokens(config: Config) -> Any:
     else:
         env["RS_API_TOKEN"] = config.api_token  # the flag may override the variable
         env.pop("RS_INIT_API_TOKEN", None)
-    for line in repo.provision(env, now) or []:
+    for line in repo.provision(env, now):
         log.info("tokens: %s", line)
     if mode is AuthMode.GENERATED:
         created = device_token.ensure(repo, config.data_path, now)
@@ -96,18 +92,32 @@ def _open_tokens(config: Config) -> Any:
     return repo
 
 
-async def _start_rooms(ctx: Any, nursery: trio.Nursery) -> None:
-    import importlib
+async def start_rooms(serving: trio.Nursery, config: Config, engine: Engine, flusher: Flusher,
+                      storage: StorageService, tokens: TokenRepository, throttle: AuthThrottle,
+                      damaged: list[Damage], port_of: Callable[[], int]) -> AppContext:
+    """Start every room in order, each putting its tasks into ``serving``; the handlers' context.
 
-    for spec in ROOM_STARTERS:
-        module_name, func = spec.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # not built yet
-            raise
-        await getattr(module, func)(ctx, nursery)
+    The order matters: buckets are provisioned before anything can see them; the events room
+    exists before the rooms that emit events; the link registry before mail (receipts) and the
+    metrics recorder last (it samples the others). Damaged state files found by any room are
+    collected in ``damaged``.
+    """
+    await provisioning.start(serving, engine, config, tokens)
+    events = await system_events.start(serving, engine, storage, flusher, config)
+    query_registry = await queries.start(serving, engine, storage, config)
+    link_room = await links.start(config, damaged)
+    attachments = await attachment_uploads.start(serving, config, engine, storage, damaged)
+    tus = await uploads.start(serving, config, engine, storage, damaged)
+    upload_link_service = await upload_links.start(config, damaged)
+    mail_service = await mail.start(serving, config, link_room.registry, damaged)
+    replication_service = await replication.start(serving, engine, storage, config, events, damaged, port_of)
+    lifecycle_service = await lifecycles.start(serving, engine, storage, config, events, damaged)
+    recorder = await metrics.start(serving, engine, storage, flusher, config)
+    return AppContext(config=config, engine=engine, flusher=flusher, storage=storage, tokens=tokens,
+                      throttle=throttle, queries=query_registry, link_room=link_room,
+                      attachment_uploads=attachments, uploads=tus, upload_links=upload_link_service,
+                      mail=mail_service, replication=replication_service, lifecycles=lifecycle_service,
+                      metrics=recorder, events=events, damaged=damaged)
 
 
 async def watch_signals(stopping: trio.Event) -> None:
@@ -118,8 +128,8 @@ async def watch_signals(stopping: trio.Event) -> None:
     launcher), and a second signal must not kill the process mid-drain. SIG_IGN first, so that
     closing the receiver at the end restores "ignore", not "die".
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
@@ -135,13 +145,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
                 on_ready: Callable[[list[str]], None] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the server until ``shutdown`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
-    from .http.app import build_app
-    from .http.context import AppContext
-    from .server.front import serve_http
-
     stopping = shutdown if shutdown is not None else trio.Event()
-    from .formats import checksum
-    from .server.tls import server_context
 
     # A bad certificate or key stops start-up before anything else is touched.
     ssl_context = server_context(config.cert_path, config.cert_key_path) if config.tls_enabled else None
@@ -150,26 +154,24 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     for line in config.describe():
         log.debug("setting %s", line)
     engine = await trio.to_thread.run_sync(_open_engine, config)
-    for line in getattr(engine, "recovery_report", []) or []:
+    for line in engine.recovery_report:
         log.warning("recovery: %s", line)
     try:
         flusher = Flusher(config.sync_policy)
-        ctx = AppContext(config=config, engine=engine, flusher=flusher)
-        ctx.storage = StorageService(engine, flusher)
-        ctx.tokens = _open_tokens(config)
-        ctx.damaged.extend(getattr(engine, "damaged", ()))
-        if ctx.tokens.damage is not None:
-            ctx.damaged.append(ctx.tokens.damage)
-            log.error("tokens: %s; only the configured tokens work until it is repaired", ctx.tokens.damage.describe())
-        from .services.provisioning import auth_throttle
-
-        ctx.throttle = auth_throttle(config.env)
+        storage = StorageService(engine, flusher)
+        tokens = _open_tokens(config)
+        damaged: list[Damage] = list(engine.damaged)
+        if tokens.damage is not None:
+            damaged.append(tokens.damage)
+            log.error("tokens: %s; only the configured tokens work until it is repaired", tokens.damage.describe())
+        throttle = auth_throttle(config.env)
         async with trio.open_nursery() as durable:
             await durable.start(flusher.run)
             if handle_signals:
                 durable.start_soon(watch_signals, stopping)  # open until the very end of the drain
             async with trio.open_nursery() as serving:
-                await _start_rooms(ctx, serving)
+                ctx = await start_rooms(serving, config, engine, flusher, storage, tokens, throttle, damaged,
+                                        port_of=lambda: config.port)   # the bound one once RS_PORT=0 is bound
                 app = build_app(ctx)
                 bound = await serving.start(partial(_serve_then_cancel, serve_http, app, config, ssl_context, stopping,
                                                     serving.cancel_scope))
@@ -200,13 +202,11 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(tmp, target)
 
 
-async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]], app: Any, config: Config,
+async def _serve_then_cancel(serve_http: Callable[..., Awaitable[None]],
+                             app: Callable[[Request], Awaitable[Response]], config: Config,
                              ssl_context: ssl.SSLContext | None,
                              stopping: trio.Event, serving_scope: trio.CancelScope,
-                             *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-    from .server.client_address import TrustedProxies
-    from .server.front import HttpConfig
-
+                             *, task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED) -> None:
     http_config = HttpConfig(graceful_timeout_s=config.graceful_timeout_s,
                              keep_alive_timeout_s=config.keep_alive_timeout_s,
                              head_timeout_s=config.head_timeout_s,

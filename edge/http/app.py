@@ -5,13 +5,13 @@ Owns: which resource modules are mounted and in what order, the base path, ``x-r
 Must not: contain endpoint logic (that lives in one module per resource) or socket code
 (``edge/server/front.py``).
 
-Adding a resource: write ``edge/http/<resource>.py`` with a ``ROUTES`` list and add the module to
-``RESOURCE_MODULES`` below; order matters only where patterns overlap (specific first).
+Adding a resource: write ``edge/http/<resource>.py`` with a ``ROUTES`` list, import it here and
+add it to ``API_ROUTES`` or ``ROOT_ROUTES`` below; order matters only where patterns overlap
+(specific first).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from typing import Awaitable, Callable
@@ -24,53 +24,50 @@ from .errors import error_response
 from ..server.ratelimit import RateLimits
 from .routing import Route, Router
 from ..server.types import Request, Response
+from . import (batch, buckets, entries, io, io_query, lifecycles, links, mediapocket, metrics, queries, records,
+               replications, server, share, shortlinks, tokens, ui, upload_links, uploads)
+from .liquidfiles import attachments as lf_attachments, download as lf_download, links as lf_links
 
 log = logging.getLogger("edge.http")
 
-# Resource modules, each exporting ROUTES (paths relative to "<base>api/v1/").
-RESOURCE_MODULES = [
-    "server",
-    "tokens",
-    "buckets",
-    "io",
-    "io_query",
-    "batch",
-    "queries",
-    "entries",
-    "records",
-    "links",
-    "share",
-    "replications",
-    "lifecycles",
-    "uploads",
-    "upload_links",
+# Routes relative to "<base>api/v1/", resource by resource.
+API_ROUTES: list[Route] = [
+    *server.ROUTES,
+    *tokens.ROUTES,
+    *buckets.ROUTES,
+    *io.ROUTES,
+    *io_query.ROUTES,
+    *batch.ROUTES,
+    *queries.ROUTES,
+    *entries.ROUTES,
+    *records.ROUTES,
+    *links.ROUTES,
+    *share.ROUTES,
+    *replications.ROUTES,
+    *lifecycles.ROUTES,
+    *uploads.ROUTES,
+    *upload_links.ROUTES,
 ]
-# Modules with ROUTES relative to the base path itself (the console, metrics, short links ...).
-# The vendor sharing APIs live here too (``/link``, ``/api/v2/...``); specific patterns first.
-ROOT_MODULES: list[str] = ["ui", "metrics", "shortlinks", "liquidfiles.attachments", "liquidfiles.links",
-                           "liquidfiles.download", "mediapocket"]
+# Routes relative to the base path itself (the console, metrics, short links ...). The vendor
+# sharing APIs live here too (``/link``, ``/api/v2/...``); specific patterns first.
+ROOT_ROUTES: list[Route] = [
+    *ui.ROUTES,
+    *metrics.ROUTES,
+    *shortlinks.ROUTES,
+    *lf_attachments.ROUTES,
+    *lf_links.ROUTES,
+    *lf_download.ROUTES,
+    *mediapocket.ROUTES,
+]
 
 API_HEADERS = [("x-reduct-api", API_VERSION), ("server", f"ReductStore {REDUCT_VERSION}")]
-
-
-def _load_routes(names: list[str]) -> list[Route]:
-    routes: list[Route] = []
-    for name in names:
-        try:
-            module = importlib.import_module(f"edge.http.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"edge.http.{name}":
-                continue  # a room not built yet
-            raise
-        routes.extend(module.ROUTES)
-    return routes
 
 
 def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
     base = ctx.config.api_base_path
     api_prefix = base + "api/v1/"
-    api_router = Router(_load_routes(RESOURCE_MODULES))
-    root_router = Router(_load_routes(ROOT_MODULES))
+    api_router = Router(API_ROUTES)
+    root_router = Router(ROOT_ROUTES)
     allowed_origins = ctx.config.cors_allow_origin
     allow_any_origin = "*" in allowed_origins
     trusted = TrustedProxies.parse(",".join(ctx.config.trusted_proxies))
@@ -157,9 +154,7 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
         response.headers.extend(API_HEADERS)
         response.headers.extend(cors_headers(req))
         seconds = time.perf_counter() - started
-        metrics = ctx.services.get("metrics")
-        if metrics is not None:
-            metrics.observe(req, response, matched[0] if matched else None, started, body)
+        ctx.metrics.observe(req, response, matched[0] if matched else None, started, body)
         if ctx.events is not None and matched:
             ctx.events.observe_request(req, response, matched[0], matched_params[0], seconds)
         return response

@@ -17,7 +17,8 @@ from ..auth.policy import Write
 from ..errors import InvalidInputError
 from ..formats import batch_v1
 from ..services import batch as service
-from ..services.attachments import HOOK_NAME, is_meta, meta_write_check
+from ..services.attachments import is_meta, meta_write_check
+from ..services.batch import BeforeWrite
 from .context import AppContext, authorize
 from .errors import header_safe, status_of
 from .request import empty_response, parse_u64
@@ -84,10 +85,9 @@ def _ts_key(item: Any) -> int:
     return item.ts_us
 
 
-def write_hook(ctx: AppContext) -> Any:
-    # The attachments room registers the hook at start-up; the fallback keeps the $meta rules in
-    # force for batches even where it was not started (tests with a bare AppContext).
-    return ctx.services.get(HOOK_NAME) or meta_write_check
+def write_hook(ctx: AppContext) -> BeforeWrite:
+    """The ``$meta`` write rules (``edge.services.attachments``), applied to every batched record."""
+    return meta_write_check
 
 
 # POST /b/{bucket}/{entry}/batch

@@ -41,7 +41,7 @@ async def update_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     authorize(req, ctx, FullAccess())
     changes = settings_changes_from_wire(await read_json(req, allow_empty=True))
     b = ctx.engine.get_bucket(bucket)
-    if getattr(b, "is_provisioned", False):
+    if b.is_provisioned:
         raise ConflictError(f"Can't change settings of provisioned bucket '{bucket}'")
     b.update_settings(b.settings.merged(**changes))
     return empty_response()
@@ -51,11 +51,10 @@ async def update_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
 async def remove_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     authorize(req, ctx, FullAccess())
     b = ctx.engine.get_bucket(bucket)
-    if getattr(b, "is_provisioned", False) or bucket.startswith("$"):
+    if b.is_provisioned or bucket.startswith("$"):
         raise ConflictError(f"Can't remove provisioned bucket '{bucket}'")
     ctx.engine.remove_bucket(bucket)
-    if ctx.tokens is not None:
-        ctx.tokens.on_bucket_removed(bucket)
+    ctx.tokens.on_bucket_removed(bucket)
     return empty_response()
 
 
@@ -67,11 +66,10 @@ async def rename_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     if not isinstance(new_name, str):
         raise InvalidInputError("Invalid JSON: missing field `new_name`")
     b = ctx.engine.get_bucket(bucket)
-    if getattr(b, "is_provisioned", False):
+    if b.is_provisioned:
         raise ConflictError(f"Can't rename provisioned bucket '{bucket}'")
     ctx.engine.rename_bucket(bucket, new_name)
-    if ctx.tokens is not None:
-        ctx.tokens.on_bucket_renamed(bucket, new_name)
+    ctx.tokens.on_bucket_renamed(bucket, new_name)
     return empty_response()
 
 

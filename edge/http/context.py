@@ -10,37 +10,61 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..auth.policy import Policy
+from ..auth.repository import TokenRepository
+from ..auth.throttle import AuthThrottle
 from ..auth.tokens import Token
 from ..config import Config
-from ..services.attachment_uploads import AttachmentUploads
 from ..durable import Damage
-from ..services.commit import Flusher
-from ..services.links import LinkRoom
+from ..links import LinkRegistry
 from ..server.types import Caller, Request
-
-if TYPE_CHECKING:
-    from ..services.system_events import SystemEvents
+from ..services.attachment_uploads import AttachmentUploads
+from ..services.commit import Flusher
+from ..services.lifecycles import LifecycleService
+from ..services.links import LinkRoom
+from ..services.mail import MailService
+from ..services.metrics import Recorder
+from ..services.queries import QueryRegistry
+from ..services.replication import ReplicationService
+from ..services.storage import StorageService
+from ..services.system_events import SystemEvents
+from ..services.upload_links import UploadLinkService
+from ..services.uploads import UploadService
+from ..store import Engine
 
 
 @dataclass
 class AppContext:
+    """Every service a handler may use, each under its own typed name (``main.serve`` fills it).
+
+    Every room is always present except ``events``: ``None`` when ``RS_SYSTEM_EVENTS_ENABLED=false``.
+    """
+
     config: Config
-    engine: Any                      # edge.store.Engine
+    engine: Engine
     flusher: Flusher
-    storage: Any = None              # edge.services.storage.StorageService
-    tokens: Any = None               # edge.auth.repository.TokenRepository
-    throttle: Any = None             # edge.auth.throttle.AuthThrottle
-    queries: Any = None              # edge.services.queries.QueryRegistry
-    links: Any = None                # edge.links.registry.LinkRegistry
-    link_room: LinkRoom | None = None               # key, registry, resolve cache (services.links)
-    attachment_uploads: AttachmentUploads | None = None   # LiquidFiles attachments (services.attachment_uploads)
-    events: "SystemEvents | None" = None   # $system events; None when RS_SYSTEM_EVENTS_ENABLED=false
-    started_monotonic: float = field(default_factory=time.monotonic)
-    services: dict[str, Any] = field(default_factory=dict)   # later rooms: uploads, mail, replication ...
+    storage: StorageService
+    tokens: TokenRepository
+    throttle: AuthThrottle
+    queries: QueryRegistry
+    link_room: LinkRoom               # key, registry, resolve cache (services.links)
+    attachment_uploads: AttachmentUploads   # LiquidFiles attachments (services.attachment_uploads)
+    uploads: UploadService            # tus (services.uploads)
+    upload_links: UploadLinkService   # upload links (services.upload_links)
+    mail: MailService                 # outbox and sender (services.mail); sending only with EDGE_SMTP_HOST
+    replication: ReplicationService
+    lifecycles: LifecycleService
+    metrics: Recorder                 # request counters and rate history (services.metrics)
+    events: SystemEvents | None       # $system events; None when RS_SYSTEM_EVENTS_ENABLED=false
     damaged: list[Damage] = field(default_factory=list)    # state files found damaged at start-up
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def links(self) -> LinkRegistry:
+        """The share-link registry (``link_room.registry``)."""
+        return self.link_room.registry
 
     def uptime_s(self) -> int:
         return int(time.monotonic() - self.started_monotonic)

@@ -7,6 +7,7 @@ Must not: validate settings or run anything (``edge.services.lifecycles`` does).
 from __future__ import annotations
 
 from ..auth.policy import FullAccess
+from ..services.lifecycles import LifecycleService
 from .context import AppContext, authorize
 from .request import empty_response, json_response, read_json, read_mode
 from .routing import Route
@@ -15,8 +16,8 @@ from ..server.types import Request, Response
 MODES = ("enabled", "disabled", "dry_run")
 
 
-def _service(ctx: AppContext):
-    return ctx.services["lifecycles"]
+def _service(ctx: AppContext) -> LifecycleService:
+    return ctx.lifecycles
 
 
 async def list_lifecycles(req: Request, ctx: AppContext) -> Response:

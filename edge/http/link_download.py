@@ -234,9 +234,8 @@ async def record_download(ctx: AppContext, rec: LinkRecord, client: str, nbytes:
     hand a counted one to the receipt hook of the mail room."""
     result = await trio.to_thread.run_sync(functools.partial(
         ctx.links.record_download, rec.id, client, nbytes, range_text, partial=partial))
-    mail = ctx.services.get("mail")        # the receipt hook of the mail room (edge.services.mail)
-    if result.counted and mail is not None:
-        mail.on_download(result.record, client, nbytes, range_text, time.time())
+    if result.counted:   # the receipt hook of the mail room (edge.services.mail)
+        ctx.mail.on_download(result.record, client, nbytes, range_text, time.time())
 
 
 def _common_headers(rec: Any, etag: str, rp: RangePlan) -> list[tuple[str, str]]:

@@ -168,7 +168,7 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
     # (those live, changeable, in the registry); the id binds the token to its registry record.
     payload = {"id": link_id, "bucket": bucket, "entry": entry, "record_entry": record_entry,
                "record_timestamp": record_ts, "query": query, "expire_at": expire_at}
-    box = seal(payload, ctx.services["links"].key.material, associated=issuer.encode("utf-8", "surrogatepass"))
+    box = seal(payload, ctx.link_room.key.material, associated=issuer.encode("utf-8", "surrogatepass"))
     create = partial(ctx.links.create, token=box.ct, file_name=file_name, bucket=bucket, entry=entry,
                      record_entry=record_entry, record_ts=record_ts, expire_at=expire_at,
                      creator=issuer, link_id=link_id, max_downloads=max_downloads,

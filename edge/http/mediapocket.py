@@ -39,7 +39,7 @@ from .link_access import admit, offered, ticket_url
 from .link_download import SECURITY_HEADERS, record_download
 from .request import json_object, json_response, read_json
 from .routing import Route
-from .share import NO_LINKS, MAX_LINK_IDS, mail_service, message_text
+from .share import NO_LINKS, MAX_LINK_IDS, message_text
 from .shared_links import check_asset_access, json_bytes, make_link, resolve_asset, served_size, vendor_errors
 from .shortlinks import short_url
 from ..server.types import Request, Response
@@ -171,8 +171,8 @@ async def share(req: Request, ctx: AppContext) -> Response:
     token = _token(req, ctx)
     doc = json_object(await read_json(req))
     _check_keys(doc, SHARE_KEYS, "the request")
-    mail = mail_service(ctx)
-    recipients = check_recipients(_required(doc, "recipients"), mail.settings.max_recipients if mail else 20)
+    mail = ctx.mail
+    recipients = check_recipients(_required(doc, "recipients"), mail.settings.max_recipients)
     message = message_text(doc.get("message"))
     ids = doc.get("shareable_link_ids")
     if ids is not None and not isinstance(ids, list):
@@ -193,7 +193,7 @@ async def share(req: Request, ctx: AppContext) -> Response:
             shared.append(rec.id)
     if not items:
         raise BadRequestError(NO_LINKS)
-    if mail is None or not mail.enabled:
+    if not mail.enabled:
         raise BadRequestError(NOT_CONFIGURED)
     await mail.share(token=token.name, items=items, link_ids=shared, recipients=recipients, message=message)
     return json_response({"message": "Shareable links sent"})

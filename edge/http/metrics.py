@@ -27,6 +27,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from ..auth.policy import ReadMetrics
 from ..errors import InvalidInputError, NotReadyError
+from ..services.metrics import Recorder
+from ..services.replication import ReplicationService
 from .context import AppContext, authorize
 from .request import json_response
 from .routing import Route
@@ -67,15 +69,12 @@ class ServerCollector:
     def collect(self) -> Iterator[Any]:
         ctx = self.ctx
         storage = ctx.storage
-        recorder = ctx.services.get("metrics")
-        yield _counter("edge_records_written", "Records written (all write paths)",
-                       getattr(storage, "records_written", 0))
-        yield _counter("edge_record_bytes_written", "Payload bytes of records written",
-                       getattr(storage, "bytes_written", 0))
-        if recorder is not None:
-            yield _counter("edge_records_read", "Records served by reads, batches and link downloads",
-                           recorder.records_read)
-            yield _counter("edge_record_bytes_read", "Payload bytes served by record reads", recorder.bytes_read)
+        recorder = ctx.metrics
+        yield _counter("edge_records_written", "Records written (all write paths)", storage.records_written)
+        yield _counter("edge_record_bytes_written", "Payload bytes of records written", storage.bytes_written)
+        yield _counter("edge_records_read", "Records served by reads, batches and link downloads",
+                       recorder.records_read)
+        yield _counter("edge_record_bytes_read", "Payload bytes served by record reads", recorder.bytes_read)
 
         fs = _stats(ctx.flusher)
         if fs is not None:
@@ -164,16 +163,14 @@ class ServerCollector:
             yield _gauge("edge_store_open_files", "Files the store holds open", es["open_fds"])
 
     def _links(self) -> Iterator[Any]:
-        links = self.ctx.links
-        if links is not None:
-            try:
-                recs = links.list()
-                yield _counter("edge_link_downloads", "Counted downloads over all share links",
-                               sum(r.downloads for r in recs))
-                yield _gauge("edge_links", "Share links known (any state)", len(recs))
-            except Exception:
-                log.exception("link statistics failed")
-        ul = _stats(self.ctx.services.get("upload_links"))
+        try:
+            recs = self.ctx.links.list()
+            yield _counter("edge_link_downloads", "Counted downloads over all share links",
+                           sum(r.downloads for r in recs))
+            yield _gauge("edge_links", "Share links known (any state)", len(recs))
+        except Exception:
+            log.exception("link statistics failed")
+        ul = _stats(self.ctx.upload_links)
         if isinstance(ul, dict):
             yield _gauge("edge_upload_links", "Upload links known (any state)", ul.get("links", 0))
             yield _counter("edge_upload_link_files", "Files accepted through upload links", ul.get("files", 0))
@@ -182,32 +179,25 @@ class ServerCollector:
             yield _counter("edge_upload_link_refused", "Uploads refused by upload links", ul.get("refused", 0))
 
     def _rooms(self) -> Iterator[Any]:
-        services = self.ctx.services
-        uploads = services.get("uploads")
-        staging = getattr(uploads, "staging", None)
-        if staging is not None:
-            yield _gauge("edge_uploads_in_progress", "tus uploads staged", len(getattr(staging, "uploads", {})))
-            yield _counter("edge_uploads_expired", "tus uploads removed by the reaper", getattr(uploads, "expired", 0))
-        mail = services.get("mail")
-        outbox = getattr(mail, "outbox", None)
-        if outbox is not None:
-            g = GaugeMetricFamily("edge_mail_outbox", "Mails in the outbox by state", labels=["state"])
-            counts: dict[str, int] = {"queued": 0, "sending": 0, "sent": 0, "failed": 0}
-            try:
-                for m in outbox.list():
-                    counts[str(m.state)] = counts.get(str(m.state), 0) + 1
-            except Exception:
-                log.exception("mail outbox statistics failed")
-            for state, n in sorted(counts.items()):
-                g.add_metric([state], n)
-            yield g
-            yield _gauge("edge_mail_enabled", "1 when a mail host is configured", int(bool(getattr(mail, "enabled", False))))
-        yield from self._replication(services.get("replication"))
+        uploads = self.ctx.uploads
+        yield _gauge("edge_uploads_in_progress", "tus uploads staged", len(uploads.staging.uploads))
+        yield _counter("edge_uploads_expired", "tus uploads removed by the reaper", uploads.expired)
+        mail = self.ctx.mail
+        g = GaugeMetricFamily("edge_mail_outbox", "Mails in the outbox by state", labels=["state"])
+        counts: dict[str, int] = {"queued": 0, "sending": 0, "sent": 0, "failed": 0}
+        try:
+            for m in mail.outbox.list():
+                counts[str(m.state)] = counts.get(str(m.state), 0) + 1
+        except Exception:
+            log.exception("mail outbox statistics failed")
+        for state, n in sorted(counts.items()):
+            g.add_metric([state], n)
+        yield g
+        yield _gauge("edge_mail_enabled", "1 when a mail host is configured", int(mail.enabled))
+        yield from self._replication(self.ctx.replication)
 
-    def _replication(self, svc: Any) -> Iterator[Any]:
-        reps = getattr(svc, "replications", None)
-        if not isinstance(reps, dict):
-            return
+    def _replication(self, svc: ReplicationService) -> Iterator[Any]:
+        reps = svc.replications
         pending = GaugeMetricFamily("edge_replication_pending_records", "Records waiting in the replication log",
                                     labels=["replication"])
         active = GaugeMetricFamily("edge_replication_active", "1 when the replication reaches its destination",
@@ -238,10 +228,8 @@ class ServerCollector:
         yield from (pending, active, ok, errored, ok_total, err_total)
 
 
-def _recorder(ctx: AppContext) -> Any:
-    rec = ctx.services.get("metrics")
-    if rec is None:
-        raise NotReadyError("Metrics are not available")
+def _recorder(ctx: AppContext) -> Recorder:
+    rec = ctx.metrics
     if not rec.collectors_registered:
         rec.registry.register(ServerCollector(ctx))
         try:

@@ -13,6 +13,7 @@ from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
 from ..formats.metadata import readable_content_type, readable_labels
 from ..model import DEFAULT_CONTENT_TYPE
+from ..services.attachments import meta_write_check
 from .context import AppContext, authorize
 from .entries import is_meta_entry, remove_entry
 from .payload import payload_body
@@ -52,9 +53,8 @@ async def write_record(req: Request, ctx: AppContext, bucket: str, entry: str) -
     length = content_length(req)
     content_type = req.headers.get("content-type") or DEFAULT_CONTENT_TYPE
     labels = labels_from_headers(req)
-    hook = ctx.services.get("meta_write_check")
     await ctx.storage.write_record(bucket, entry, ts, length, content_type, labels, req.body,
-                                   before_write=(lambda e: hook(bucket, entry, e, labels)) if hook else None)
+                                   before_write=lambda e: meta_write_check(bucket, entry, e, labels))
     return empty_response()
 
 

@@ -15,7 +15,7 @@ from ..server.types import Request, Response
 
 
 def _service(ctx: AppContext):
-    return ctx.services["replication"]
+    return ctx.replication
 
 
 async def list_replications(req: Request, ctx: AppContext) -> Response:

@@ -50,8 +50,8 @@ async def get_info(req: Request, ctx: AppContext) -> Response:
         "license": None,
         "disk_usage": engine.disk_usage,  # not a ReductStore field: bytes of every bucket's files
     }
-    report = list(getattr(engine, "recovery_report", None) or [])
-    report += [d.describe() for d in ctx.damaged if d not in getattr(engine, "damaged", ())]
+    report = list(engine.recovery_report)
+    report += [d.describe() for d in ctx.damaged if d not in engine.damaged]
     if report:
         doc["recovery"] = report[-100:]
     return json_response(doc)

@@ -24,7 +24,7 @@ from ..auth.policy import FullAccess, Read
 from ..errors import BadRequestError, EdgeError, ForbiddenError, InvalidInputError, NotFoundError
 from ..mail.compose import MAX_MESSAGE, ShareItem, check_recipients
 from ..mail.outbox import STATES
-from ..services.mail import NOT_CONFIGURED, MailService
+from ..services.mail import NOT_CONFIGURED
 from .context import AppContext, authorize
 from .request import json_object, json_response, read_json
 from .routing import Route
@@ -33,12 +33,6 @@ from ..server.types import Request, Response
 
 NO_LINKS = "No shareable links found"
 MAX_LINK_IDS = 100
-
-
-def mail_service(ctx: AppContext) -> MailService | None:
-    """The mail room (``edge.services.mail``), or None before it started."""
-    service = ctx.services.get("mail")
-    return service if isinstance(service, MailService) else None
 
 
 def _link_ids(value: Any) -> list[str]:
@@ -88,8 +82,8 @@ def _item(ctx: AppContext, rec: Any, now: float) -> ShareItem | None:
 async def share(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
     doc = await read_json(req)
-    mail = mail_service(ctx)
-    if mail is None or not mail.enabled:
+    mail = ctx.mail
+    if not mail.enabled:
         raise BadRequestError(NOT_CONFIGURED)
     doc = json_object(doc)
     link_ids = _link_ids(doc.get("link_ids"))
@@ -98,8 +92,6 @@ async def share(req: Request, ctx: AppContext) -> Response:
     now = time.time()
     items, shared = [], []
     for link_id in link_ids:
-        if ctx.links is None:
-            break
         try:
             rec = ctx.links.get(link_id)
         except NotFoundError:
@@ -122,9 +114,7 @@ async def outbox(req: Request, ctx: AppContext) -> Response:
     state = req.query.get("state") or None
     if state is not None and state not in STATES:
         raise InvalidInputError(f"'state' must be one of {', '.join(STATES)}")
-    mail = mail_service(ctx)
-    if mail is None:
-        return json_response({"enabled": False, "mails": []})
+    mail = ctx.mail
     return json_response({"enabled": mail.enabled, "last_error": mail.last_error,
                           "mails": mail.listing(state)})
 

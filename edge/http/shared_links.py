@@ -64,7 +64,7 @@ def resolve_asset(ctx: AppContext, asset: str) -> Target:
         raise asset_not_found(asset)
     if _DIGITS.fullmatch(asset):
         uploads = ctx.attachment_uploads
-        if uploads is None or int(asset) > U64_MAX:
+        if int(asset) > U64_MAX:
             raise asset_not_found(asset)
         try:
             a = uploads.get(int(asset))

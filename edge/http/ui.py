@@ -113,18 +113,17 @@ def _serve(req: Request, f: _File) -> Response:
 
 def features(ctx: AppContext) -> dict:
     """What the console may offer; booleans and the base path only (served without a token)."""
-    services = ctx.services
     return {
         "version": __version__,
         "base_path": ctx.config.api_base_path,
         "auth": bool(ctx.config.auth_enabled),
-        "uploads": "uploads" in services,
+        "uploads": True,
         "upload_links": True,
-        "share_links": ctx.links is not None,
-        "mail": bool(getattr(services.get("mail"), "enabled", False)),
-        "metrics": "metrics" in services,
-        "metrics_open": getattr(services.get("metrics"), "access", "token") == "open",
-        "replication": "replication" in services,
+        "share_links": True,
+        "mail": ctx.mail.enabled,
+        "metrics": True,
+        "metrics_open": ctx.metrics.access == "open",
+        "replication": True,
         "system_events": bool(ctx.config.system_events_enabled),
     }
 

@@ -20,7 +20,6 @@ from typing import Any, Awaitable, Callable
 
 from ..auth.policy import Write
 from ..errors import InvalidInputError
-from ..services.upload_links import ensure
 from ..store.bucket import check_entry_name
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
 from .request import empty_response, json_response, read_json_object
@@ -40,7 +39,7 @@ def upload_link_secret(req: Request) -> str | None:
 async def create_with_link(req: Request, ctx: AppContext, secret: str, metadata: dict[str, str],
                            length: int | None, create: Callable[[], Awaitable[Any]]) -> Any:
     """tus creation authorised by an upload link: reserve, create, bind (or release on failure)."""
-    links = ensure(ctx)
+    links = ctx.upload_links
     grant = links.authorize_upload(secret, metadata, length, client_ip(req))
     try:
         up = await create()
@@ -53,7 +52,7 @@ async def create_with_link(req: Request, ctx: AppContext, secret: str, metadata:
 
 def check_link_access(req: Request, ctx: AppContext, secret: str, upload_id: str) -> None:
     """HEAD/PATCH/DELETE with a link secret: only uploads created through that link (else 404)."""
-    ensure(ctx).check_access(secret, upload_id)
+    ctx.upload_links.check_access(secret, upload_id)
 
 
 def _base_url(req: Request, ctx: AppContext, value: Any) -> str:
@@ -92,7 +91,7 @@ async def create_link(req: Request, ctx: AppContext) -> Response:
     if entry.endswith("$meta"):
         raise InvalidInputError("Upload links cannot write into attachment ($meta) entries")
     ctx.engine.get_bucket(bucket)                       # 404 for a missing bucket
-    rec, secret = ensure(ctx).registry.create(
+    rec, secret = ctx.upload_links.registry.create(
         bucket=bucket, entry=entry, expire_at=doc["expire_at"], creator=token.name,
         max_files=_opt_int(doc, "max_files"), max_bytes=_opt_int(doc, "max_bytes"), note=doc.get("note") or "")
     out = rec.describe(time.time())
@@ -102,7 +101,7 @@ async def create_link(req: Request, ctx: AppContext) -> Response:
 
 
 def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
-    rec = ensure(ctx).registry.get(link_id)
+    rec = ctx.upload_links.registry.get(link_id)
     Write(rec.bucket).check(token)
     return rec
 
@@ -111,7 +110,7 @@ def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
 async def list_links(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, None)
     now = time.time()
-    links = [r.describe(now) for r in ensure(ctx).registry.list(bucket=req.query.get("bucket") or None)
+    links = [r.describe(now) for r in ctx.upload_links.registry.list(bucket=req.query.get("bucket") or None)
              if Write(r.bucket).allows(token)]
     return json_response({"upload_links": links})
 
@@ -119,7 +118,7 @@ async def list_links(req: Request, ctx: AppContext) -> Response:
 # GET upload-links/self  (anonymous; header Upload-Link)
 async def show_self(req: Request, ctx: AppContext) -> Response:
     secret = upload_link_secret(req) or ""
-    rec = ensure(ctx).registry.resolve(secret)
+    rec = ctx.upload_links.registry.resolve(secret)
     return json_response(rec.public(time.time()), headers=[("cache-control", "no-store")])
 
 
@@ -139,7 +138,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     changes = {k: doc[k] for k in _PATCH_FIELDS if k in doc}
     if not changes:
         raise InvalidInputError("Nothing to update: give 'expire_at', 'max_files', 'max_bytes' or 'note'")
-    rec = ensure(ctx).registry.update(rec.id, **changes)
+    rec = ctx.upload_links.registry.update(rec.id, **changes)
     return json_response(rec.describe(time.time()))
 
 
@@ -148,7 +147,7 @@ async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
     rec = _visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "upload link")
-    ensure(ctx).registry.revoke(rec.id)
+    ctx.upload_links.registry.revoke(rec.id)
     return empty_response()
 
 

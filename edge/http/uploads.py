@@ -32,6 +32,7 @@ from ..uploads.protocol import (
     State, UnsupportedMediaTypeError, check_content_type, check_tus_resumable, destination, parse_checksum,
     parse_length, parse_metadata, parse_offset,
 )
+from ..services.uploads import UploadService
 from .context import AppContext, authorize, public_base_url
 from .upload_links import check_link_access, create_with_link, upload_link_secret
 from .errors import error_response
@@ -41,11 +42,8 @@ from ..server.types import Request, Response
 Handler = Callable[..., Awaitable[Response]]
 
 
-def _service(ctx: AppContext) -> Any:
-    svc = ctx.services.get("uploads")
-    if svc is None:
-        raise NotReadyError("Uploads are not available")
-    return svc
+def _service(ctx: AppContext) -> UploadService:
+    return ctx.uploads
 
 
 def _tus(handler: Handler) -> Handler:
@@ -107,9 +105,7 @@ def _upload_for(req: Request, ctx: AppContext, upload_id: str) -> tuple[Any, Any
 async def discover(req: Request, ctx: AppContext, upload_id: str | None = None) -> Response:
     headers = [("tus-version", TUS_VERSION), ("tus-extension", ",".join(TUS_EXTENSIONS)),
                ("tus-checksum-algorithm", ",".join(CHECKSUM_ALGORITHMS))]
-    svc = ctx.services.get("uploads")
-    if svc is not None:
-        headers.append(("tus-max-size", str(svc.limits.max_bytes)))
+    headers.append(("tus-max-size", str(ctx.uploads.limits.max_bytes)))
     return Response(204, headers)
 
 

@@ -37,7 +37,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
@@ -51,6 +51,9 @@ from edge.store.bucket import check_bucket_name
 from edge.uploads.staging import Limits
 
 from .storage import ByteSource, StorageService
+
+if TYPE_CHECKING:
+    from edge.durable import Damage
 
 log = logging.getLogger("edge.attachments")
 
@@ -376,18 +379,9 @@ class AttachmentUploads:
                              else REAP_EVERY_S)
 
 
-class RoomContext(Protocol):
-    """What the starter needs of the application context (``edge.http.context.AppContext``)."""
-
-    config: Config
-    engine: Engine
-    storage: StorageService
-    attachment_uploads: AttachmentUploads | None
-
-
-async def start(ctx: RoomContext, nursery: trio.Nursery) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): staging area, ``ctx.attachment_uploads``, reaper."""
-    config = ctx.config
+async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: StorageService,
+                damaged: list[Damage]) -> AttachmentUploads:
+    """Room starter (``edge.main.start_rooms``): staging area, the service, its reaper."""
     try:
         check_bucket_name(config.attachments_bucket)
     except InvalidInputError as exc:
@@ -397,8 +391,8 @@ async def start(ctx: RoomContext, nursery: trio.Nursery) -> None:
     staging, report = await trio.to_thread.run_sync(AttachmentStaging.open, root, limits)
     for line in report:
         log.warning("attachments: %s", line)
-    ctx.damaged.extend(staging.damaged)
-    service = AttachmentUploads(staging, ctx.storage, ctx.engine, config)
-    ctx.attachment_uploads = service
+    damaged.extend(staging.damaged)
+    service = AttachmentUploads(staging, storage, engine, config)
     await nursery.start(service.reap_forever)
     nursery.start_soon(service.finish_pending)
+    return service

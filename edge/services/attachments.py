@@ -2,7 +2,7 @@
 
 Owns: what a record written to a ``$meta`` entry must carry (label ``key``, never
 ``remove=true``), the upsert-by-key rule (writing key K first deletes the entry's existing
-records with key K) and the ``meta_write_check`` service hook that applies both. The single-record
+records with key K) and ``meta_write_check``, the hook that applies both. The single-record
 write (``http/records.py``) and the batch writers (``services/batch.py``) call the hook with the
 entry lock held, right before ``Entry.begin_write``.
 Must not: know HTTP, filter queries (tombstones, i.e. records labelled ``remove=true``, are
@@ -23,7 +23,6 @@ from ..errors import InvalidInputError
 
 KEY_LABEL = "key"
 REMOVE_LABEL = "remove"
-HOOK_NAME = "meta_write_check"
 
 
 def is_meta(entry_name: str) -> bool:
@@ -70,7 +69,3 @@ def meta_write_check(bucket: str, entry_name: str, entry: Any, labels: Mapping[s
     if key is not None:
         remove_by_key(entry, key)
 
-
-async def start(ctx: Any, nursery: Any) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): registers the hook; no background task."""
-    ctx.services[HOOK_NAME] = meta_write_check

@@ -35,6 +35,10 @@ from .. import durable
 from ..store import files
 
 if TYPE_CHECKING:
+    from ..config import Config
+    from ..durable import Damage
+    from ..store import Engine
+    from .storage import StorageService
     from .system_events import SystemEvents
 
 log = logging.getLogger("edge.lifecycles")
@@ -425,13 +429,14 @@ class LifecycleService:
             await trio.sleep_forever()
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
+async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, config: Config,
+                events: SystemEvents | None, damaged: list[Damage]) -> LifecycleService:
     """Room starter: registry + provisioning, then the periodic tasks."""
-    service = LifecycleService(ctx.engine, ctx.storage, ctx.config, events=ctx.events)
+    service = LifecycleService(engine, storage, config, events=events)
     for line in service.load():
         log.info("lifecycles: %s", line)
     if service.damage is not None:
-        ctx.damaged.append(service.damage)
+        damaged.append(service.damage)
         log.error("lifecycles: %s", service.damage.describe())
-    ctx.services["lifecycles"] = service
     await nursery.start(service.run)
+    return service

@@ -1,8 +1,8 @@
 """The share-link room: the server link key, the link registry and the resolved-record cache.
 
 Owns: loading (or creating, on first start) ``<data>/.edge/link.key`` and opening the
-``LinkRegistry`` at start-up, putting them on the context (``ctx.links`` = registry,
-``ctx.services["links"]`` = ``LinkRoom``), and the small cache of "this record is in that link's
+``LinkRegistry`` at start-up into a ``LinkRoom`` (``AppContext.link_room``; its registry is
+``AppContext.links``), and the small cache of "this record is in that link's
 query result" answers.
 Must not: log the key material (only its fingerprint), import ``edge.http``, decide link rules
 (``edge.links.rules``) or serve anything.
@@ -21,12 +21,16 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from edge.errors import NotFoundError
 from edge.links import LinkRegistry, ServerKey, load_or_create
+
+if TYPE_CHECKING:
+    from edge.config import Config
+    from edge.durable import Damage
 
 log = logging.getLogger("edge.links")
 
@@ -81,23 +85,21 @@ def _open(data_path: Any) -> LinkRoom:
     return LinkRoom(key, registry)
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): key + registry on ``ctx``; no background task.
+async def start(config: Config, damaged: list[Damage]) -> LinkRoom:
+    """Room starter (``edge.main.start_rooms``): key + registry; no background task.
 
     A damaged key file is set aside and replaced (``keys.load_or_create``): new links work,
     older ones answer ``LinkRoom.lost_key_error``; the damage is logged and reported with the
-    other damaged state files (``ctx.damaged``), never silent.
+    other damaged state files (``damaged``), never silent.
     """
-    room = await trio.to_thread.run_sync(partial(_open, ctx.config.data_path))
-    ctx.links = room.registry
-    ctx.link_room = room
-    ctx.services["links"] = room
+    room = await trio.to_thread.run_sync(partial(_open, config.data_path))
     for line in room.registry.load_report:
         log.warning("%s", line)
-    ctx.damaged.extend(room.registry.damaged)
+    damaged.extend(room.registry.damaged)
     if room.key.damage is not None:
-        ctx.damaged.append(room.key.damage)
+        damaged.append(room.key.damage)
         log.error("%s; a new link key was made: links issued before no longer verify", room.key.damage.describe())
     # The fingerprint says which key is in use (after a restore, say) without revealing it.
     log.info("%d share link(s) loaded, key fingerprint %s",
              len(room.registry.list()), room.key.fingerprint)
+    return room

@@ -1,7 +1,7 @@
 """The mail room: the outbox, the SMTP sender task, download receipts and the hourly share limit.
 
-Owns: ``start(ctx, nursery)`` (reads ``MailSettings`` from ``Config.env``, opens the outbox,
-sets ``ctx.services["mail"]``, starts the sender in the serving nursery when a host is set),
+Owns: ``start`` (reads ``MailSettings`` from ``Config.env``, opens the outbox, returns the
+``MailService`` (``AppContext.mail``), starts the sender in the serving nursery when a host is set),
 ``MailService.share`` (limit + compose + queue), ``on_download`` (the receipt hook the link
 download handler calls after a counted download), the sender loop (SMTP in a worker thread,
 none / STARTTLS / implicit TLS, AUTH, retries with capped exponential backoff), and receipt
@@ -31,7 +31,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import trio
 
@@ -41,6 +41,11 @@ from ..mail.compose import (DownloadLine, ShareItem, address_problem, receipt_ma
 from ..mail.outbox import Mail, Outbox
 from ..mail.settings import MailSettings
 from ..links import LinkRecord
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..durable import Damage
+    from ..links import LinkRegistry
 
 log = logging.getLogger("edge.mail")
 
@@ -366,31 +371,31 @@ class MailService:
             self.outbox.mark_retry(mail.id, error, self._clock() + backoff(self.settings, mail.attempts))
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): the mail service on ``ctx.services["mail"]``.
+async def start(nursery: trio.Nursery, config: Config, links: LinkRegistry, damaged: list[Damage]) -> MailService:
+    """Room starter (``edge.main.start_rooms``): the mail service.
 
     Always present (the outbox listing works without a relay); the sender task runs only when
     ``EDGE_SMTP_HOST`` is set. Bad settings raise ``ConfigError`` and stop start-up.
     """
-    settings = MailSettings.from_env(ctx.config.env)
-    outbox = await trio.to_thread.run_sync(Outbox.open, ctx.config.data_path)
+    settings = MailSettings.from_env(config.env)
+    outbox = await trio.to_thread.run_sync(Outbox.open, config.data_path)
     for line in outbox.load_report:
         log.warning("outbox: %s", line)
-    ctx.damaged.extend(outbox.damaged)
-    if ctx.config.receipt_to:
-        problem = address_problem(ctx.config.receipt_to)
+    damaged.extend(outbox.damaged)
+    if config.receipt_to:
+        problem = address_problem(config.receipt_to)
         if problem:
-            raise ConfigError(f"EDGE_RECEIPT_TO: '{ctx.config.receipt_to}' is not a usable address: {problem}")
-    service = MailService(settings, outbox, getattr(ctx, "links", None), instance=ctx.config.instance_name,
-                          default_receipt_to=ctx.config.receipt_to)
-    ctx.services["mail"] = service
+            raise ConfigError(f"EDGE_RECEIPT_TO: '{config.receipt_to}' is not a usable address: {problem}")
+    service = MailService(settings, outbox, links, instance=config.instance_name,
+                          default_receipt_to=config.receipt_to)
     for line in settings.describe():
         log.debug("setting %s", line)
     waiting = len(outbox.list("queued"))
     if not settings.enabled:
         if waiting:
             log.warning("mail is off (no EDGE_SMTP_HOST) but %d mail(s) wait in the outbox", waiting)
-        return
+        return service
     log.info("mail via %s:%d (%s)%s, %d mail(s) queued", settings.host, settings.port, settings.security,
              " with AUTH" if settings.user else "", waiting)
     await nursery.start(service.run)
+    return service

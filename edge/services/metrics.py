@@ -1,6 +1,6 @@
 """Metrics as a Trio room: the request recorder the app calls per response, and the rate sampler.
 
-Owns: ``ctx.services["metrics"]`` (a ``Recorder``): per-route request counters, latency
+Owns: the ``Recorder`` (``AppContext.metrics``): per-route request counters, latency
 histograms and byte counters (prometheus_client objects in a private ``CollectorRegistry`` per
 server, never the global one), the fsync latency histogram (fed by the flusher), per-bucket
 write counters (fed by the storage write hook), the "records read" counter derived from read
@@ -16,7 +16,7 @@ the latency of a streamed answer are taken when its last chunk was handed to the
 (or when the connection gave up on it), not when the handler returned.
 
 Hook (``edge/http/app.py``): after every routed response,
-``ctx.services["metrics"].observe(req, response, handler, started, body)``; ``handler`` is the
+``ctx.metrics.observe(req, response, handler, started, body)``; ``handler`` is the
 route's handler function (None when nothing matched), ``started`` the ``time.perf_counter()``
 of the request head, ``body`` the request body as the front gave it (before any decoding wrapper).
 """
@@ -29,12 +29,20 @@ import re
 import sys
 import time
 from collections import deque
-from typing import Any, AsyncIterator, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from edge import API_VERSION, __version__
+from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.config import Config
+    from edge.store import Engine
+    from .commit import Flusher
+    from .storage import StorageService
 
 # No ``*_created`` series: they double the exposition and nobody on a device graphs them.
 disable_created_metrics()
@@ -274,21 +282,17 @@ class Recorder:
             self.sample(storage, engine=engine)
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter: the recorder on ``ctx.services['metrics']``, its feeds and its sampler task."""
-    from edge.errors import ConfigError
-
+async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, flusher: Flusher,
+                config: Config) -> Recorder:
+    """Room starter: the recorder, its feeds and its sampler task."""
     recorder = Recorder()
-    env = ctx.config.env or {}
+    env = config.env or {}
     access = (env.get("EDGE_METRICS_ACCESS") or "token").strip().lower()
     if access not in ("open", "token"):
         raise ConfigError(f"EDGE_METRICS_ACCESS must be 'open' or 'token', got {access!r}")
     recorder.access = access
-    ctx.services["metrics"] = recorder
-    if ctx.storage is not None:
-        ctx.storage.write_hooks.append(recorder.on_write)
-    if ctx.flusher is not None:
-        ctx.flusher.sync_observers.append(recorder.on_fsync)
+    storage.write_hooks.append(recorder.on_write)
+    flusher.sync_observers.append(recorder.on_fsync)
     interval = SAMPLE_INTERVAL_S
     text = env.get("EDGE_METRICS_SAMPLE_S")
     if text:
@@ -296,5 +300,5 @@ async def start(ctx: Any, nursery: trio.Nursery) -> None:
             interval = max(0.2, float(text))
         except ValueError:
             log.warning("EDGE_METRICS_SAMPLE_S=%r is not a number; using %s", text, SAMPLE_INTERVAL_S)
-    await nursery.start(lambda task_status=trio.TASK_STATUS_IGNORED: recorder.run_sampler(
-        ctx.storage, task_status=task_status, interval_s=interval, engine=ctx.engine))
+    await nursery.start(partial(recorder.run_sampler, storage, interval_s=interval, engine=engine))
+    return recorder

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
@@ -34,6 +34,11 @@ from ..config import parse_float, parse_int, parse_size
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..model import BucketSettings, QuotaType
 from ..store.bucket import check_bucket_name
+
+if TYPE_CHECKING:
+    from ..auth.repository import TokenRepository
+    from ..config import Config
+    from ..store import Engine
 
 log = logging.getLogger("edge.provisioning")
 
@@ -147,12 +152,11 @@ def auth_throttle(env: Mapping[str, str]) -> AuthThrottle:
 # --- the room starter -------------------------------------------------------------------------
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
+async def start(nursery: trio.Nursery, engine: Engine, config: Config, tokens: TokenRepository) -> None:
     """Provision buckets (before any request can see them), then start the access-time saver."""
-    for line in provision_buckets(ctx.engine, ctx.config.env, ctx.engine.defaults):
+    for line in provision_buckets(engine, config.env, engine.defaults):
         log.info("provisioning: %s", line)
-    if ctx.tokens is not None:
-        nursery.start_soon(save_access_times_forever, ctx.tokens)
+    nursery.start_soon(save_access_times_forever, tokens)
 
 
 async def save_access_times_forever(tokens: Any, period_s: float = ACCESS_TIMES_PERIOD_S) -> None:

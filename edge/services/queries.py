@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -33,6 +33,11 @@ from edge.formats.batch_v2 import ReadBatchEncoder
 from edge.query.cursor import BUSY, Match, QueryCursor
 from edge.query.plan import QueryPlan, extension_names
 from edge.query.select import is_meta, select_entries
+
+if TYPE_CHECKING:
+    from edge.config import Config
+    from edge.store import Engine
+    from .storage import StorageService
 
 ENTRY, BUCKET = "entry", "bucket"
 
@@ -339,8 +344,8 @@ class QueryRegistry:
         return removed
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): the registry on ``ctx`` and its reaper."""
-    registry = QueryRegistry(ctx.engine, ctx.storage, ctx.config)
-    ctx.queries = registry
+async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, config: Config) -> QueryRegistry:
+    """Room starter (``edge.main.start_rooms``): the registry and its reaper."""
+    registry = QueryRegistry(engine, storage, config)
     await nursery.start(registry.reap_forever)
+    return registry

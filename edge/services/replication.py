@@ -32,7 +32,7 @@ import logging
 import time
 import zlib
 from collections import deque
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import quote
 
 import trio
@@ -50,6 +50,13 @@ from ..replication.log import sweep as sweep_logs
 from ..replication.settings import ReplicationSettings, parse_env_replications, parse_settings, to_record, to_wire
 from .. import durable
 from ..store import files
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..durable import Damage
+    from ..store import Engine
+    from .storage import StorageService
+    from .system_events import SystemEvents
 
 log = logging.getLogger("edge.replication")
 
@@ -427,7 +434,7 @@ class ReplicationService:
         env = dict(getattr(config, "env", {}) or {})
         self.engine, self.storage, self.config = engine, storage, config
         # The port we listen on, asked when needed: with RS_PORT=0 it is known only once bound.
-        self._port_of = port_of or (lambda: int(getattr(config, "port", 0)))
+        self._port_of = port_of or (lambda: config.port)
         self.state_dir = config.data_path / ".edge"
         self.registry_path = self.state_dir / "replications.json"
         self.logs_dir = self.state_dir / "replications"
@@ -666,17 +673,19 @@ class ReplicationService:
                 rep.log.close()
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter: registry + provisioning, the hooks, and the sender tasks."""
-    service = ReplicationService(ctx.engine, ctx.storage, ctx.config, port_of=lambda: ctx.config.port)
+async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, config: Config,
+                events: SystemEvents | None, damaged: list[Damage], port_of: Callable[[], int]) -> ReplicationService:
+    """Room starter: registry + provisioning, the hooks, and the sender tasks. ``port_of``: the port
+    we listen on (the bound one when RS_PORT=0), for the self-loop check."""
+    service = ReplicationService(engine, storage, config, port_of=port_of)
     for line in service.load():   # small files; Trio objects are made here, on the Trio thread
         log.info("replication: %s", line)
     if service.damage is not None:
-        ctx.damaged.append(service.damage)
+        damaged.append(service.damage)
         log.error("replication: %s", service.damage.describe())
-    ctx.storage.write_hooks.append(service.on_write)
-    ctx.storage.update_hooks.append(service.on_update)
-    ctx.services["replication"] = service
-    if ctx.events is not None:
-        ctx.events.watch_replications(service)   # $system replication diagnostics
+    storage.write_hooks.append(service.on_write)
+    storage.update_hooks.append(service.on_update)
+    if events is not None:
+        events.watch_replications(service)   # $system replication diagnostics
     await nursery.start(service.run)
+    return service

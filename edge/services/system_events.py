@@ -40,6 +40,7 @@ from ..sysevents.usage import BucketUsage, UsageWindow
 from .metrics import read_counts
 
 if TYPE_CHECKING:
+    from ..store import Engine
     from ..config import Config
     from .commit import Flusher
     from .replication import ReplicationService
@@ -406,12 +407,13 @@ class SystemEvents:
                 "write_failures": self.write_failures}
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter: ``ctx.events`` (None when ``RS_SYSTEM_EVENTS_ENABLED=false``) and its writer."""
-    if not ctx.config.system_events_enabled:
-        return
-    events = SystemEvents(ctx.engine, ctx.storage, ctx.flusher, ctx.config)
+async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, flusher: Flusher,
+                config: Config) -> SystemEvents | None:
+    """Room starter: the events room (None when ``RS_SYSTEM_EVENTS_ENABLED=false``) and its writer."""
+    if not config.system_events_enabled:
+        return None
+    events = SystemEvents(engine, storage, flusher, config)
     events.apply_settings()
-    ctx.storage.write_hooks.append(events.on_write)
-    ctx.events = events
+    storage.write_hooks.append(events.on_write)
     await nursery.start(events.run)
+    return events

@@ -1,7 +1,7 @@
 """The upload-link room: opens the registry and offers the hook the tus handler calls.
 
-Owns: ``ctx.services["upload_links"]`` (an ``UploadLinkService``), opened at start-up (room
-starter ``edge.services.upload_links:start``) or lazily by ``ensure`` on first use.
+Owns: the ``UploadLinkService`` (``AppContext.upload_links``), opened at start-up by the room
+starter ``start`` (called from ``edge.main.start_rooms``).
 Must not: import ``edge.http``, build responses, or touch uploads/records itself: the tus
 service stages and writes, this room only says yes (and counts) or raises.
 
@@ -19,13 +19,18 @@ The tus hook (``edge/http/uploads.py``), for a request carrying ``Upload-Link: <
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
 from edge.errors import BadRequestError
 from edge.uploadlinks import UploadLinkRegistry
 from edge.uploadlinks.registry import Grant
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from edge.config import Config
+    from edge.durable import Damage
 
 log = logging.getLogger("edge.upload_links")
 
@@ -59,19 +64,16 @@ class UploadLinkService:
         return self.registry.statistics()
 
 
-def ensure(ctx: Any) -> UploadLinkService:
-    """The service on ``ctx``, opening the registry if the room starter has not run (small, sync)."""
-    svc = ctx.services.get("upload_links")
-    if svc is None:
-        registry = UploadLinkRegistry.open(ctx.config.data_path)
-        for line in registry.load_report:
-            log.warning("%s", line)
-        ctx.damaged.extend(registry.damaged)
-        svc = ctx.services["upload_links"] = UploadLinkService(registry)
-    return svc
+def _open(data_path: Path, damaged: list[Damage]) -> UploadLinkService:
+    registry = UploadLinkRegistry.open(data_path)
+    for line in registry.load_report:
+        log.warning("%s", line)
+    damaged.extend(registry.damaged)
+    return UploadLinkService(registry)
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
+async def start(config: Config, damaged: list[Damage]) -> UploadLinkService:
     """Room starter: open the registry before the HTTP front listens; no background task."""
-    svc = await trio.to_thread.run_sync(ensure, ctx)
+    svc = await trio.to_thread.run_sync(_open, config.data_path, damaged)
     log.info("%d upload link(s) loaded", len(svc.registry.list()))
+    return svc

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
@@ -33,6 +33,12 @@ from edge.store import files
 from edge.store.bucket import check_entry_name
 from edge.uploads.protocol import Checksum, Destination, Event, State
 from edge.uploads.staging import Limits, Staging, Upload, new_upload_id, not_found, wall_now
+
+if TYPE_CHECKING:
+    from edge.config import Config
+    from edge.durable import Damage
+    from edge.store import Engine
+    from .storage import StorageService
 
 log = logging.getLogger("edge.uploads")
 
@@ -268,15 +274,16 @@ class UploadService:
             self._forget(upload_id)
 
 
-async def start(ctx: Any, nursery: trio.Nursery) -> None:
-    """Room starter (``edge.main.ROOM_STARTERS``): staging area, ``ctx.services['uploads']``, reaper."""
-    limits = Limits.from_env(ctx.config.env)
-    root = ctx.config.data_path / ".edge" / "uploads"
+async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: StorageService,
+                damaged: list[Damage]) -> UploadService:
+    """Room starter (``edge.main.start_rooms``): staging area, the tus service, its reaper."""
+    limits = Limits.from_env(config.env)
+    root = config.data_path / ".edge" / "uploads"
     staging, report = await trio.to_thread.run_sync(Staging.open, root, limits)
     for line in report:
         log.warning("uploads: %s", line)
-    ctx.damaged.extend(staging.damaged)
-    service = UploadService(staging, ctx.storage, ctx.engine)
-    ctx.services["uploads"] = service
+    damaged.extend(staging.damaged)
+    service = UploadService(staging, storage, engine)
     await nursery.start(service.reap_forever)
     nursery.start_soon(service.finish_pending)
+    return service

@@ -113,8 +113,6 @@ def _int(text: str | None, name: str, low: int, high: int) -> int | None:
 
 
 def _service(ctx: AppContext) -> AttachmentUploads:
-    if ctx.attachment_uploads is None:
-        raise NotReadyError("Attachments are not available yet")
     return ctx.attachment_uploads
 
 
