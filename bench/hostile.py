@@ -306,7 +306,7 @@ def main() -> None:
         attack_main(args.attack, args.port, args.conns, args.seconds)
         return
     rows = [a for a in ATTACKS if not args.only or a in args.only.split(",")]
-    from tests.helpers import free_port
+    from bench.run import free_port   # benches run one at a time (flock); tests bind port 0
     from tests.tls_material import make_pki
 
     server_cpus = SERVER_CPUS if args.pin else None

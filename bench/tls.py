@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=8)
     ap.add_argument("--clients", default="stdlib,curl")
     args = ap.parse_args()
-    from tests.helpers import free_port
+    from bench.run import free_port   # benches run one at a time (flock); tests bind port 0
     from tests.tls_material import make_pki
 
     clients = [c for c in args.clients.split(",") if c]

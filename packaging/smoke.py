@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,12 +37,6 @@ BUCKET, ENTRY = "smoke", "sensor/a"
 PAYLOAD = os.urandom(1000) + b"edge smoke payload"
 LABELS = {"kind": "smoke", "n": "1"}
 TS = 1_700_000_000_123_456
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(port: int, path: str, timeout: float = 2.0, token: str | None = None) -> int:
@@ -58,12 +51,17 @@ def http_get(port: int, path: str, timeout: float = 2.0, token: str | None = Non
 
 
 class Server:
+    """The executable serving on ``port`` (0: an ephemeral port, read back from EDGE_PORT_FILE)."""
+
     def __init__(self, cmd: list[str], port: int, data: Path, log: Path):
         self.cmd, self.port, self.data, self.log_path = cmd, port, data, log
+        self.port_file = log.with_suffix(".port")
 
     def start(self, alive_timeout: float) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "EDGE_"))}
-        env.update(RS_HOST="127.0.0.1", RS_PORT=str(self.port), RS_DATA_PATH=str(self.data))
+        self.port_file.unlink(missing_ok=True)
+        env.update(RS_HOST="127.0.0.1", RS_PORT=str(self.port), RS_DATA_PATH=str(self.data),
+                   EDGE_PORT_FILE=str(self.port_file))
         env.pop("NOTIFY_SOCKET", None)
         self.log = open(self.log_path, "ab")
         t0 = time.perf_counter()
@@ -73,6 +71,10 @@ class Server:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode} before answering")
+            if not self.port_file.exists():     # written once the server listens
+                time.sleep(0.005)
+                continue
+            self.port = int(self.port_file.read_text())
             try:
                 if http_get(self.port, "/api/v1/alive", timeout=1.0) == 200:
                     return time.perf_counter() - t0
@@ -163,9 +165,7 @@ def main() -> int:
     binary = os.path.abspath(binary)
     work = Path(tempfile.mkdtemp(prefix="edge-smoke-"))
     data, log = work / "data", work / "server.log"
-    port = free_port()
-    srv = Server([binary], port, data, log)
-    url = f"http://127.0.0.1:{port}"
+    srv = Server([binary], 0, data, log)     # port 0: known once started (srv.port)
     fig: dict[str, object] = {"binary": binary, "size_bytes": os.path.getsize(binary)}
     failures: list[str] = []
 
@@ -191,6 +191,9 @@ def main() -> int:
         check(args.max_start_s is None or t <= args.max_start_s, f"first 200 from GET /api/v1/alive after {t:.3f} s{limit}")
 
         import asyncio
+
+        port = srv.port
+        url = f"http://127.0.0.1:{port}"
 
         # Secure by default: nothing configured means a generated device token, not an open server.
         status = http_get(port, "/api/v1/info")

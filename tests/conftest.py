@@ -21,6 +21,24 @@ except ImportError:  # pragma: no cover
 
 _names = itertools.count()
 
+# Files whose tests must run alone (./test.sh's second, serial pass): timing bounds that a busy
+# neighbour would break, power-loss cuts (FUSE crash disk), start-up/memory bounds, the one-file
+# build. A single test can also say so itself with @pytest.mark.serial.
+SERIAL_FILES = (
+    "tests/powerloss/",
+    "tests/reliability/test_abuse.py",
+    "tests/server/test_scale_bounds.py",
+    "tests/packaging/test_binary_smoke.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        rel = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if rel.startswith(SERIAL_FILES):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

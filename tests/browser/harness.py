@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -45,6 +46,36 @@ SKIP_REASON = ("selenium is not installed (pip install selenium)" if webdriver i
                if CHROMIUM is None or DRIVER is None else None)
 
 
+_DRIVER_PORT = re.compile(r"started successfully on port (\d+)")
+
+
+class PortZeroService(Service if Service is not None else object):  # type: ignore[misc]
+    """chromedriver on ``--port=0``: it binds an ephemeral port and reports it on its output;
+    the port is read back from there (selenium's own default guesses a free port, which races
+    with parallel tests)."""
+
+    def __init__(self, path: str, log_path: Path):
+        self._log_path = log_path
+        log_path.write_text("")
+        super().__init__(path, port=-1, log_output=str(log_path))   # -1: replaced once started
+
+    def command_line_args(self) -> list[str]:
+        return ["--port=0" if a.startswith("--port=") else a for a in super().command_line_args()]
+
+    def _start_process(self, path: str) -> None:
+        super()._start_process(path)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = _DRIVER_PORT.search(self._log_path.read_text(errors="replace"))
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"chromedriver did not report its port:\n{self._log_path.read_text(errors='replace')}")
+
+
 def start_chromium(profile: Path):
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
@@ -53,7 +84,8 @@ def start_chromium(profile: Path):
                  "--hide-scrollbars", "--window-size=1366,900", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    service = PortZeroService(DRIVER, profile.parent / f"{profile.name}-chromedriver.log")
+    driver = webdriver.Chrome(service=service, options=opts)
     driver.set_page_load_timeout(30)
     return driver
 
