@@ -53,9 +53,10 @@ INVALID_CONTENT_LENGTH = "Invalid content length"
 _EMPTY: Mapping[str, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BatchItem:
-    """One record of a v1 batch request."""
+    """One record of a v1 batch request (not frozen: a frozen dataclass's ``__init__`` goes
+    through ``object.__setattr__`` per field, ~5 % of a 1 KB batch write; nobody changes it)."""
 
     ts_us: int
     size: int
@@ -94,18 +95,38 @@ def parse_record_value(value: str) -> tuple[int, str, dict[str, str]]:
     if size is None:
         raise InvalidInputError(INVALID_CONTENT_LENGTH)
     content_type, _, label_text = rest.partition(",")
-    labels = dict(split_label_items(label_text, require_eq=False)) if label_text else {}
+    labels = _plain_labels(label_text) if label_text else {}
+    if labels is None:
+        labels = dict(split_label_items(label_text, require_eq=False))
     return size, content_type.strip() or DEFAULT_CONTENT_TYPE, labels
+
+
+def _plain_labels(text: str) -> dict[str, str] | None:
+    """``split_label_items``'s fast path as a dict in one loop (no quotes, every part has a
+    "="), else None."""
+    if '"' in text:
+        return None
+    labels = {}
+    for part in text.split(","):
+        name, eq, value = part.partition("=")
+        if not eq:
+            return None
+        labels[name.strip()] = value.strip()
+    return labels
 
 
 def parse_record_headers(headers: Iterable[tuple[str, str]]) -> list[BatchItem]:
     """Every ``x-reduct-time-<ts>`` header as a BatchItem, ascending by ts (write and PATCH)."""
     items: list[BatchItem] = []
+    start = len(TIME_PREFIX)
     for name, value in headers:
-        name = name.lower()
         if not name.startswith(TIME_PREFIX):
-            continue
-        ts = _parse_ts(name)
+            name = name.lower()
+            if not name.startswith(TIME_PREFIX):
+                continue
+        text = name[start:]
+        # parse_u64 inline for the common case; anything else gets its full check and message
+        ts = int(text) if text.isdigit() and text.isascii() and len(text) < 20 else _parse_ts(name.lower())
         size, content_type, labels = parse_record_value(value)
         items.append(BatchItem(ts, size, content_type, labels))
     items.sort(key=lambda item: item.ts_us)

@@ -28,7 +28,10 @@ def labels_meta_size(content_type: str, labels: Mapping[str, str]) -> int:
     the same for every record with the same metadata, so callers may keep it."""
     total = 0
     for name, value in labels.items():
-        body = _string_field(name) + _string_field(value)
+        n = len(name) if name.isascii() else len(name.encode())
+        v = len(value) if value.isascii() else len(value.encode())
+        body = ((2 if n < 0x80 else 1 + (n.bit_length() + 6) // 7) + n if n else 0) + (
+            (2 if v < 0x80 else 1 + (v.bit_length() + 6) // 7) + v if v else 0)
         total += (2 if body < 0x80 else 1 + (body.bit_length() + 6) // 7) + body
     return total + _string_field(content_type)
 

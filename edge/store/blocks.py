@@ -10,8 +10,12 @@ Must not: do I/O (entry_index.py loads and writes indexes) or know about quotas.
 Why split summary and index: a full ring buffer holds millions of records, but a request needs
 the per-record data of one or two blocks. The summary costs ~300 bytes per block (~0.3 bytes per
 record at 1024 records per block); the index ~45 bytes per record, and only the blocks in the
-cache have one. A block with writers in flight is pinned (never dropped): its file may then hold
-frames that are not published yet, so it could not be rebuilt from the file.
+cache have one. A block whose file holds frames that are not published yet (a record streamed
+through, not flushed) is pinned: its index is never dropped, as it could not be rebuilt from the
+file. Buffered writers reach the file only inside ``flush``, which publishes them at once, so a
+block with only buffered writers in flight is not pinned: an in-order append needs no index
+(publication updates the summary, and the index too if it is loaded), and a dropped index is
+rebuilt from the frames, exactly what was published.
 
 Journal state lives on the Block, not in the index, so it survives the index being dropped:
 ``removed`` (frames the journal removed) and ``labelled`` (records whose labels the journal
@@ -154,7 +158,7 @@ class Block:
     __slots__ = (
         "id", "count", "size", "frames", "frames_size", "min_ts", "max_ts", "bounds_exact",
         "file_size", "next_begin", "pending", "reserved", "streamer", "has_idx", "idx_size", "idx_crc",
-        "removed", "labelled", "index", "cost", "idx_due", "acks",
+        "removed", "labelled", "index", "cost", "idx_due", "acks", "unpublished",
     )
 
     def __init__(self, block_id: int):
@@ -180,6 +184,7 @@ class Block:
         self.cost = 0  # what the cache charged for ``index``
         self.idx_due = 0  # bytes its .idx and summary record will take when it is sealed
         self.acks: list[SyncToken] | None = None  # group commits of flushes that published here
+        self.unpublished = 0  # streamed frames in the file, not published (or aborted) yet
 
     def __len__(self) -> int:
         return self.count
@@ -190,7 +195,12 @@ class Block:
 
     @property
     def pinned(self) -> bool:
-        """Writers in flight: the file may hold frames that are not published yet."""
+        """The file holds frames that are not published yet: the index stays loaded."""
+        return self.unpublished > 0 or self.streamer is not None
+
+    @property
+    def busy(self) -> bool:
+        """Writers in flight (buffered or streaming): not to be sealed, deleted or evicted."""
         return self.pending > 0 or self.streamer is not None
 
     @property

@@ -54,7 +54,7 @@ def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
     if idx is not None:
         cache.touch(b)
         return idx
-    assert not b.pinned, "a block with writers in flight always has its index"
+    assert not b.pinned, "a block with unpublished frames in its file always has its index"
     if b.file_size == 0:
         b.index = BlockIndex()
         cache.add(b, loaded=False)

@@ -95,7 +95,7 @@ def remove_record(entry: "Entry", ts_us: int) -> None:
     orig = lab.orig if lab is not None else size
     remove_at(entry, b, idx, i, orig)
     journal_append(entry, jfmt.JournalOp(jfmt.OP_REMOVE, ts_us, b.id, poff, size=size, orig=orig))
-    if not b.count and not b.pinned:
+    if not b.count and not b.busy:
         delete_block(entry, b)
     maybe_compact(entry)
 

@@ -52,6 +52,7 @@ class RecordWriter:
         self.stream_start = -1  # file offset of the frame when streaming
         self.decoded: tuple[str, Mapping[str, str]] = ("", {})  # what ``meta`` encodes
         self.kicked = 0  # streaming: file offset up to which writeback was started
+        self.unpublished = False  # its frame (streamed) is in the file, not published yet
 
     @property
     def streaming(self) -> bool:
@@ -133,10 +134,9 @@ def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labe
         raise ConflictError(f"A record with timestamp {ts_us} already exists")
     meta = encode_meta(content_type, labels)
     b = choose_block(entry, ts_us, length)
-    if not b.pinned:
-        # From now on the file may hold frames that are not published: load the index first.
-        entry_index.ensure_index(entry, b)
-    b.pending += 1  # protects the block from FIFO eviction (and its index from the cache)
+    # No index load: the duplicate check above loaded it if the block's range covers ts_us; an
+    # append past the newest record needs only the summary (see blocks.py).
+    b.pending += 1  # protects the block from FIFO eviction and sealing
     need = disk_need(length, meta)
     try:
         entry.bucket._reserve(entry, need)
@@ -156,6 +156,9 @@ def release(entry: "Entry", w: RecordWriter) -> None:
     entry._writers.discard(w)
     entry._pending_ts.discard(w.ts_us)
     w.block.pending -= 1
+    if w.unpublished:
+        w.unpublished = False
+        w.block.unpublished -= 1
     w.block.reserved -= w.length
     entry.bucket._release(w.reserved)
     w.chunks = []
@@ -215,6 +218,9 @@ def try_stream(entry: "Entry", w: RecordWriter) -> None:
     # Only the sole writer of a block may write through; otherwise frames would interleave.
     if b.streamer is not None or b.pending != 1:
         return
+    # From now on the file holds a frame that is not published: the index must be loaded now
+    # (it cannot be rebuilt from the file until the frame is published) and stays pinned.
+    entry_index.ensure_index(entry, b)
     fd = open_block_for_write(entry, b)
     start = b.file_size
     try:
@@ -226,6 +232,8 @@ def try_stream(entry: "Entry", w: RecordWriter) -> None:
         raise
     w.stream_start = start
     w.kicked = start
+    w.unpublished = True
+    b.unpublished += 1
     size = files.fd_size(fd)
     entry._disk_delta(size - b.file_size)
     b.file_size = size
@@ -340,15 +348,18 @@ def durability(entry: "Entry", token: files.SyncToken) -> files.Durability:
 
 def publish(entry: "Entry", w: RecordWriter) -> None:
     b = w.block
-    idx = b.index  # loaded and pinned since begin_write
-    assert idx is not None
+    idx = b.index  # None: not loaded (an in-order append needs none; see blocks.py)
     begin = b.next_begin
     b.next_begin += w.length
     ct, labels = w.decoded
     size = record_size(w.ts_us, begin, w.length, ct, labels, False)
-    metas = len(idx.metas)
-    idx.insert(w.ts_us, w.stream_start + len(w.head), w.length, begin, idx.intern(w.meta, w.decoded), False)
-    due = IDX_ROW + (IDX_META + len(w.meta) if len(idx.metas) > metas else 0) + (0 if b.idx_due else IDX_FIXED)
+    if idx is not None:
+        metas = len(idx.metas)
+        idx.insert(w.ts_us, w.stream_start + len(w.head), w.length, begin, idx.intern(w.meta, w.decoded), False)
+        new_meta = len(idx.metas) > metas
+    else:
+        new_meta = True  # not known without the index: counted as new (the quota's upper bound)
+    due = IDX_ROW + (IDX_META + len(w.meta) if new_meta else 0) + (0 if b.idx_due else IDX_FIXED)
     entry._due_delta(b, due)
     ts = w.ts_us
     if not b.count:
@@ -364,9 +375,10 @@ def publish(entry: "Entry", w: RecordWriter) -> None:
     b.frames += 1
     b.size += size
     b.frames_size += size
-    if grew:
-        entry_blocks.note_bounds(entry, b)
-    entry.bucket.engine.index_cache.recharge(b)
+    if grew and (entry.blocks[-1] is not b or b.id in entry._overlaps):
+        entry_blocks.note_bounds(entry, b)  # (the newest block overlaps no successor)
+    if idx is not None:
+        entry.bucket.engine.index_cache.recharge(b)
     release(entry, w)
     w.state = "published"
     entry.size += size
@@ -386,7 +398,7 @@ def seal_ready_blocks(entry: "Entry") -> None:
             entry._to_seal.discard(block_id)
             continue
         b = entry.blocks[i]
-        if b.id == newest or b.pinned:
+        if b.id == newest or b.busy:
             continue
         if not b.has_idx:
             entry_index.seal(entry, b)
@@ -396,6 +408,6 @@ def seal_ready_blocks(entry: "Entry") -> None:
 def seal_all(entry: "Entry") -> None:
     """At shutdown: every block without writers gets its index and summary record."""
     for b in list(entry.blocks):
-        if not b.has_idx and not b.pinned and b.file_size > 0:
+        if not b.has_idx and not b.busy and b.file_size > 0:
             entry_index.seal(entry, b)
     entry._to_seal.clear()
