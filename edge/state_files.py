@@ -1,7 +1,8 @@
 """Where a data folder keeps its small state files, and checking them without changing anything.
 
 Owns: the list of checksummed state files (``edge.durable.seal``) a data folder may hold, and
-``check(data_path)``, which reads each one (and each replication's transaction log) and names
+``check(data_path)``, which reads each one (and each replication's transaction log and each
+staged attachment piece against the digest in its name) and names
 every file that is damaged now or was set aside as damaged earlier (for ``edge check``).
 Must not: repair, move or write anything (the rooms do that when the server starts: each one
 sets its damaged file aside and runs its fallback), import trio, know what the files mean
@@ -89,7 +90,13 @@ def check(data: Path) -> list[Finding]:
         reason = _verify(path, is_json)
         if reason is not None:
             found.append(Finding(path, f"damaged ({reason})"))
+    from .attachments.staging import damaged_pieces
     from .replication.log import verify as verify_log
+
+    for name in _names(data / EDGE / "attachments"):
+        if not durable.is_aside(name):
+            found += [Finding(p, "damaged (attachment piece no longer matches its digest)")
+                      for p in damaged_pieces(data / EDGE / "attachments" / name)]
 
     for name in _names(data / EDGE / "replications"):
         folder = data / EDGE / "replications" / name

@@ -298,6 +298,29 @@ class AttachmentStaging:
             files.unlink(folder / _piece_name(p))
         session.pieces.clear()
 
+    def set_aside(self, session: Session, reason: str) -> durable.Damage:
+        """A session found damaged in use: its folder is set aside whole (never deleted, reported
+        at each start until repaired) and the upload is unknown from then on."""
+        self.sessions.pop(session.id, None)
+        return durable.set_aside(self.folder(session.id), reason)
+
     def delete(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
         files.remove_tree(self.folder(session.id))
+
+
+def damaged_pieces(folder: Path) -> list[Path]:
+    """The pieces in a session folder whose bytes no longer hash to the digest in their name
+    (blocking; reads every piece: for ``edge check``, which may take its time)."""
+    bad = []
+    for item in files.list_dir(folder):
+        m = _PIECE.fullmatch(item.name)
+        if m is None:
+            continue
+        hasher = hashlib.sha256()
+        with open(item.path, "rb") as f:
+            while data := f.read(1 << 20):
+                hasher.update(data)
+        if hasher.hexdigest() != m[3]:
+            bad.append(Path(item.path))
+    return bad

@@ -45,7 +45,8 @@ from edge.attachments.sniff import SNIFF_BYTES, sniff
 from edge.attachments.staging import AttachmentStaging, Completed, Session, session_key
 from edge.config import Config
 from edge.links.tar import ext_for
-from edge.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
+from edge import durable
+from edge.errors import ConfigError, ConflictError, CorruptRecordError, InvalidInputError, NotFoundError
 from edge.store import Engine, files
 from edge.store.bucket import check_bucket_name
 from edge.uploads.staging import Limits
@@ -114,37 +115,34 @@ class PiecesSource:
             self.fd = None
 
 
-def _digest_and_head(paths: list[Path]) -> tuple[str, bytes]:
-    """SHA-256 of the pieces in order and the first bytes (blocking: a worker thread)."""
-    hasher, head = hashlib.sha256(), b""
-    for path in paths:
+def _digest_and_head(paths: list[Path], digests: tuple[str, ...]) -> tuple[str, bytes, list[int]]:
+    """SHA-256 of the pieces in order, the first bytes, and the pieces whose bytes no longer match
+    the digest taken while they arrived (rot on the medium since) (blocking: a worker thread)."""
+    hasher, head, bad = hashlib.sha256(), b"", []
+    for index, path in enumerate(paths):
+        piece = hashlib.sha256()
         with files.translate_errors():
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             pos = 0
             while data := files.pread(fd, pos, CHUNK_BYTES):
                 hasher.update(data)
+                piece.update(data)
                 if len(head) < SNIFF_BYTES:
                     head += data[:SNIFF_BYTES - len(head)]
                 pos += len(data)
         finally:
             files.close(fd)
-    return hasher.hexdigest(), head
-
-
-def _head(path: Path) -> bytes:
-    with files.translate_errors():
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return files.pread(fd, 0, SNIFF_BYTES)
-    finally:
-        files.close(fd)
+        if piece.hexdigest() != digests[index]:
+            bad.append(index)
+    return hasher.hexdigest(), head, bad
 
 
 class AttachmentUploads:
     def __init__(self, staging: AttachmentStaging, storage: StorageService, engine: Engine, config: Config,
-                 *, wall: Callable[[], float] = time.time):
+                 *, wall: Callable[[], float] = time.time, damaged: list[Damage] | None = None):
         self.staging = staging
+        self.damaged = damaged if damaged is not None else []   # the app's list (/metrics, /info)
         self.storage = storage
         self.engine = engine
         self.bucket = config.attachments_bucket
@@ -303,10 +301,16 @@ class AttachmentUploads:
     async def _assemble(self, session: Session) -> Attachment:
         """Stream the pieces into one record at the reserved timestamp, then mark the session done."""
         paths = self.staging.piece_paths(session)
-        if session.chunks == 1:         # one piece: its digest (taken while it arrived) is the file's
-            checksum, head = session.pieces[0].digest, await trio.to_thread.run_sync(_head, paths[0])
-        else:
-            checksum, head = await trio.to_thread.run_sync(_digest_and_head, paths)
+        checksum, head, bad = await trio.to_thread.run_sync(_digest_and_head, paths, session.digests())
+        if bad:
+            # An acknowledged piece rotted on the medium: never stored as the client's file. The
+            # session is set aside whole (kept for repair, reported); the client sends it again.
+            reason = f"piece {bad[0]} no longer matches its digest"
+            aside = await trio.to_thread.run_sync(self.staging.set_aside, session, reason)
+            self.damaged.append(aside)
+            log.error("attachment upload %s: %s", session.id, aside.describe())
+            raise CorruptRecordError("A piece of this upload was found damaged on disk; the upload was "
+                                     "set aside, send the file again")
         ctype = session.content_type or sniff(head, session.filename)
         name = session.filename or f"attachment.{ext_for(ctype)}"
         size = session.size
@@ -392,7 +396,7 @@ async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: 
     for line in report:
         log.warning("attachments: %s", line)
     damaged.extend(staging.damaged)
-    service = AttachmentUploads(staging, storage, engine, config)
+    service = AttachmentUploads(staging, storage, engine, config, damaged=damaged)
     await nursery.start(service.reap_forever)
     nursery.start_soon(service.finish_pending)
     return service
