@@ -50,6 +50,7 @@ from .services.commit import Flusher
 from .services.provisioning import auth_throttle
 from .services.storage import StorageService
 from .store import Engine
+from . import blocking
 
 log = logging.getLogger("edge")
 
@@ -153,7 +154,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     log.info("edge %s starting; data in %s; crc32 by %s", __version__, config.data_path, checksum.IMPLEMENTATION)
     for line in config.describe():
         log.debug("setting %s", line)
-    engine = await trio.to_thread.run_sync(_open_engine, config)
+    engine = await blocking.run_disk(_open_engine, config)
     for line in engine.recovery_report:
         log.warning("recovery: %s", line)
     try:
@@ -180,7 +181,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
                     ctx.config = config = dataclasses.replace(config, port=bound[0][1])
                 log.info("listening on %s", ", ".join(urls))
                 if config.port_file:
-                    await trio.to_thread.run_sync(_write_port_file, config.port_file, bound[0][1])
+                    await blocking.run_disk(_write_port_file, config.port_file, bound[0][1])
                 if on_ready is not None:
                     on_ready(urls)
                 task_status.started(urls)
@@ -189,7 +190,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
             durable.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(engine.close)
+            await blocking.run_disk(engine.close)
         log.info("stopped")
 
 

@@ -5,6 +5,7 @@ Owns: these routes. Must not: know the storage layout; every change goes through
 
 from __future__ import annotations
 
+from .. import blocking
 from ..auth.policy import Authenticated, FullAccess, Read
 from ..errors import ConflictError, InvalidInputError
 from .context import AppContext, authorize
@@ -53,7 +54,10 @@ async def remove_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     b = ctx.engine.get_bucket(bucket)
     if b.is_provisioned or bucket.startswith("$"):
         raise ConflictError(f"Can't remove provisioned bucket '{bucket}'")
-    ctx.engine.remove_bucket(bucket)
+    # Forgotten at once (in memory), its files deleted in a worker thread: a bucket of many
+    # blocks takes seconds to unlink on an SD card, and the data folder's fsync ends it.
+    await blocking.run_disk(ctx.engine.detach_bucket(bucket))
+    ctx.engine.removed(bucket)
     ctx.tokens.on_bucket_removed(bucket)
     return empty_response()
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping
 
-import trio
 
 from ..auth.policy import Read
 from ..auth.tokens import Token, is_expired
@@ -41,6 +40,7 @@ from ..links import LinkRecord, is_expired as link_expired_at, is_used_up, sessi
 from ..links.tickets import issue as issue_ticket
 from .context import AppContext, client_ip, public_base_url
 from ..server.types import Request
+from .. import blocking
 
 MAX_KEY_CHARS = 512
 
@@ -140,7 +140,7 @@ async def admit(req: Request, ctx: AppContext, rec: LinkRecord | None, offer: Of
         ok = reader is not None and Read(rec.bucket).allows(reader)
     if offer.password is not None:
         candidate = rec if ok else None
-        matched = await trio.to_thread.run_sync(ctx.links.password_matches, candidate, offer.password)
+        matched = await blocking.run_cpu(ctx.links.password_matches, candidate, offer.password)
         if ok and rec is not None and rec.has_password:
             ok = matched
         if not ok and throttle is not None:

@@ -45,6 +45,7 @@ from .link_access import admit, basic_credentials, offered
 from .payload import payload_body
 from .records import record_headers
 from ..server.types import FileSegment, Request, Response
+from .. import blocking
 
 LINK_PARAMS = ("ct", "s", "n", "i")
 SECURITY_HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"),
@@ -232,7 +233,7 @@ async def record_download(ctx: AppContext, rec: LinkRecord, client: str, nbytes:
                           *, partial: bool) -> None:
     """Count and log one download (uniform ``NotFoundError`` if it would exceed the limit), then
     hand a counted one to the receipt hook of the mail room."""
-    result = await trio.to_thread.run_sync(functools.partial(
+    result = await blocking.run_disk(functools.partial(
         ctx.links.record_download, rec.id, client, nbytes, range_text, partial=partial))
     if result.counted:   # the receipt hook of the mail room (edge.services.mail)
         ctx.mail.on_download(result.record, client, nbytes, range_text, time.time())
@@ -284,7 +285,7 @@ async def _verify_whole(entry: Any, ref: Any) -> None:
         return
     fd, _ = entry.payload_fd(ref)
     try:
-        await trio.to_thread.run_sync(entry.verify_payload, fd, ref)
+        await blocking.run_disk(entry.verify_payload, fd, ref)
     finally:
         os.close(fd)
 

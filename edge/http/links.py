@@ -32,7 +32,6 @@ import urllib.parse
 from functools import partial
 from typing import Any
 
-import trio
 
 from ..auth.policy import Read
 from ..errors import InvalidInputError
@@ -49,6 +48,7 @@ from .routing import Route
 from .shared_links import check_require_authentication
 from ..server.types import Request, Response
 from .ui import download_page, wants_download_page
+from .. import blocking
 
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_RECEIPT_TO = 320   # an e-mail address (RFC 5321 path limit); only stored for the mail room
@@ -176,7 +176,7 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
                      require_authentication=require_auth,
                      url_params={"ct": box.ct, "s": box.s, "i": issuer, "n": box.n, "base_url": base})
     # A password means scrypt (tens of ms) and every create fsyncs: off the event loop.
-    rec = await trio.to_thread.run_sync(create)
+    rec = await blocking.run_disk(create)
     query_string = urllib.parse.urlencode({"ct": box.ct, "s": box.s, "i": issuer, "n": box.n},
                                           quote_via=urllib.parse.quote)
     url = f"{base}api/v1/links/{urllib.parse.quote(file_name, safe='/')}?{query_string}"
@@ -247,7 +247,7 @@ async def update_link(req: Request, ctx: AppContext, link_id: str) -> Response:
             _opt_bool(changes, key, False)
     if changes.get("require_authentication"):
         check_require_authentication(ctx, True)
-    rec = await trio.to_thread.run_sync(partial(ctx.links.update, rec.id, **changes))
+    rec = await blocking.run_disk(partial(ctx.links.update, rec.id, **changes))
     return json_response(rec.describe(time.time()))
 
 
@@ -256,7 +256,7 @@ async def revoke_link(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = authorize(req, ctx, None)
     rec = _visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "link")
-    await trio.to_thread.run_sync(ctx.links.revoke, rec.id)
+    await blocking.run_disk(ctx.links.revoke, rec.id)
     return empty_response()
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import partial, wraps
 from typing import Awaitable, Callable, Mapping
 
-import trio
 
 from ..auth.policy import Read
 from ..auth.tokens import Token
@@ -32,6 +31,7 @@ from ..mail.compose import check_address
 from .context import AppContext
 from .errors import error_response
 from ..server.types import Request, Response
+from .. import blocking
 
 U64_MAX = 2**64 - 1
 BASIC_CHALLENGE = 'Basic realm="edge", charset="UTF-8"'
@@ -108,7 +108,7 @@ async def make_link(ctx: AppContext, token: Token, target: Target, *, file_name:
                      receipt_to=receipt_to, send_receipts=send_receipts,
                      require_authentication=require_authentication, origin=origin)
     # A password means scrypt (tens of ms) and every create fsyncs: off the event loop.
-    return await trio.to_thread.run_sync(create)
+    return await blocking.run_disk(create)
 
 
 def served_size(ctx: AppContext, rec: LinkRecord) -> int:

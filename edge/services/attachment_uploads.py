@@ -52,6 +52,7 @@ from edge.store.bucket import check_bucket_name
 from edge.uploads.staging import Limits
 
 from .storage import ByteSource, StorageService
+from .. import blocking
 
 if TYPE_CHECKING:
     from edge.durable import Damage
@@ -101,7 +102,7 @@ class PiecesSource:
                 with files.translate_errors():
                     self.fd = os.open(self.paths[self.index], os.O_RDONLY | os.O_CLOEXEC)
                 self.pos = 0
-            data = await trio.to_thread.run_sync(files.pread, self.fd, self.pos, min(max_bytes, CHUNK_BYTES))
+            data = await blocking.run_disk(files.pread, self.fd, self.pos, min(max_bytes, CHUNK_BYTES))
             if data:
                 self.pos += len(data)
                 return data
@@ -214,7 +215,7 @@ class AttachmentUploads:
                     session = await self._create(key, token, filename, chunks, content_type)
                 elif content_type is not None and session.content_type is None:
                     session.content_type = content_type
-                    await trio.to_thread.run_sync(self.staging.save, session)
+                    await blocking.run_disk(self.staging.save, session)
                 piece = await self._receive(session, chunk, body)
                 finished = [] if single else self.staging.finished(key)
                 echoed = next((d.completed for d in finished if d.completed is not None
@@ -239,7 +240,7 @@ class AttachmentUploads:
     async def _create(self, key: str, token: str, filename: str, chunks: int, content_type: str | None) -> Session:
         ts = self._reserve_id()
         try:
-            return await trio.to_thread.run_sync(lambda: self.staging.create(
+            return await blocking.run_disk(lambda: self.staging.create(
                 key=key, token=token, filename=filename, chunks=chunks, ts_us=ts, content_type=content_type,
                 now_s=self.wall()))
         finally:
@@ -262,14 +263,14 @@ class AttachmentUploads:
 
         digest = ""
         with trio.CancelScope(shield=True):     # the bytes are on disk: record that they are
-            digest = await trio.to_thread.run_sync(commit)
+            digest = await blocking.run_disk(commit)
         return digest
 
     async def _on_full(self, session: Session, chunk: int, finished: list[Session], single: bool) -> Attachment | Pending:
         digests = session.digests()
         for done in finished:
             if done.completed is not None and done.completed.digests == digests:
-                await trio.to_thread.run_sync(self.staging.delete, session)   # identical: same attachment
+                await blocking.run_disk(self.staging.delete, session)   # identical: same attachment
                 return self._from_completed(done.completed)
         stale = session.echoes - {chunk}
         if stale:
@@ -277,12 +278,12 @@ class AttachmentUploads:
                 for index in stale:
                     piece = session.pieces.pop(index)
                     files.unlink(self.staging.folder(session.id) / f"{index}.{piece.seq}.{piece.digest}.part")
-            await trio.to_thread.run_sync(drop)
+            await blocking.run_disk(drop)
             session.echoes -= stale
             return Pending(session.filename, chunk, session.chunks, len(session.pieces))
         attachment = await self._assemble(session)
         if single:
-            await trio.to_thread.run_sync(self.staging.delete, session)
+            await blocking.run_disk(self.staging.delete, session)
         return attachment
 
     def _from_completed(self, c: Completed) -> Attachment:
@@ -301,12 +302,12 @@ class AttachmentUploads:
     async def _assemble(self, session: Session) -> Attachment:
         """Stream the pieces into one record at the reserved timestamp, then mark the session done."""
         paths = self.staging.piece_paths(session)
-        checksum, head, bad = await trio.to_thread.run_sync(_digest_and_head, paths, session.digests())
+        checksum, head, bad = await blocking.run_disk(_digest_and_head, paths, session.digests())
         if bad:
             # An acknowledged piece rotted on the medium: never stored as the client's file. The
             # session is set aside whole (kept for repair, reported); the client sends it again.
             reason = f"piece {bad[0]} no longer matches its digest"
-            aside = await trio.to_thread.run_sync(self.staging.set_aside, session, reason)
+            aside = await blocking.run_disk(self.staging.set_aside, session, reason)
             self.damaged.append(aside)
             log.error("attachment upload %s: %s", session.id, aside.describe())
             raise CorruptRecordError("A piece of this upload was found damaged on disk; the upload was "
@@ -328,14 +329,14 @@ class AttachmentUploads:
                 # Somebody wrote a record at our timestamp (a direct write to the entry): move on.
                 session.ts_us = self._reserve_id()
                 self._reserving.discard(session.ts_us)
-                await trio.to_thread.run_sync(self.staging.save, session)
+                await blocking.run_disk(self.staging.save, session)
             finally:
                 source.close()
         else:
             raise ConflictError("Could not find a free timestamp for the attachment; retry")
         completed = Completed(session.ts_us, name, size, checksum, ctype, session.digests(), self.wall())
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self.staging.mark_complete, session, completed)
+            await blocking.run_disk(self.staging.mark_complete, session, completed)
         self.completed += 1
         log.info("attachment %d complete: %d bytes in %d piece(s)", session.ts_us, size, session.chunks)
         return self._from_completed(completed)
@@ -369,7 +370,7 @@ class AttachmentUploads:
         doomed = [s for s in self.staging.sessions.values() if not self._busy(s.key)
                   and (s.completed.completed_s if s.completed is not None else s.touched_s) + idle_limit(s) < now]
         for session in doomed:
-            await trio.to_thread.run_sync(self.staging.delete, session)
+            await blocking.run_disk(self.staging.delete, session)
             if session.completed is None:
                 log.info("attachment upload %s expired with %d of %d piece(s)", session.id,
                          len(session.pieces), session.chunks)
@@ -392,7 +393,7 @@ async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: 
         raise ConfigError(f"EDGE_ATTACHMENTS_BUCKET: {exc.message}") from None
     limits = Limits.from_env(config.env)
     root = config.data_path / ".edge" / "attachments"
-    staging, report = await trio.to_thread.run_sync(AttachmentStaging.open, root, limits)
+    staging, report = await blocking.run_disk(AttachmentStaging.open, root, limits)
     for line in report:
         log.warning("attachments: %s", line)
     damaged.extend(staging.damaged)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import trio
+from .. import blocking
 
 log = logging.getLogger("edge.commit")
 
@@ -75,7 +76,7 @@ class Flusher:
         if durability.empty or self.policy == "none":
             if durability.has_trash:  # EDGE_SYNC=none: the unlinks still stay off the event loop
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(durability.take_trash().empty_trash)
+                    await blocking.run_disk(durability.take_trash().empty_trash)
             durability.close()  # done without a sync: what waited on its tokens may go on
             return
         gen = self._open
@@ -110,7 +111,7 @@ class Flusher:
         try:
             # Shielded so that shutdown never abandons writers that were promised a sync.
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(gen.durability.sync)
+                await blocking.run_commit(gen.durability.sync)
         except Exception as exc:  # the store's DiskFullError / StorageIOError reach every waiter
             self._failures += 1
             gen.error = exc

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import trio
 
 from edge.errors import NotFoundError
 from edge.links import LinkRegistry, ServerKey, load_or_create
+from .. import blocking
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -92,7 +92,7 @@ async def start(config: Config, damaged: list[Damage]) -> LinkRoom:
     older ones answer ``LinkRoom.lost_key_error``; the damage is logged and reported with the
     other damaged state files (``damaged``), never silent.
     """
-    room = await trio.to_thread.run_sync(partial(_open, config.data_path))
+    room = await blocking.run_disk(partial(_open, config.data_path))
     for line in room.registry.load_report:
         log.warning("%s", line)
     damaged.extend(room.registry.damaged)

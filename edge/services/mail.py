@@ -41,6 +41,7 @@ from ..mail.compose import (DownloadLine, ShareItem, address_problem, receipt_ma
 from ..mail.outbox import Mail, Outbox
 from ..mail.settings import MailSettings
 from ..links import LinkRecord
+from .. import blocking
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -156,7 +157,7 @@ class MailService:
                     self.outbox.enqueue(kind="share", token=token, sender=s.sender_address, recipients=[rcpt],
                                         subject=subject, raw=raw, link_ids=tuple(link_ids))
 
-            await trio.to_thread.run_sync(queue)
+            await blocking.run_disk(queue)
         self._wake.set()
         return len(mails)
 
@@ -195,7 +196,7 @@ class MailService:
     # --- the sender task ----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await trio.to_thread.run_sync(self._recover_receipts)
+        await blocking.run_disk(self._recover_receipts)
         task_status.started()
         self._next_prune = 0.0
         while True:
@@ -214,7 +215,7 @@ class MailService:
         now = self._clock()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY_S
-            dropped = await trio.to_thread.run_sync(self.outbox.prune)
+            dropped = await blocking.run_disk(self.outbox.prune)
             if dropped:
                 log.info("outbox: forgot %d finished mail(s)", dropped)
         await self._flush_receipts(now)
@@ -243,7 +244,7 @@ class MailService:
         for link_id in ready:
             group = self._pending.pop(link_id)
             try:
-                await trio.to_thread.run_sync(self._queue_receipt, group)
+                await blocking.run_disk(self._queue_receipt, group)
             except BaseException:
                 # Not queued (disk full ...): keep the downloads for the next round.
                 for line in group.lines:
@@ -284,7 +285,7 @@ class MailService:
 
     async def _send(self, mails: list[Mail]) -> None:
         try:
-            await trio.to_thread.run_sync(self._deliver, mails, abandon_on_cancel=True)
+            await blocking.run_net(self._deliver, mails)
         except _RelayDown as down:
             error, blamed, count_attempt = down.args
             self._failures += 1
@@ -292,7 +293,7 @@ class MailService:
             self.last_error = error
             log.warning("mail relay %s:%d: %s; next try in %.0f s", self.settings.host, self.settings.port,
                         error, self._relay_retry_at - self._clock())
-            await trio.to_thread.run_sync(partial(self._requeue, blamed, error, self._relay_retry_at,
+            await blocking.run_disk(partial(self._requeue, blamed, error, self._relay_retry_at,
                                                   count_attempt))
         else:
             self._failures = 0
@@ -378,7 +379,7 @@ async def start(nursery: trio.Nursery, config: Config, links: LinkRegistry, dama
     ``EDGE_SMTP_HOST`` is set. Bad settings raise ``ConfigError`` and stop start-up.
     """
     settings = MailSettings.from_env(config.env)
-    outbox = await trio.to_thread.run_sync(Outbox.open, config.data_path)
+    outbox = await blocking.run_disk(Outbox.open, config.data_path)
     for line in outbox.load_report:
         log.warning("outbox: %s", line)
     damaged.extend(outbox.damaged)

@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
-import trio
 
 from edge.errors import BadRequestError
 from edge.uploadlinks import UploadLinkRegistry
 from edge.uploadlinks.registry import Grant
+from .. import blocking
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,6 +74,6 @@ def _open(data_path: Path, damaged: list[Damage]) -> UploadLinkService:
 
 async def start(config: Config, damaged: list[Damage]) -> UploadLinkService:
     """Room starter: open the registry before the HTTP front listens; no background task."""
-    svc = await trio.to_thread.run_sync(_open, config.data_path, damaged)
+    svc = await blocking.run_disk(_open, config.data_path, damaged)
     log.info("%d upload link(s) loaded", len(svc.registry.list()))
     return svc

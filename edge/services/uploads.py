@@ -33,6 +33,7 @@ from edge.store import files
 from edge.store.bucket import check_entry_name
 from edge.uploads.protocol import Checksum, Destination, Event, State
 from edge.uploads.staging import Limits, Staging, Upload, new_upload_id, not_found, wall_now
+from .. import blocking
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -60,7 +61,7 @@ class FileSource:
         if n <= 0:
             return b""
         # A cold file may need the disk: read in a worker so other requests keep being served.
-        data = await trio.to_thread.run_sync(files.pread, self.fd, self.pos, n)
+        data = await blocking.run_disk(files.pread, self.fd, self.pos, n)
         self.pos += len(data)
         return data
 
@@ -116,7 +117,7 @@ class UploadService:
             if up is not None:
                 # Detached before the await: a PATCH arriving meanwhile gets 404, not a vanishing folder.
                 self.staging.detach(up, Event.EXPIRE)
-                await trio.to_thread.run_sync(self.staging.delete, up.id)
+                await blocking.run_disk(self.staging.delete, up.id)
                 log.info("upload %s expired at offset %d of %d", up.id, up.offset, up.length)
                 self.expired += 1
                 count += 1
@@ -165,7 +166,7 @@ class UploadService:
     async def create(self, dest: Destination, length: int, metadata: str) -> Upload:
         self.check_destination(dest, length)
         async with self._create_lock:
-            up = await trio.to_thread.run_sync(self.staging.create, new_upload_id(), length, dest, metadata,
+            up = await blocking.run_disk(self.staging.create, new_upload_id(), length, dest, metadata,
                                                self.wall())
         self._set_deadline(up)
         if length == 0:
@@ -206,7 +207,7 @@ class UploadService:
             # tus: keep as much as was received, unless a checksum can no longer vouch for it.
             with trio.CancelScope(shield=True):
                 if checksum is None and not writer.overflow:
-                    await trio.to_thread.run_sync(writer.commit, self.wall())
+                    await blocking.run_disk(writer.commit, self.wall())
                     self._set_deadline(up)
                 else:
                     writer.rollback()
@@ -215,7 +216,7 @@ class UploadService:
             writer.rollback()
             raise ChecksumMismatchError(f"Upload-Checksum ({checksum.algorithm}) does not match the chunk")  # type: ignore[union-attr]
         with trio.CancelScope(shield=True):   # the bytes are on disk: record that they are durable
-            await trio.to_thread.run_sync(writer.commit, self.wall())
+            await blocking.run_disk(writer.commit, self.wall())
         self._set_deadline(up)
 
     async def _finish(self, up: Upload) -> None:
@@ -232,7 +233,7 @@ class UploadService:
         finally:
             source.close()
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self.staging.mark_complete, up, self.wall())
+            await blocking.run_disk(self.staging.mark_complete, up, self.wall())
         self._set_deadline(up)
         log.info("upload %s complete: %d bytes -> %s/%s@%d", up.id, up.length, d.bucket, d.entry, d.ts_us)
 
@@ -268,7 +269,7 @@ class UploadService:
             if up is None:
                 raise not_found(upload_id)
             self.staging.detach(up, Event.TERMINATE)
-            await trio.to_thread.run_sync(self.staging.delete, up.id)
+            await blocking.run_disk(self.staging.delete, up.id)
         finally:
             lock.release()
             self._forget(upload_id)
@@ -279,7 +280,7 @@ async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: 
     """Room starter (``edge.main.start_rooms``): staging area, the tus service, its reaper."""
     limits = Limits.from_env(config.env)
     root = config.data_path / ".edge" / "uploads"
-    staging, report = await trio.to_thread.run_sync(Staging.open, root, limits)
+    staging, report = await blocking.run_disk(Staging.open, root, limits)
     for line in report:
         log.warning("uploads: %s", line)
     damaged.extend(staging.damaged)

@@ -6,7 +6,7 @@ report, the shared fd cache and index cache, the engine-wide limits of the write
 storage cap ``RS_ENGINE_MAX_STORAGE_SIZE`` over every bucket's files, the free-space reserve)
 and the free-space probe, the automatic default quota, statistics.
 Must not: call the OS except through ``files``, import trio or HTTP. Single-threaded: only
-``Durability.sync()`` may run in another thread.
+``Durability.sync()`` and the file step ``detach_bucket`` returns may run in another thread.
 
 Limits, checked by ``check_room`` before anything of a record is written (after the bucket's
 own quota, so a FIFO bucket evicts first): the sum of every bucket's files plus what writers in
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge import durable
-from edge.errors import AlreadyExistsError, DiskFullError, InvalidInputError, NotFoundError, StorageIOError, StorageLimitError
+from edge.errors import AlreadyExistsError, ConflictError, DiskFullError, InvalidInputError, NotFoundError, StorageIOError, StorageLimitError
 from edge.model import AUTO_QUOTA_SIZE, BucketSettings, EngineLimits, QuotaType
 from edge.store import files
 from edge.store.blocks import IndexCache
@@ -56,6 +56,7 @@ class Engine:
         self.unsynced = files.UnsyncedFolders()  # removals the next group commit makes durable
         self.torn = TornFiles(limits.torn_keep_size)  # torn tails kept by recovery, bounded
         self.buckets: dict[str, Bucket] = {}
+        self.removing: set[str] = set()  # detached buckets whose folders are being deleted
         self.recovery_report: list[str] = []
         self.damaged: list[durable.Damage] = []   # state files found damaged (and set aside) at load
         self.stats: Counter[str] = Counter()
@@ -170,6 +171,7 @@ class Engine:
     def _create(self, name: str, settings: BucketSettings, *, provisioned: bool) -> Bucket:
         if name in self.buckets:
             raise AlreadyExistsError(f"Bucket '{name}' already exists")
+        self._check_not_removing(name)
         if settings.quota_size == AUTO_QUOTA_SIZE:
             settings = settings.merged(quota_size=max(0, self.defaults.quota_size))
         bucket = Bucket(self, name, settings, provisioned)
@@ -179,10 +181,21 @@ class Engine:
         return bucket
 
     def remove_bucket(self, name: str) -> None:
+        """Detach and delete in one call (tests, tools); the server splits it, see ``detach_bucket``."""
+        remove_files = self.detach_bucket(name)
+        remove_files()
+        self.removed(name)
+
+    def detach_bucket(self, name: str) -> Callable[[], None]:
+        """Forget bucket ``name`` (in memory, on the caller's thread) and return the file step:
+        delete its folder and sync the data folder, which may run in a worker thread (it touches
+        no engine state). The name stays taken (``ConflictError`` on create/rename to it) until
+        ``removed(name)`` is called after the file step succeeded; if it failed, until restart
+        (the folder is partly there; the next start loads what is left)."""
         bucket = self.get_bucket(name)
-        self.fds.drop_under(bucket.path)
-        files.remove_tree(bucket.path)  # the data folder is synced before this returns
-        self.unsynced.forget_under(bucket.path)
+        path = bucket.path
+        self.fds.drop_under(path)
+        self.unsynced.forget_under(path)
         self.torn.forget(list(bucket.entries.values()))
         for entry in bucket.entries.values():
             for b in entry.blocks:
@@ -190,12 +203,23 @@ class Engine:
         self.disk_usage -= bucket.disk_usage
         self.due -= bucket._due
         del self.buckets[name]
+        self.removing.add(name)
+        return partial(files.remove_tree, path)  # the data folder is synced before it returns
+
+    def removed(self, name: str) -> None:
+        """The file step of ``detach_bucket(name)`` succeeded: the name is free again."""
+        self.removing.discard(name)
+
+    def _check_not_removing(self, name: str) -> None:
+        if name in self.removing:
+            raise ConflictError(f"Bucket '{name}' is being removed")
 
     def rename_bucket(self, old: str, new: str) -> None:
         bucket = self.get_bucket(old)
         check_bucket_name(new)
         if new in self.buckets:
             raise AlreadyExistsError(f"Bucket '{new}' already exists")
+        self._check_not_removing(new)
         for entry in bucket.entries.values():
             # Inline (renames are rare): records finished by a batch still in flight are on the
             # disk before their paths change and the entry forgets its recent flushes.

@@ -439,3 +439,24 @@ def test_durability_merge_and_sync(engine):
     assert d2.empty
     d1.sync()
     assert d1.empty
+
+
+def test_detach_bucket_keeps_the_name_until_its_files_are_gone(engine, tmp_path):
+    """The server deletes a bucket's files in a worker thread (edge.blocking): the bucket is gone
+    from the engine at once, and its name cannot be reused before the folder is deleted."""
+    b = engine.create_bucket("b", BucketSettings())
+    put(b.get_or_create_entry("e"), 1, b"x" * 5000)
+    engine.create_bucket("other", BucketSettings())
+    remove_files = engine.detach_bucket("b")
+    with pytest.raises(NotFoundError):
+        engine.get_bucket("b")
+    assert (tmp_path / "b").is_dir()   # nothing deleted yet: that is the file step
+    with pytest.raises(ConflictError, match="Bucket 'b' is being removed"):
+        engine.create_bucket("b", BucketSettings())
+    with pytest.raises(ConflictError, match="Bucket 'b' is being removed"):
+        engine.rename_bucket("other", "b")
+    remove_files()
+    assert not (tmp_path / "b").exists()
+    engine.removed("b")
+    engine.create_bucket("b", BucketSettings())
+    assert engine.bucket_names() == ["b", "other"]

@@ -131,3 +131,52 @@ def test_pure_modules_do_no_io():
             if call in text:
                 offenders.append(f"{module}: {call}")
     assert not offenders, "\n".join(sorted(offenders))
+
+
+# The one rule for blocking work (edge/blocking.py): nothing else starts worker threads.
+THREAD_CALLS = ("to_thread", "start_thread_soon", "CapacityLimiter", "threading.Thread", "ThreadPoolExecutor")
+# edge/http/payload.py: the detached crc check of a big payload streamed while it is verified
+# (its own bounded limiter, it must start without waiting, see its header).
+THREAD_EXCEPTIONS = {"edge.blocking": set(THREAD_CALLS), "edge.http.payload": {"start_thread_soon", "CapacityLimiter"}}
+
+
+def _thread_uses(text: str) -> set[str]:
+    """Names of THREAD_CALLS used in code (attribute chains and names; comments/strings ignored)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Attribute):
+            chain = [node.attr]
+            value = node.value
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name):
+                chain.append(value.id)
+            dotted = ".".join(reversed(chain))
+            found.update(c for c in THREAD_CALLS if c in chain or dotted.endswith(c))
+        elif isinstance(node, ast.Name) and node.id in THREAD_CALLS:
+            found.add(node.id)
+        elif isinstance(node, ast.ImportFrom):
+            found.update(c for c in THREAD_CALLS if c in (node.module or "").split(".")
+                         or any(a.name == c for a in node.names))
+    return found
+
+
+def test_worker_threads_only_through_blocking():
+    bad = []
+    for path in EDGE.rglob("*.py"):
+        module = _module_name(path)
+        extra = _thread_uses(path.read_text()) - THREAD_EXCEPTIONS.get(module, set())
+        if extra:
+            bad.append(f"{module}: {sorted(extra)} (use edge.blocking.run_disk/run_cpu/run_net)")
+    assert not bad, "\n".join(bad)
+
+
+def test_thread_lint_sees_a_direct_call():
+    """The check above can fail: each way of starting a thread is seen."""
+    assert _thread_uses("import trio\nasync def f():\n    await trio.to_thread.run_sync(g)\n") == {"to_thread"}
+    assert _thread_uses("from trio import to_thread\n") == {"to_thread"}
+    assert _thread_uses("from trio.to_thread import run_sync\n") == {"to_thread"}
+    assert _thread_uses("trio.lowlevel.start_thread_soon(a, b)\n") == {"start_thread_soon"}
+    assert _thread_uses("x = trio.CapacityLimiter(3)\n") == {"CapacityLimiter"}
+    assert _thread_uses("# trio.to_thread.run_sync in a comment\ns = 'to_thread'\n") == set()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from functools import partial
 
-import trio
 
 from ...errors import ForbiddenError, InvalidInputError
 from ...links.wire import day_end_s, days_from, parse_day
@@ -33,6 +32,7 @@ from ..shared_links import (check_asset_access, check_require_authentication, fi
                             resolve_asset, visible)
 from ...server.types import Request, Response
 from .common import answers, answers_422, api_token, check_keys, flag, link_json
+from ... import blocking
 
 CREATE_KEYS = ("attachment", "expires_at", "password", "download_receipt", "require_authentication", "receipt_to")
 MAX_LIST = 10_000
@@ -103,7 +103,7 @@ async def delete(req: Request, ctx: AppContext, link_id: str) -> Response:
     token = api_token(req, ctx, None)
     rec = find_visible(ctx, token, link_id)
     require_creator_or_full_access(token, rec, "FileLink")
-    await trio.to_thread.run_sync(ctx.links.revoke, rec.id)
+    await blocking.run_disk(ctx.links.revoke, rec.id)
     return json_response({"link": link_json(req, ctx, ctx.links.get(rec.id))})
 
 
@@ -126,7 +126,7 @@ async def _update(req: Request, ctx: AppContext, link_id: str, key: str) -> Resp
         change = {"require_authentication": value}
     else:
         change = {"send_receipts": flag(doc, key, True)}
-    rec = await trio.to_thread.run_sync(partial(ctx.links.update, rec.id, **change))
+    rec = await blocking.run_disk(partial(ctx.links.update, rec.id, **change))
     return json_response({"link": link_json(req, ctx, rec)})
 
 
