@@ -33,6 +33,7 @@ runs a short one (``tests/powerloss/test_powerloss.py``).
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import random
@@ -54,7 +55,8 @@ INIT = "powerloss-init-token"
 AUTH = {"Authorization": f"Bearer {INIT}"}
 QUOTA = 400_000
 BLOCK = 64_000
-FIFO_KEEP = int(0.8 * QUOTA) - 2 * BLOCK    # acked FIFO bytes this close to the head must survive
+FIFO_KEEP = int(0.8 * QUOTA) - 2 * BLOCK    # acked FIFO bytes written since a record's block began:
+                                            # at most this many, and the record must survive (fifo_required)
 TORN_KEEP = 32_000                          # EDGE_TORN_KEEP_SIZE of every server here
 LOST = ("lost-",)
 RESURRECTED = ("resurrected-", "rename-undone")
@@ -379,6 +381,42 @@ class Client:
 # --- judging the device after a cut ---------------------------------------------------------
 
 
+def fifo_required(fifo: list[tuple[str, int, int]]) -> set[tuple[str, int]]:
+    """The acked FIFO records (``(entry, ts, size)`` in ts order) the quota cannot have evicted.
+
+    FIFO evicts whole blocks, oldest block id (its first record's ts) first, across entries; so
+    a record goes with its block, and a block's age is the bytes written since *it* began, not
+    since the record: an entry that got few writes while another got many has one block
+    spanning a long time, evicted whole once the bucket wrapped past its start (power-loss cut
+    60, fresh every cut: f0's block 1000189 held records up to 1000333, 143 kB from the head,
+    and was rightly evicted before f1's block 1000195). The block of a record starts no earlier
+    than the oldest record of its entry that fits within ``BLOCK`` bytes together with the
+    records after it up to this one (a block holds at most ``BLOCK``; frame headers only make it
+    start later). When the bucket evicts that block, every older block is gone, so it holds
+    only records written since then (plus an in-flight writer's block of each entry, the
+    ``2 * BLOCK`` of ``FIFO_KEEP``); if those acked bytes are at most ``FIFO_KEEP``, 80 % of the
+    quota less that slack, the bucket was below its quota and the record must be there."""
+    ts_all = [ts for _, ts, _ in fifo]
+    since = [0] * (len(fifo) + 1)            # since[i]: acked bytes of fifo[i:]
+    for i in range(len(fifo) - 1, -1, -1):
+        since[i] = since[i + 1] + fifo[i][2]
+    per_entry: dict[str, list[tuple[int, int]]] = {}
+    for entry, ts, size in fifo:
+        per_entry.setdefault(entry, []).append((ts, size))
+    required: set[tuple[str, int]] = set()
+    for entry, recs in per_entry.items():
+        lo, window = 0, 0                    # recs[lo..k]: the most that can share a block with k
+        for k, (ts, size) in enumerate(recs):
+            window += size
+            while window > BLOCK and lo < k:
+                window -= recs[lo][1]
+                lo += 1
+            start = recs[lo][0]              # the earliest the block of recs[k] can have begun
+            if since[bisect.bisect_left(ts_all, start)] <= FIFO_KEEP:
+                required.add((entry, ts))
+    return required
+
+
 def judge(model: Model, api: str) -> list[tuple[str, str]]:
     """Findings (kind, detail) of the server on the device after the cut; then settle every
     "maybe" of the model to what the device shows, so the next cycle starts from the truth."""
@@ -425,14 +463,7 @@ def judge(model: Model, api: str) -> list[tuple[str, str]]:
         if state == "maybe":
             model.gone_entries[(b, e)] = "present" if there else "deleted"
 
-    # FIFO: which acked records the quota could not have evicted yet
-    required: set[tuple[str, int]] = set()
-    tail = 0
-    for entry, ts, size in reversed(model.fifo):
-        tail += size
-        if tail > FIFO_KEEP:
-            break
-        required.add((entry, ts))
+    required = fifo_required(model.fifo)
     for k, rec in list(model.records.items()):
         b, e, ts = k
         r = get(f"/b/{b}/{e}?ts={ts}", ok=(200, 404, 500))
