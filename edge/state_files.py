@@ -1,8 +1,9 @@
 """Where a data folder keeps its small state files, and checking them without changing anything.
 
 Owns: the list of checksummed state files (``edge.durable.seal``) a data folder may hold, and
-``check(data_path)``, which reads each one (and each replication's transaction log and each
-staged attachment piece against the digest in its name) and names
+``check(data_path)``, which reads each one (and each replication's transaction log, each
+staged attachment piece against the digest in its name and each staged tus upload's ``data``
+against the CRC in its state) and names
 every file that is damaged now or was set aside as damaged earlier (for ``edge check``).
 Must not: repair, move or write anything (the rooms do that when the server starts: each one
 sets its damaged file aside and runs its fallback), import trio, know what the files mean
@@ -92,6 +93,14 @@ def check(data: Path) -> list[Finding]:
             found.append(Finding(path, f"damaged ({reason})"))
     from .attachments.staging import damaged_pieces
     from .replication.log import verify as verify_log
+    from .uploads.staging import verify_data
+
+    for name in _names(data / EDGE / "uploads"):
+        folder = data / EDGE / "uploads" / name
+        if not durable.is_aside(name) and folder.is_dir():
+            reason = verify_data(folder)
+            if reason is not None:
+                found.append(Finding(folder / "data", f"damaged ({reason})"))
 
     for name in _names(data / EDGE / "attachments"):
         if not durable.is_aside(name):

@@ -12,6 +12,11 @@ Clocks: ``Upload.expires_s`` is wall time (it is persisted and sent as ``Upload-
 reaper sleeps on ``trio.current_time()`` deadlines derived from it, so tests drive expiry with
 an autojump clock and a suspended laptop never expires uploads early.
 
+Rot: the staged bytes are checked against the CRC saved with their offset while they stream
+into the store (``staging.StagedSource``); a mismatch aborts the record before its last byte,
+sets the upload aside whole (kept for repair, in the app's damaged list: log, ``/metrics``,
+``/info``) and answers 500 with the reason. No damaged byte is ever stored as the client's file.
+
 Crash windows: the record is written before the staging folder becomes a tombstone. A crash in
 between leaves a full upload whose record already exists; ``start`` finishes such uploads and
 recognises its own record (same size, content type and labels) instead of reporting a conflict.
@@ -27,12 +32,13 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from edge.errors import (
-    BadRequestError, ChecksumMismatchError, ConflictError, InvalidInputError, NotFoundError,
+    BadRequestError, ChecksumMismatchError, ConflictError, CorruptRecordError, InvalidInputError, NotFoundError,
 )
-from edge.store import files
 from edge.store.bucket import check_entry_name
 from edge.uploads.protocol import Checksum, Destination, Event, State
-from edge.uploads.staging import Limits, Staging, Upload, new_upload_id, not_found, wall_now
+from edge.uploads.staging import (
+    Limits, StagedDataDamaged, StagedSource, Staging, Upload, new_upload_id, not_found, wall_now,
+)
 from .. import blocking
 
 if TYPE_CHECKING:
@@ -48,31 +54,27 @@ LOCK_WAIT_S = 10.0   # DELETE waits this long for a PATCH that is still draining
 
 
 class FileSource:
-    """A staged data file as a request-like body (``receive_some``) for ``write_record``."""
+    """A staged data file as a request-like body (``receive_some``) for ``write_record``; its CRC
+    is checked on the way (``StagedSource``: raises ``StagedDataDamaged`` before the last bytes)."""
 
-    def __init__(self, path: os.PathLike[str] | str, length: int):
-        with files.translate_errors():
-            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.pos = 0
-        self.length = length
+    def __init__(self, path: os.PathLike[str] | str, length: int, crc: int | None = None):
+        self.staged = StagedSource(path, length, crc, CHUNK_BYTES)
 
     async def receive_some(self, max_bytes: int = CHUNK_BYTES) -> bytes:
-        n = min(max_bytes, CHUNK_BYTES, self.length - self.pos)
-        if n <= 0:
+        if self.staged.pos >= self.staged.length:
             return b""
         # A cold file may need the disk: read in a worker so other requests keep being served.
-        data = await blocking.run_disk(files.pread, self.fd, self.pos, n)
-        self.pos += len(data)
-        return data
+        return await blocking.run_disk(self.staged.read, max_bytes)
 
     def close(self) -> None:
-        files.close(self.fd)
+        self.staged.close()
 
 
 class UploadService:
     def __init__(self, staging: Staging, storage: Any, engine: Any, *,
-                 wall: Callable[[], float] = wall_now):
+                 wall: Callable[[], float] = wall_now, damaged: list[Damage] | None = None):
         self.staging = staging
+        self.damaged = damaged if damaged is not None else []   # the app's list (/metrics, /info)
         self.storage = storage
         self.engine = engine
         self.wall = wall
@@ -222,7 +224,7 @@ class UploadService:
     async def _finish(self, up: Upload) -> None:
         """Turn the staged file into one record, then leave a tombstone."""
         d = up.dest
-        source = FileSource(self.staging.data_path(up.id), up.length)
+        source = FileSource(self.staging.data_path(up.id), up.length, up.crc)
         try:
             await self.storage.write_record(d.bucket, d.entry, d.ts_us, up.length, d.content_type,
                                             dict(d.labels), source)
@@ -230,12 +232,23 @@ class UploadService:
             if not self._is_ours(up):
                 raise
             log.info("upload %s: record %s/%s@%d was already written", up.id, d.bucket, d.entry, d.ts_us)
+        except StagedDataDamaged as exc:
+            with trio.CancelScope(shield=True):
+                await self._set_aside(up, str(exc))
+            raise CorruptRecordError(f"Upload '{up.id}': its staged bytes were found damaged on disk ({exc}); "
+                                     "nothing was stored and the upload was set aside: upload the file again") from None
         finally:
             source.close()
         with trio.CancelScope(shield=True):
             await blocking.run_disk(self.staging.mark_complete, up, self.wall())
         self._set_deadline(up)
         log.info("upload %s complete: %d bytes -> %s/%s@%d", up.id, up.length, d.bucket, d.entry, d.ts_us)
+
+    async def _set_aside(self, up: Upload, reason: str) -> None:
+        aside = await blocking.run_disk(self.staging.set_aside, up, f"staged upload {reason}")
+        self.damaged.append(aside)
+        self._forget(up.id)
+        log.error("upload %s: %s", up.id, aside.describe())
 
     def _is_ours(self, up: Upload) -> bool:
         d = up.dest
@@ -284,7 +297,7 @@ async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: 
     for line in report:
         log.warning("uploads: %s", line)
     damaged.extend(staging.damaged)
-    service = UploadService(staging, storage, engine)
+    service = UploadService(staging, storage, engine, damaged=damaged)
     await nursery.start(service.reap_forever)
     nursery.start_soon(service.finish_pending)
     return service

@@ -2,8 +2,9 @@
 
 Owns: the folder layout (``data`` = the bytes received so far, ``state.json`` = the upload's
 row), creating and loading uploads, appending a PATCH's bytes and making them durable, rolling a
-refused chunk back, the limits (largest upload, uploads in progress, staging space) and the
-settings that set them.
+refused chunk back, the running checksum of the staged bytes and checking it (``verify_data``),
+setting a damaged upload aside, the limits (largest upload, uploads in progress, staging space)
+and the settings that set them.
 Must not: import trio, HTTP or services, decide when an upload expires (the service's reaper
 does, on the Trio clock) or write records (the service hands the file to the store).
 
@@ -13,6 +14,14 @@ dir). Bytes past ``offset`` were never acknowledged, so loading (and every new c
 them away: after ``kill -9`` the client resumes exactly at the offset it was last told.
 A folder is published by renaming it from ``.<id>.tmp`` so a crash during creation leaves
 nothing that looks like an upload.
+
+Integrity rule: ``state.json`` also holds ``data_crc32``, the CRC-32 of ``data[0:offset]``,
+carried forward chunk by chunk (no re-read) and saved with the offset it covers. ``data`` is
+the one staged file without a checksum of its own, and it can sit on an SD card for a day;
+``StagedSource`` (the hand-over to the store) checks the CRC as it streams the bytes and fails
+before the record's last byte reaches the store, so a byte that rotted since it was acknowledged
+is never stored as the client's file (the upload is set aside whole instead). ``edge check``
+reads the same CRC (``verify_data``). A state written before this field (``None``) is not checked.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from edge.config import GiB, parse_float, parse_int, parse_size
+from edge.formats.checksum import crc32
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge import durable
 from edge.store import files
@@ -73,6 +83,7 @@ class Upload:
     expires_s: float                   # wall clock; Upload-Expires; extended by every PATCH
     offset: int = 0                    # durable bytes
     state: State = State.CREATED
+    crc: int | None = 0                # CRC-32 of data[0:offset]; None: a state from before the field
 
     @property
     def full(self) -> bool:
@@ -85,6 +96,7 @@ class Upload:
             "state": self.state.value, "metadata": self.metadata, "created_s": self.created_s,
             "expires_s": self.expires_s, "bucket": d.bucket, "entry": d.entry, "ts_us": d.ts_us,
             "content_type": d.content_type, "labels": d.labels,
+            **({} if self.crc is None else {"data_crc32": self.crc}),
         }, separators=(",", ":")).encode()
 
     @classmethod
@@ -93,8 +105,10 @@ class Upload:
         if o.get("version") != FORMAT_VERSION:
             raise ValueError(f"unknown state version {o.get('version')!r}")
         dest = Destination(o["bucket"], o["entry"], int(o["ts_us"]), o["content_type"], dict(o["labels"]))
+        crc = o.get("data_crc32")
         return cls(o["id"], int(o["length"]), dest, o["metadata"], float(o["created_s"]),
-                   float(o["expires_s"]), int(o["offset"]), State(o["state"]))
+                   float(o["expires_s"]), int(o["offset"]), State(o["state"]),
+                   None if crc is None else int(crc))
 
 
 def staged_folders(root: Path, name_ok: Callable[[str], bool], what: str, report: list[str],
@@ -134,6 +148,7 @@ class ChunkWriter:
         self.checksum = checksum
         self.hasher = hashlib.new(checksum.algorithm) if checksum else None
         self.received = 0
+        self.crc = upload.crc   # of data[0:offset + received]
         self.overflow = False   # the client sent more than Upload-Length: keep nothing of this PATCH
         with files.translate_errors():
             self.fd = os.open(staging.data_path(upload.id), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -150,6 +165,8 @@ class ChunkWriter:
         files.append(self.fd, [chunk])
         if self.hasher is not None:
             self.hasher.update(chunk)
+        if self.crc is not None:
+            self.crc = crc32(chunk, self.crc)
         self.received += len(chunk)
 
     def checksum_ok(self) -> bool:
@@ -165,6 +182,7 @@ class ChunkWriter:
         up = self.upload
         if self.received:
             up.offset += self.received
+            up.crc = self.crc
             up.state = advance(up.state, Event.CHUNK)
         up.expires_s = now_s + self.staging.limits.expire_s
         self.staging.save(up)
@@ -218,6 +236,7 @@ class Staging:
         if size < up.offset:   # should not happen (data is synced before state); trust the data
             report.append(f"upload {up.id}: data shorter than its state, offset {up.offset} -> {size}")
             up.offset = size
+            up.crc = None if up.crc is None else file_crc(self.data_path(up.id), size)
             self.save(up)
         elif size > up.offset:
             with files.translate_errors():
@@ -286,6 +305,13 @@ class Staging:
         if files.unlink(self.data_path(up.id)):
             files.fsync_dir(self.folder(up.id))   # the staged copy must not come back after a power cut
 
+    def set_aside(self, up: Upload, reason: str) -> durable.Damage:
+        """Blocking. The upload's staged bytes were found damaged: its folder is set aside whole
+        (never deleted: kept for repair, reported at every start until a human removes it) and
+        the upload is unknown (404) from now on."""
+        self.uploads.pop(up.id, None)
+        return durable.set_aside(self.folder(up.id), reason)
+
     def detach(self, up: Upload, event: Event) -> None:
         """Terminate or expire in memory: from now on the upload is unknown (404), before any I/O."""
         up.state = advance(up.state, event)
@@ -305,6 +331,76 @@ class Staging:
     def remove(self, up: Upload, event: Event) -> None:
         self.detach(up, event)
         self.delete(up.id)
+
+
+class StagedDataDamaged(Exception):
+    """The staged bytes no longer match the CRC saved with their offset (rot since they were acknowledged)."""
+
+
+class StagedSource:
+    """An upload's staged ``data`` as a request-like body (``receive_some``) for the store's write.
+
+    Checks ``data_crc32`` on the way: the read that would hand over the last bytes raises
+    ``StagedDataDamaged`` instead when the CRC of everything read does not match, so the store
+    aborts the record (a body that fails mid-stream is never published) and no damaged byte is
+    stored. The reads run in a worker thread (a cold file may need the disk).
+    """
+
+    def __init__(self, path: os.PathLike[str] | str, length: int, crc: int | None, chunk_bytes: int):
+        with files.translate_errors():
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.pos = 0
+        self.length = length
+        self.want = crc
+        self.crc = 0
+        self.chunk_bytes = chunk_bytes
+
+    def read(self, max_bytes: int) -> bytes:
+        """Blocking: the next bytes, checked at the end."""
+        n = min(max_bytes, self.chunk_bytes, self.length - self.pos)
+        if n <= 0:
+            return b""
+        data = files.pread(self.fd, self.pos, n)
+        if len(data) != n:
+            raise StagedDataDamaged(f"data is shorter than the {self.length} bytes acknowledged")
+        self.pos += n
+        if self.want is not None:
+            self.crc = crc32(data, self.crc)
+            if self.pos == self.length and self.crc != self.want:
+                raise StagedDataDamaged(f"data no longer matches its checksum (crc32 {self.crc:08x}, "
+                                        f"{self.want:08x} when acknowledged)")
+        return data
+
+    def close(self) -> None:
+        files.close(self.fd)
+
+
+def file_crc(path: Path, length: int) -> int:
+    """Blocking: CRC-32 of the first ``length`` bytes of ``path``."""
+    crc, pos = 0, 0
+    with open(path, "rb") as f:
+        while pos < length and (data := f.read(min(1 << 20, length - pos))):
+            crc = crc32(data, crc)
+            pos += len(data)
+    return crc
+
+
+def verify_data(folder: Path) -> str | None:
+    """Blocking, for ``edge check``: why an upload's staged ``data`` is damaged, None when it is
+    not (or cannot be judged: no readable state, a finished upload, a state without the CRC)."""
+    try:
+        got = durable.read_state(folder / STATE_FILE)
+        up = Upload.from_json(got[0]) if got is not None else None
+    except (durable.DamagedStateError, ValueError, KeyError, TypeError, OSError):
+        return None           # the state file's own damage is reported as such
+    if up is None or up.state == State.COMPLETE or up.crc is None:
+        return None
+    size = files.file_size(folder / DATA_FILE)
+    if size is None or size < up.offset:
+        return f"staged upload data shorter than the {up.offset} bytes acknowledged"
+    if file_crc(folder / DATA_FILE, up.offset) != up.crc:
+        return "staged upload data no longer matches its checksum"
+    return None
 
 
 def new_upload_id() -> str:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge import durable
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge.uploads.protocol import Checksum, Destination, Event, State
-from edge.uploads.staging import Limits, Staging, Upload, new_upload_id
+from edge.store import files
+from edge.uploads.staging import (
+    Limits, StagedDataDamaged, StagedSource, Staging, Upload, new_upload_id, verify_data,
+)
 
 DEST = Destination("b", "e", 123, "video/mp4", {"filename": "a.mp4"})
 NOW = 1_000_000.0
@@ -176,3 +182,94 @@ def test_limits_from_env():
 
     with pytest.raises(ConfigError, match="EDGE_UPLOADS_MAX_ACTIVE"):
         Limits.from_env({"EDGE_UPLOADS_MAX_ACTIVE": "0"})
+
+
+# --- the running CRC of the staged bytes (data_crc32) ---------------------------------------------
+
+
+def _read_all(source: StagedSource) -> bytes:
+    out = b""
+    while chunk := source.read(7):
+        out += chunk
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=st.lists(st.lists(st.binary(max_size=40), max_size=4), min_size=1, max_size=5),
+       refused=st.sets(st.integers(0, 4)), cut=st.sets(st.integers(0, 4)))
+def test_crc_follows_every_acknowledged_byte(tmp_path_factory, chunks, refused, cut):
+    """Whatever the PATCHes (several writes each, some refused and rolled back, some cut off and
+    reloaded), the saved CRC is the CRC of data[0:offset], and the hand-over accepts exactly that."""
+    root = tmp_path_factory.mktemp("crc")
+    total = sum(len(c) for patch in chunks for c in patch)
+    staging, _ = open_staging(root)
+    up = new(staging, length=max(total, 1))
+    for i, patch in enumerate(chunks):
+        w = staging.open_chunk(up, None)
+        for c in patch:
+            w.write(c)
+        if i in refused:
+            w.rollback()
+        elif i in cut:              # kill -9 before the commit: the next open drops the tail
+            files.close(w.fd)
+            staging, _ = open_staging(root)
+            up = staging.get(up.id)
+        else:
+            w.commit(NOW)
+        acked = staging.data_path(up.id).read_bytes()[:up.offset]
+        assert up.crc == zlib.crc32(acked)
+        again, _ = open_staging(root)
+        assert again.get(up.id).crc == up.crc
+    src = StagedSource(staging.data_path(up.id), up.offset, up.crc, 5)
+    try:
+        assert len(_read_all(src)) == up.offset
+    finally:
+        src.close()
+
+
+def test_hand_over_refuses_bytes_that_changed_after_they_were_acknowledged(tmp_path):
+    staging, _ = open_staging(tmp_path)
+    up = new(staging, length=20)
+    w = staging.open_chunk(up, None)
+    w.write(b"0123456789abcdefghij")
+    w.commit(NOW)
+    folder = staging.folder(up.id)
+    assert verify_data(folder) is None
+    raw = bytearray(staging.data_path(up.id).read_bytes())
+    raw[11] ^= 1
+    staging.data_path(up.id).write_bytes(bytes(raw))
+    assert "no longer matches its checksum" in verify_data(folder)
+    src = StagedSource(staging.data_path(up.id), up.length, up.crc, 7)
+    try:
+        assert src.read(7) == b"0123456"             # early reads pass: the CRC covers the whole file
+        assert src.read(7) == bytes(raw[7:14])
+        with pytest.raises(StagedDataDamaged, match="no longer matches its checksum"):
+            src.read(7)                               # ...but the last bytes are never handed over
+    finally:
+        src.close()
+    staging.data_path(up.id).write_bytes(bytes(raw[:15]))
+    assert "shorter than the 20 bytes acknowledged" in verify_data(folder)
+    aside = staging.set_aside(up, "test")
+    assert aside.kept_as is not None and not folder.exists()
+    with pytest.raises(NotFoundError):
+        staging.get(up.id)
+
+
+def test_a_state_from_before_the_crc_loads_and_is_not_checked(tmp_path):
+    staging, _ = open_staging(tmp_path)
+    up = new(staging, length=3)
+    w = staging.open_chunk(up, None)
+    w.write(b"abc")
+    w.commit(NOW)
+    state = staging.folder(up.id) / "state.json"
+    doc = json.loads(durable.unseal(state.read_bytes())[0])
+    del doc["data_crc32"]
+    durable.write_state(state, json.dumps(doc).encode())
+    again, _ = open_staging(tmp_path)
+    old = again.get(up.id)
+    assert old.crc is None and "data_crc32" not in json.loads(old.to_json())
+    staging.data_path(up.id).write_bytes(b"abX")
+    assert verify_data(again.folder(up.id)) is None
+    w = again.open_chunk(old, None)     # and it stays unchecked: no CRC can vouch for the old bytes
+    w.commit(NOW)
+    assert old.crc is None
