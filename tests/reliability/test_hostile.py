@@ -17,6 +17,7 @@ import base64
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -414,6 +415,40 @@ def test_the_lockout_cannot_be_aimed_at_an_address_the_attacker_does_not_hold(au
     for _ in range(12):  # the attacker (127.0.0.6, not a trusted proxy) claims to be the victim
         _get(auth_srv, "guess", "127.0.0.6", f"X-Forwarded-For: {victim}\r\n".encode())
     assert _get(auth_srv, "victims-typo", victim) == 401  # not 429: the victim was never blocked
+
+
+def test_forged_addresses_do_not_escape_the_throttle(auth_srv):
+    """A guesser that names a new address in each request is still one address to the throttle."""
+    src = "127.0.0.7"
+    codes = [_get(auth_srv, f"guess-{i}", src, f"X-Forwarded-For: 10.7.0.{i}\r\n".encode()) for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes
+
+
+def test_a_forged_address_cannot_ride_another_clients_link_download(auth_srv):
+    """A one-download link is used up for everyone but the client in the middle of it (its range
+    session is per address, and ranges within it are the same download): naming that client's
+    address in a header must not buy the whole record."""
+    bucket = "linkride"
+    assert requests.post(f"{auth_srv.api}/b/{bucket}", headers=bearer(), timeout=TIMEOUT).status_code == 200
+    payload = bytes(range(256)) * 8
+    assert requests.post(f"{auth_srv.api}/b/{bucket}/cam?ts=1000", data=payload, timeout=TIMEOUT,
+                         headers={**bearer(), "content-type": "application/octet-stream"}).status_code == 200
+    r = requests.post(f"{auth_srv.api}/links/shot.bin", headers=bearer(), timeout=TIMEOUT, json={
+        "bucket": bucket, "entry": "cam", "record_entry": "cam", "record_timestamp": 1000, "max_downloads": 1,
+        "query": {"query_type": "QUERY", "entries": ["cam"]}, "expire_at": int(time.time()) + 600})
+    assert r.status_code == 200, r.headers
+    parts = urllib.parse.urlsplit(r.json()["link"])
+    target = (parts.path + "?" + parts.query).encode()
+
+    def get(source: str, extra: bytes = b"") -> bytes:
+        return exchange(auth_srv, b"GET " + target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + extra
+                        + b"\r\n", source)
+
+    victim = "127.0.0.8"
+    assert status(get(victim, b"Range: bytes=0-99\r\n")) == 206  # the victim's download starts
+    stolen = get("127.0.0.9", f"X-Forwarded-For: {victim}\r\nRange: bytes=0-2047\r\n".encode())
+    assert status(stolen) == 404 and payload not in stolen, stolen[:300]
+    assert status(get(victim, b"Range: bytes=100-199\r\n")) == 206  # the victim's session goes on
 
 
 # --- 5. rate limits -------------------------------------------------------------------------------
