@@ -18,7 +18,10 @@ on the loop: the store's appends (one writev into the page cache per request chu
 later by the group commit in a thread), preads of up to 1 MiB, stat calls, in-memory work.
 Engine objects are not thread-safe: a function run here may read files through fds it owns (a
 dup) or paths, never mutate engine state; split such work into an in-memory step on the loop and
-a file step here (see ``Engine.detach_bucket``).
+a file step here (``Engine.detach_bucket``/``reserve_bucket``, ``Bucket.entry_files_step``,
+``StateWriter`` for the registries). Start-up opens the rooms before anything is served; the
+store's recovery runs here. ``tests/server/test_slow_disk.py`` checks the rule with every fsync
+slowed: none may run on the event loop once the server listens.
 
 Cancellation. ``run_disk``, ``run_commit`` and ``run_cpu`` use ``abandon_on_cancel=False``: a
 cancelled caller waits until the thread has finished, then sees the Cancelled. Why: an abandoned
@@ -37,13 +40,17 @@ deletion, an upload's commit) never delays the fdatasync every acknowledged writ
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
 import time
+import traceback
 from typing import Callable, TypeVar
 
 import trio
 
 T = TypeVar("T")
+log = logging.getLogger("edge.blocking")
 
 DISK_THREADS = 4
 CPU_THREADS = 2
@@ -102,7 +109,8 @@ _real_fdatasync = getattr(os, "fdatasync", None)
 def slow_down_fsync(ms: float) -> None:
     """TEST ONLY (``EDGE_TEST_SLOW_FSYNC_MS``): every ``os.fsync``/``os.fdatasync`` in this process
     sleeps ``ms`` first, like a slow SD card. A blocking call left on the event loop then stalls
-    every request by that much (tests/test_blocking.py measures it). 0 restores the real calls."""
+    every request by that much (tests/server/test_slow_disk.py measures it), and is logged as
+    ``fsync on the event loop`` with its callers. 0 restores the real calls."""
     if ms <= 0:
         os.fsync = _real_fsync
         if _real_fdatasync is not None:
@@ -113,6 +121,10 @@ def slow_down_fsync(ms: float) -> None:
     def slowed(real: Callable[[int], None]) -> Callable[[int], None]:
         @functools.wraps(real)
         def call(fd: int) -> None:
+            if threading.current_thread() is threading.main_thread():
+                where = [f"{f.filename.rpartition('/edge/')[2] or f.filename}:{f.lineno} {f.name}"
+                         for f in traceback.extract_stack(limit=8)[:-1]]
+                log.warning("fsync on the event loop: %s", " <- ".join(reversed(where)))
             time.sleep(delay)
             real(fd)
         return call

@@ -207,6 +207,9 @@ class Config:
     system_events_queue: int = 10_000                  # EDGE_SYSTEM_EVENTS_QUEUE: events waiting, then dropped
     audit_flush_s: float = 5.0                         # EDGE_AUDIT_FLUSH_S: audit aggregation window
     usage_interval_s: float = 60.0                     # EDGE_USAGE_INTERVAL_S: usage statistics period
+    # TEST ONLY (EDGE_TEST_SLOW_FSYNC_MS): every fsync/fdatasync sleeps this long first, like a slow
+    # card (edge.blocking.slow_down_fsync; tests/server/test_slow_disk.py). Never set it in production.
+    test_slow_fsync_ms: float = 0.0
     # Everything else the process was given, for the rooms that read their own variables
     # (provisioning RS_TOKEN_*/RS_BUCKET_*/RS_REPLICATION_*, EDGE_SMTP_*, ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -347,6 +350,8 @@ class Config:
             values["link_default_days"] = parse_int(get("EDGE_LINK_DEFAULT_DAYS", ""), "EDGE_LINK_DEFAULT_DAYS", 1)
         if get("EDGE_RECEIPT_TO", "").strip():
             values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
+        if get("EDGE_TEST_SLOW_FSYNC_MS", "").strip():
+            values["test_slow_fsync_ms"] = parse_float(get("EDGE_TEST_SLOW_FSYNC_MS", ""), "EDGE_TEST_SLOW_FSYNC_MS")
         values["default_bucket"] = _bucket_defaults(env)
         values.update(_system_events(env))
         values["engine_limits"] = _engine_limits(env)

@@ -154,6 +154,10 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     log.info("edge %s starting; data in %s; crc32 by %s", __version__, config.data_path, checksum.IMPLEMENTATION)
     for line in config.describe():
         log.debug("setting %s", line)
+    if config.test_slow_fsync_ms:
+        log.warning("EDGE_TEST_SLOW_FSYNC_MS=%s: every fsync sleeps first (a test knob, never for real data)",
+                    config.test_slow_fsync_ms)
+        blocking.slow_down_fsync(config.test_slow_fsync_ms)
     engine = await blocking.run_disk(_open_engine, config)
     for line in engine.recovery_report:
         log.warning("recovery: %s", line)

@@ -28,6 +28,7 @@ SERIAL_FILES = (
     "tests/powerloss/",
     "tests/reliability/test_abuse.py",
     "tests/server/test_scale_bounds.py",
+    "tests/server/test_slow_disk.py",
     "tests/packaging/test_binary_smoke.py",
 )
 

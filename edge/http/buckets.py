@@ -33,7 +33,7 @@ async def head_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
 async def create_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     authorize(req, ctx, FullAccess())
     changes = settings_changes_from_wire(await read_json(req, allow_empty=True))
-    ctx.engine.create_bucket(bucket, ctx.engine.defaults.merged(**changes))
+    await ctx.storage.create_bucket(bucket, ctx.engine.defaults.merged(**changes))
     return empty_response()
 
 

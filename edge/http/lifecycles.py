@@ -46,13 +46,13 @@ async def update_lifecycle(req: Request, ctx: AppContext, name: str) -> Response
 async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
     _service(ctx).get(name)
-    _service(ctx).set_mode(name, await read_mode(req, MODES))
+    await _service(ctx).set_mode(name, await read_mode(req, MODES))
     return empty_response()
 
 
 async def remove_lifecycle(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    _service(ctx).remove(name)
+    await _service(ctx).remove(name)
     return empty_response()
 
 

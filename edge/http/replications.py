@@ -49,13 +49,13 @@ MODES = ("enabled", "paused", "disabled")
 async def set_mode(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
     _service(ctx).get(name)
-    _service(ctx).set_mode(name, await read_mode(req, MODES))
+    await _service(ctx).set_mode(name, await read_mode(req, MODES))
     return empty_response()
 
 
 async def remove_replication(req: Request, ctx: AppContext, name: str) -> Response:
     authorize(req, ctx, FullAccess())
-    _service(ctx).remove(name)
+    await _service(ctx).remove(name)
     return empty_response()
 
 

@@ -166,7 +166,7 @@ class BatchWriter:
         run = _Run(name)
         await run.stack.enter_async_context(self.storage.entry_lock(self.bucket_name, name))
         try:
-            run.entry = self.bucket.get_or_create_entry(name)
+            run.entry = await self.storage.open_entry(self.bucket, name)
         except EdgeError as exc:
             run.error = exc
         return run

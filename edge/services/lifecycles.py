@@ -31,6 +31,7 @@ from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, 
 from ..query.select import is_meta, select_entries
 from ..query.when import compile_when
 from ..query.when.values import parse_duration
+from .. import blocking
 from .. import durable
 from ..store import files
 
@@ -172,6 +173,7 @@ class LifecycleService:
         self.unreadable: dict[str, tuple[str, dict | None]] = {}
         self.damage: durable.Damage | None = None
         self.nursery: trio.Nursery | None = None
+        self._writer = blocking.StateWriter(self._snapshot, self._write_file)
 
     # --- registry ---------------------------------------------------------------------------
 
@@ -218,18 +220,28 @@ class LifecycleService:
         for name, lc in self.lifecycles.items():
             if lc.provisioned and name not in wanted:
                 lc.provisioned = False
-        self._save()
+        self._save_now()
         return lines
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
+        """Write the registry in a worker thread (edge.blocking), newest state last."""
+        await self._writer.save()
+
+    def _save_now(self) -> None:   # start-up, before anything is served
+        self._write_file(self._snapshot())
+
+    def _write_file(self, data: bytes) -> None:
+        with files.translate_errors():
+            durable.write_state(self.path, data, mode=0o644)
+
+    def _snapshot(self) -> bytes:
         docs = []
         for lc in self.lifecycles.values():
             doc = {"name": lc.name, "provisioned": lc.provisioned, "settings": lc.settings,
                    "last_run": _rfc3339(lc.last_run)}
             docs.append(doc if lc.damaged is None else durable.suspect_record(lc.name, lc.damaged, doc))
         docs += [durable.suspect_record(n, reason, doc) for n, (reason, doc) in self.unreadable.items()]
-        with files.translate_errors():
-            durable.write_state(self.path, json.dumps({"lifecycles": docs}, indent=1).encode(), mode=0o644)
+        return json.dumps({"lifecycles": docs}, indent=1).encode()
 
     def get(self, name: str) -> Lifecycle:
         lc = self.lifecycles.get(name)
@@ -259,7 +271,7 @@ class LifecycleService:
             raise AlreadyExistsError(f"Lifecycle '{name}' already exists")
         lc = Lifecycle(name, self._parse(name, doc), False)
         self.lifecycles[name] = lc
-        self._save()
+        await self._save()
         await self.nursery.start(self.run_lifecycle, lc)
 
     async def update(self, name: str, doc: Any) -> None:
@@ -267,7 +279,7 @@ class LifecycleService:
             lc = Lifecycle(name, self._parse(name, doc), False)
             self.lifecycles[name] = lc
             del self.unreadable[name]
-            self._save()
+            await self._save()
             await self.nursery.start(self.run_lifecycle, lc)
             return
         lc = self.get(name)
@@ -275,24 +287,24 @@ class LifecycleService:
             raise ConflictError(f"Can't update provisioned lifecycle '{name}'")
         lc.settings = self._parse(name, doc)
         lc.damaged = None
-        self._save()
+        await self._save()
         if lc.scope is not None:
             lc.scope.cancel()
         await self.nursery.start(self.run_lifecycle, lc)
 
-    def set_mode(self, name: str, mode: str) -> None:
+    async def set_mode(self, name: str, mode: str) -> None:
         lc = self.get(name)
         changed = lc.settings["mode"] != mode
         lc.settings = {**lc.settings, "mode": mode}
         lc.damaged = None   # a human looked at it and chose
-        self._save()
+        await self._save()
         if changed:
             lc.wake.set()   # enabling (or dry_run) runs a pass at once
 
-    def remove(self, name: str) -> None:
+    async def remove(self, name: str) -> None:
         if name in self.unreadable:
             del self.unreadable[name]
-            self._save()
+            await self._save()
             return
         lc = self.get(name)
         if lc.provisioned:
@@ -300,7 +312,7 @@ class LifecycleService:
         if lc.scope is not None:
             lc.scope.cancel()
         del self.lifecycles[name]
-        self._save()
+        await self._save()
 
     def list_info(self) -> list[dict]:
         lost = [{"name": n, "is_provisioned": False, "is_running": False, "type": (doc or {}).get("settings", {}).get("type"),
@@ -372,7 +384,8 @@ class LifecycleService:
             lc.stats["last_matched"] = matched
             lc.stats["last_removed"] = removed
             lc.stats["total_removed"] += removed
-            self._save()
+            with trio.CancelScope(shield=True):   # a pass that ran is recorded, even at shutdown
+                await self._save()
             if self.events is not None:
                 self.events.lifecycle_run(lc.name, s["type"], s["bucket"], time.monotonic() - started,
                                           removed if s["mode"] == "enabled" else matched, len(blocks), last_ts,

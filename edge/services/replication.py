@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import zlib
 from collections import deque
@@ -48,6 +49,7 @@ from ..replication.diagnostics import Diagnostics
 from ..replication.log import UPDATE, WRITE, Event, ReplicationLog
 from ..replication.log import sweep as sweep_logs
 from ..replication.settings import ReplicationSettings, parse_env_replications, parse_settings, to_record, to_wire
+from .. import blocking
 from .. import durable
 from ..store import files
 
@@ -278,7 +280,7 @@ class Replication:
             if not run:
                 break
             if run[0].kind == WRITE:
-                used, nbytes, send = self._prepare_writes(run)
+                used, nbytes, send = await self._prepare_writes(run)
                 payload += nbytes
             else:
                 used, send = len(run), self._updates_sender(run)
@@ -312,7 +314,7 @@ class Replication:
         return (f"/api/v1/b/{quote(self.settings.dst_bucket, safe='')}/"
                 f"{quote(self.settings.dst_entry(entry), safe='/$')}/batch")
 
-    def _prepare_writes(self, run: list[Event]) -> tuple[int, int, Send | None]:
+    async def _prepare_writes(self, run: list[Event]) -> tuple[int, int, Send | None]:
         """Read and verify a prefix of ``run`` for one POST batch: (events consumed, payload bytes,
         the coroutine function that sends it on a client, or None if nothing is left to send)."""
         try:
@@ -330,9 +332,13 @@ class Replication:
                 # Verify before the first byte leaves: a record whose payload fails its CRC is
                 # reported and skipped, never sent as good and never retried forever.
                 payload = b"".join(entry.read_payload(ref)) if ref.size <= VERIFY_INLINE_BYTES else None
-                if payload is None:
-                    for _ in entry.read_payload(ref):
-                        pass
+                if payload is None:   # a big one is checked in a worker thread, through its own fd
+                    fd, _ = entry.payload_fd(ref)
+                    try:
+                        await blocking.run_cpu(entry.verify_payload, fd, ref)
+                    finally:
+                        os.close(fd)
+                await trio.sleep(0)   # a batch reads up to MAX_BYTES: let requests in between records
             except NotFoundError:
                 self.skipped += 1   # removed (or evicted) before we could send it
                 continue
@@ -452,6 +458,7 @@ class ReplicationService:
         self.unreadable: dict[str, tuple[str, dict | None]] = {}
         self.damage: durable.Damage | None = None
         self.nursery: trio.Nursery | None = None
+        self._writer = blocking.StateWriter(self._snapshot, self._write_file)
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -503,21 +510,27 @@ class ReplicationService:
                 rep.provisioned = False
                 lines.append(f"Replication '{name}' is no longer provisioned")
             lines += [f"replication '{name}' transaction log: {line}" for line in rep.log.report]
-        self._save()
+        self._write_file(self._snapshot())   # start-up, before anything is served
         keep = {quote(n, safe="") for n in [*self.replications, *self.unreadable]}
         for folder in ([] if self.damage is not None else sweep_logs(self.logs_dir, keep)):
             lines.append(f"removed the transaction log {folder} of a replication that no longer exists")
         return lines
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
+        """Write the registry in a worker thread (edge.blocking), newest state last."""
+        await self._writer.save()
+
+    def _write_file(self, data: bytes) -> None:
+        with files.translate_errors():
+            durable.write_state(self.registry_path, data, mode=0o644)
+
+    def _snapshot(self) -> bytes:
         docs = []
         for r in self.replications.values():
             doc = {"name": r.name, "provisioned": r.provisioned, "settings": to_record(r.settings)}
             docs.append(doc if r.damaged is None else durable.suspect_record(r.name, r.damaged, doc))
         docs += [durable.suspect_record(n, reason, doc) for n, (reason, doc) in self.unreadable.items()]
-        with files.translate_errors():
-            durable.write_state(self.registry_path, json.dumps({"replications": docs}, indent=1).encode(),
-                                mode=0o644)
+        return json.dumps({"replications": docs}, indent=1).encode()
 
     # --- hooks (synchronous, before the write is acknowledged) -----------------------------
 
@@ -601,19 +614,19 @@ class ReplicationService:
             raise AlreadyExistsError(f"Replication '{name}' already exists")
         settings = parse_settings(doc)
         self._validate(name, settings)
-        rep = Replication(self, name, settings, False, self._open_log(name))
+        rep = Replication(self, name, settings, False, await blocking.run_disk(self._open_log, name))
         self.replications[name] = rep
-        self._save()
+        await self._save()
         await self.nursery.start(rep.run)
 
     async def update(self, name: str, doc: Any) -> None:
         if name in self.unreadable:   # lost settings, set again: a new replication over its old log
             settings = parse_settings(doc)
             self._validate(name, settings)
-            rep = Replication(self, name, settings, False, self._open_log(name))
+            rep = Replication(self, name, settings, False, await blocking.run_disk(self._open_log, name))
             self.replications[name] = rep
             del self.unreadable[name]
-            self._save()
+            await self._save()
             await self.nursery.start(rep.run)
             return
         rep = self.get(name)
@@ -625,25 +638,25 @@ class ReplicationService:
         if rep.scope is not None:
             rep.scope.cancel()
         if settings.src_bucket != old.src_bucket:   # old events name records of another bucket
-            rep.log.destroy()
-            rep.log = self._open_log(name)
+            await blocking.run_disk(rep.log.destroy)
+            rep.log = await blocking.run_disk(self._open_log, name)
         rep.apply(settings)
         rep.damaged = None
-        self._save()
+        await self._save()
         await self.nursery.start(rep.run)
 
-    def set_mode(self, name: str, mode: str) -> None:
+    async def set_mode(self, name: str, mode: str) -> None:
         rep = self.get(name)
         rep.settings = rep.settings.with_mode(mode)
         rep.damaged = None   # a human looked at it and chose
-        self._save()
+        await self._save()
         rep.wake()
 
-    def remove(self, name: str) -> None:
+    async def remove(self, name: str) -> None:
         if name in self.unreadable:
             del self.unreadable[name]
-            self._open_log(name).destroy()
-            self._save()
+            await blocking.run_disk(lambda: self._open_log(name).destroy())
+            await self._save()
             return
         rep = self.get(name)
         if rep.provisioned:
@@ -651,8 +664,8 @@ class ReplicationService:
         if rep.scope is not None:
             rep.scope.cancel()
         del self.replications[name]
-        rep.log.destroy()
-        self._save()
+        await blocking.run_disk(rep.log.destroy)
+        await self._save()
 
     def list_info(self) -> list[dict]:
         lost = [{"name": n, "mode": "paused", "is_active": False, "is_provisioned": False, "pending_records": 0,

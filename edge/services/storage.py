@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, Protocol
 
 import trio
 
+from .. import blocking
 from ..errors import BadRequestError
 from .commit import Flusher
 
@@ -49,6 +50,7 @@ class StorageService:
         self.merges_hook_durability = True
         self.records_written = 0
         self.bytes_written = 0
+        self._creating_entries = trio.Lock()   # one entry's files at a time (shared parents, markers)
 
     @asynccontextmanager
     async def entry_lock(self, bucket: str, entry: str) -> AsyncIterator[None]:
@@ -65,6 +67,27 @@ class StorageService:
             if self._lock_users[key] == 0:  # keep the table as small as the set of active writers
                 del self._lock_users[key]
                 del self._locks[key]
+
+    async def open_entry(self, bucket: Any, name: str) -> Any:
+        """``bucket.get_or_create_entry(name)``, a new entry's folders and marker made (and
+        fsynced) in a worker thread first: a new entry costs three fsyncs, never on the loop."""
+        if name not in bucket.entries:
+            async with self._creating_entries:
+                step = bucket.entry_files_step(name)
+                if step is not None:
+                    await blocking.run_disk(step)
+        return bucket.get_or_create_entry(name)
+
+    async def create_bucket(self, name: str, settings: Any, *, system: bool = False) -> Any:
+        """``engine.create_bucket`` (``create_system_bucket`` with ``system``) with the folder and
+        settings file written (and fsynced) in a worker thread."""
+        bucket, write_files = self.engine.reserve_bucket(name, settings, system=system)
+        try:
+            await blocking.run_disk(write_files)
+        except BaseException:
+            self.engine.removed(name)
+            raise
+        return self.engine.add_bucket(bucket)
 
     def notify_new_data(self) -> None:
         self.new_data.set()
@@ -95,7 +118,7 @@ class StorageService:
         """Write one record from a streamed body; returns once it is durable."""
         bucket = self.engine.get_bucket(bucket_name)
         async with self.entry_lock(bucket_name, entry_name):
-            entry = bucket.get_or_create_entry(entry_name)
+            entry = await self.open_entry(bucket, entry_name)
             if before_write is not None:
                 before_write(entry)
             writer = entry.begin_write(ts_us, length, content_type, labels)

@@ -267,12 +267,12 @@ class SystemEvents:
             bucket.is_provisioned = True
             bucket.update_settings(settings)
 
-    def _system_bucket(self) -> Any:
+    async def _system_bucket(self) -> Any:
         try:
             return self.engine.get_bucket(SYSTEM_BUCKET)
         except NotFoundError:
             log.info("creating the %s bucket (FIFO quota %d bytes)", SYSTEM_BUCKET, self.config.system_events_quota_size)
-            return self.engine.create_system_bucket(SYSTEM_BUCKET, self._bucket_settings())
+            return await self.storage.create_bucket(SYSTEM_BUCKET, self._bucket_settings(), system=True)
 
     def _take(self) -> list[SystemEvent]:
         with self._lock:
@@ -307,7 +307,7 @@ class SystemEvents:
     async def _write(self, events: list[SystemEvent]) -> None:
         self.queued_high = max(self.queued_high, len(events))
         try:
-            bucket = self._system_bucket()
+            bucket = await self._system_bucket()
         except EdgeError as exc:
             self.write_failures += len(events)
             self._warn(f"cannot create {SYSTEM_BUCKET}: {exc.message}")
@@ -333,7 +333,7 @@ class SystemEvents:
     async def _write_entry(self, bucket: Any, name: str, batch: Iterable[SystemEvent]) -> Any:
         async with self.storage.entry_lock(SYSTEM_BUCKET, name):
             try:
-                entry = bucket.get_or_create_entry(name)
+                entry = await self.storage.open_entry(bucket, name)
             except EdgeError as exc:
                 self.write_failures += len(list(batch))
                 self._warn(f"cannot open {SYSTEM_BUCKET}/{name}: {exc.message}")

@@ -23,8 +23,9 @@ import heapq
 import itertools
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 from edge.errors import (
     AlreadyExistsError,
@@ -204,13 +205,21 @@ class Bucket:
                 self._create_entry(n)
         return self.entries[name]
 
+    def entry_files_step(self, name: str) -> Callable[[], None] | None:
+        """The file part of creating entry ``name`` (and its missing parents), or None if it
+        exists: its folders and markers, fsynced. It touches no bucket state, so the server runs
+        it in a worker thread (edge.blocking) before ``get_or_create_entry``, which then finds
+        the files and only registers the entries."""
+        if name in self.entries:
+            return None
+        check_entry_name(name)
+        dirs = [self.path / n for n in [*parents_of(name), name] if n not in self.entries]
+        return partial(_make_entry_files, dirs)
+
     def _create_entry(self, name: str) -> Entry:
         entry = Entry(self, name)
-        files.make_dirs(entry.dir)   # durable: the parent of each created folder is fsynced
-        # the marker keeps an entry without blocks (an implicit parent) across restarts
-        if files.file_size(entry.dir / MARKER) is None:
-            files.write_state(entry.dir / MARKER, MARKER_PAYLOAD)
-            entry._disk_delta(files.file_size(entry.dir / MARKER) or 0)   # a file of the entry, as at load
+        _make_entry_files([entry.dir])   # nothing left to do if entry_files_step ran
+        entry._disk_delta(files.file_size(entry.dir / MARKER) or 0)   # a file of the entry, as at load
         self.entries[name] = entry
         self._fifo_note(entry)
         return entry
@@ -380,3 +389,11 @@ class Bucket:
     def close(self) -> None:
         for entry in self.entries.values():
             entry.close()
+
+
+def _make_entry_files(dirs: list[Path]) -> None:
+    for d in dirs:
+        files.make_dirs(d)   # durable: the parent of each created folder is fsynced
+        # the marker keeps an entry without blocks (an implicit parent) across restarts
+        if files.file_size(d / MARKER) is None:
+            files.write_state(d / MARKER, MARKER_PAYLOAD)

@@ -6,7 +6,8 @@ report, the shared fd cache and index cache, the engine-wide limits of the write
 storage cap ``RS_ENGINE_MAX_STORAGE_SIZE`` over every bucket's files, the free-space reserve)
 and the free-space probe, the automatic default quota, statistics.
 Must not: call the OS except through ``files``, import trio or HTTP. Single-threaded: only
-``Durability.sync()`` and the file step ``detach_bucket`` returns may run in another thread.
+``Durability.sync()`` and the file steps ``detach_bucket``/``reserve_bucket`` return may run in
+another thread.
 
 Limits, checked by ``check_room`` before anything of a record is written (after the bucket's
 own quota, so a FIFO bucket evicts first): the sum of every bucket's files plus what writers in
@@ -56,7 +57,7 @@ class Engine:
         self.unsynced = files.UnsyncedFolders()  # removals the next group commit makes durable
         self.torn = TornFiles(limits.torn_keep_size)  # torn tails kept by recovery, bounded
         self.buckets: dict[str, Bucket] = {}
-        self.removing: set[str] = set()  # detached buckets whose folders are being deleted
+        self.reserved: dict[str, str] = {}  # name -> "created"/"removed": its files are being written/deleted
         self.recovery_report: list[str] = []
         self.damaged: list[durable.Damage] = []   # state files found damaged (and set aside) at load
         self.stats: Counter[str] = Counter()
@@ -169,15 +170,40 @@ class Engine:
         return self._create(name, settings, provisioned=True)
 
     def _create(self, name: str, settings: BucketSettings, *, provisioned: bool) -> Bucket:
+        bucket, write_files = self._reserve(name, settings, provisioned=provisioned)
+        try:
+            write_files()
+        finally:
+            self.reserved.pop(name, None)
+        return self.add_bucket(bucket)
+
+    def reserve_bucket(self, name: str, settings: BucketSettings, *, system: bool = False
+                       ) -> tuple[Bucket, Callable[[], None]]:
+        """``create_bucket`` in two steps, for the server: checks the name, reserves it and returns
+        the new bucket (not yet visible) and its file step (folder + settings.json, fsynced; it
+        touches no engine state, so it may run in a worker thread). Then ``add_bucket(bucket)``,
+        or ``removed(name)`` if the file step failed. ``system``: as ``create_system_bucket``."""
+        if system:
+            if not _SYSTEM_NAME.fullmatch(name):
+                raise InvalidInputError(f"'{name}' is not a system bucket name")
+        else:
+            check_bucket_name(name)
+        return self._reserve(name, settings, provisioned=system)
+
+    def _reserve(self, name: str, settings: BucketSettings, *, provisioned: bool) -> tuple[Bucket, Callable[[], None]]:
         if name in self.buckets:
             raise AlreadyExistsError(f"Bucket '{name}' already exists")
-        self._check_not_removing(name)
+        self._check_not_reserved(name)
         if settings.quota_size == AUTO_QUOTA_SIZE:
             settings = settings.merged(quota_size=max(0, self.defaults.quota_size))
         bucket = Bucket(self, name, settings, provisioned)
-        files.make_dirs(bucket.path)
-        bucket.save()
-        self.buckets[name] = bucket
+        self.reserved[name] = "created"
+        return bucket, partial(_write_bucket_files, bucket)
+
+    def add_bucket(self, bucket: Bucket) -> Bucket:
+        """The file step of ``reserve_bucket`` succeeded: the bucket is visible."""
+        self.reserved.pop(bucket.name, None)
+        self.buckets[bucket.name] = bucket
         return bucket
 
     def remove_bucket(self, name: str) -> None:
@@ -203,23 +229,24 @@ class Engine:
         self.disk_usage -= bucket.disk_usage
         self.due -= bucket._due
         del self.buckets[name]
-        self.removing.add(name)
+        self.reserved[name] = "removed"
         return partial(files.remove_tree, path)  # the data folder is synced before it returns
 
     def removed(self, name: str) -> None:
-        """The file step of ``detach_bucket(name)`` succeeded: the name is free again."""
-        self.removing.discard(name)
+        """The file step of ``detach_bucket(name)`` succeeded (or that of ``reserve_bucket``
+        failed): the name is free again."""
+        self.reserved.pop(name, None)
 
-    def _check_not_removing(self, name: str) -> None:
-        if name in self.removing:
-            raise ConflictError(f"Bucket '{name}' is being removed")
+    def _check_not_reserved(self, name: str) -> None:
+        if name in self.reserved:
+            raise ConflictError(f"Bucket '{name}' is being {self.reserved[name]}")
 
     def rename_bucket(self, old: str, new: str) -> None:
         bucket = self.get_bucket(old)
         check_bucket_name(new)
         if new in self.buckets:
             raise AlreadyExistsError(f"Bucket '{new}' already exists")
-        self._check_not_removing(new)
+        self._check_not_reserved(new)
         for entry in bucket.entries.values():
             # Inline (renames are rare): records finished by a batch still in flight are on the
             # disk before their paths change and the entry forgets its recent flushes.
@@ -245,3 +272,8 @@ class Engine:
             recovery_lines=len(self.recovery_report),
         )
         return out
+
+
+def _write_bucket_files(bucket: Bucket) -> None:
+    files.make_dirs(bucket.path)
+    bucket.save()

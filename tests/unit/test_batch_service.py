@@ -102,6 +102,9 @@ class FakeStorage:
         self.locks.append(entry)
         yield
 
+    async def open_entry(self, bucket, name):
+        return bucket.get_or_create_entry(name)
+
     def after_write(self, bucket, entry, records):
         self.written.append((entry, [r[0] for r in records]))
 
