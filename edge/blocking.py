@@ -45,9 +45,12 @@ import os
 import threading
 import time
 import traceback
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import trio
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 T = TypeVar("T")
 log = logging.getLogger("edge.blocking")
@@ -118,9 +121,9 @@ def slow_down_fsync(ms: float) -> None:
         return
     delay = ms / 1000.0
 
-    def slowed(real: Callable[[int], None]) -> Callable[[int], None]:
+    def slowed(real: Callable[[FileDescriptorLike], None]) -> Callable[..., None]:  # (os.fsync: "fd" by name too)
         @functools.wraps(real)
-        def call(fd: int) -> None:
+        def call(fd: FileDescriptorLike) -> None:
             if threading.current_thread() is threading.main_thread():
                 where = [f"{f.filename.rpartition('/edge/')[2] or f.filename}:{f.lineno} {f.name}"
                          for f in traceback.extract_stack(limit=8)[:-1]]

@@ -264,9 +264,9 @@ class Config:
         if get("RS_HOST"):
             values["host"] = get("RS_HOST", "").strip()
         if get("RS_PORT"):
-            values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
-            if not 0 <= int(values["port"]) <= 65535:  # type: ignore[arg-type]
-                raise ConfigError(f"RS_PORT: {values['port']} is not a TCP port")
+            port = values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"RS_PORT: {port} is not a TCP port")
         if get("EDGE_PORT_FILE", "").strip():
             values["port_file"] = get("EDGE_PORT_FILE", "").strip()
         values["api_token"] = get("RS_API_TOKEN", "")

@@ -431,7 +431,8 @@ def load_json_dir(directory: Path, parse: Callable[[str, Any], T], skipped: Call
             continue
         if path.suffix != ".json" or (names is not None and not names.fullmatch(path.stem)):
             continue
-        rec, damage, _ = load_state(path, lambda raw, stem=path.stem: parse(stem, json.loads(raw)))
+        stem = path.stem   # load_state calls the parser before returning
+        rec, damage, _ = load_state(path, lambda raw: parse(stem, json.loads(raw)))
         if damage is not None:
             skipped(path, DamagedStateError(damage.describe()))
             if damaged is not None:

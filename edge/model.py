@@ -36,9 +36,15 @@ class BucketSettings:
     max_block_size: int = DEFAULT_MAX_BLOCK_SIZE
     max_block_records: int = DEFAULT_MAX_BLOCK_RECORDS
 
-    def merged(self, **changes: object) -> "BucketSettings":
+    def merged(self, *, quota_type: QuotaType | None = None, quota_size: int | None = None,
+               max_block_size: int | None = None, max_block_records: int | None = None) -> "BucketSettings":
         """A copy with the given fields replaced; ``None`` values mean "keep"."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return replace(
+            self,
+            quota_type=self.quota_type if quota_type is None else quota_type,
+            quota_size=self.quota_size if quota_size is None else quota_size,
+            max_block_size=self.max_block_size if max_block_size is None else max_block_size,
+            max_block_records=self.max_block_records if max_block_records is None else max_block_records)
 
 
 @dataclass(frozen=True)

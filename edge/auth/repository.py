@@ -22,6 +22,7 @@ inactivity rule works) and written with the next mutation or by ``save_access_ti
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -354,7 +355,7 @@ class TokenRepository:
 
     # --- provisioning (§2.1, §16.2) ---------------------------------------------------------
 
-    def provision(self, env: Mapping[str, str], now: datetime) -> list[str]:
+    def provision(self, env: Mapping[str, str], now: datetime) -> builtins.list[str]:
         """Apply ``RS_API_TOKEN`` / ``RS_INIT_API_TOKEN`` / ``RS_TOKEN_<ID>_*`` from ``env``.
 
         Returns human log lines (names only). Bad values raise ``ConfigError`` naming the
@@ -370,18 +371,18 @@ class TokenRepository:
 
         tokens = dict(self._tokens)
         secrets_by_name: dict[str, str] = {}
-        lines: list[str] = []
+        lines: builtins.list[str] = []
         for name, (secret, perms, expires_at) in wanted.items():
             old = tokens.get(name)
-            keep_created = old is not None and verify_secret(secret, old.secret_hash)
+            kept = old if old is not None and verify_secret(secret, old.secret_hash) else None
             tokens[name] = Token(
                 name=name,
-                created_at=old.created_at if keep_created else now,
+                created_at=kept.created_at if kept else now,
                 permissions=perms,
-                secret_hash=old.secret_hash if keep_created else hash_secret(secret),
+                secret_hash=kept.secret_hash if kept else hash_secret(secret),
                 is_provisioned=True,
                 expires_at=expires_at,
-                last_access=old.last_access if keep_created else None,
+                last_access=kept.last_access if kept else None,
             )
             secrets_by_name[name] = secret
             lines.append(f"Provisioned token '{name}'")

@@ -13,7 +13,14 @@ platforms without an ``isal`` wheel.
 from __future__ import annotations
 
 import zlib
+from typing import Protocol
 
+
+class Crc32(Protocol):
+    def __call__(self, data: bytes | bytearray | memoryview, value: int = 0, /) -> int: ...
+
+
+_fast_crc32: Crc32 | None
 try:
     from isal.isal_zlib import crc32 as _fast_crc32
     _why_not = ""
@@ -21,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the platform's wheel
     _fast_crc32 = None
     _why_not = f" (isal: {exc})"
 
-crc32 = _fast_crc32 if _fast_crc32 is not None else zlib.crc32
+crc32: Crc32 = _fast_crc32 if _fast_crc32 is not None else zlib.crc32
 IMPLEMENTATION = "isal" if _fast_crc32 is not None else "zlib" + _why_not
 
 assert crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value: both implementations agree

@@ -344,7 +344,7 @@ async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, 
 
 
 async def _tar_body(layout: TarLayout, rp: RangePlan, matches: list[Any],
-                    entries: dict[str, Any]) -> AsyncIterator[bytes | FileSegment]:
+                    entries: dict[str, Any]) -> AsyncIterator[bytes | memoryview | FileSegment]:
     for piece in rp.pieces():
         if isinstance(piece, bytes):
             yield piece

@@ -25,7 +25,7 @@ its pread loop and the result is dropped.
 from __future__ import annotations
 
 import os
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import trio
 
@@ -116,7 +116,7 @@ class _Check:
             raise error
 
 
-async def payload_body(entry: Any, ref: Any) -> AsyncIterator[bytes | memoryview | FileSegment]:
+async def payload_body(entry: Any, ref: Any) -> AsyncGenerator[bytes | memoryview | FileSegment, None]:
     """``ref``'s whole payload; raises ``CorruptRecordError`` (or a storage error) before its end
     if the crc does not match. Close it (``aclose``/``aclosing``) when done: it holds an fd."""
     size = ref.size
@@ -138,7 +138,8 @@ async def payload_body(entry: Any, ref: Any) -> AsyncIterator[bytes | memoryview
                 if held is not None:
                     yield held
                 held = chunk
-            yield held
+            if held is not None:
+                yield held
         finally:
             chunks.close()  # it holds views of bufs: no read into them after this
             held = chunk = None

@@ -17,7 +17,7 @@ from ..services.attachments import meta_write_check
 from .context import AppContext, authorize
 from .entries import is_meta_entry, remove_entry
 from .payload import payload_body
-from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_u64
+from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_ts_optional, parse_u64
 from .routing import Route
 from ..server.types import Request, Response
 
@@ -67,7 +67,7 @@ async def read_record(req: Request, ctx: AppContext, bucket: str, entry: str) ->
         from .queries import read_single_record
 
         return await read_single_record(req, ctx, bucket, entry, query_id, head)
-    ts = parse_ts(req, required=False)
+    ts = parse_ts_optional(req)
     e = ctx.engine.get_bucket(bucket).get_entry(entry)
     ref = e.get(ts) if ts is not None else e.latest()
     return record_response(e, entry, ref, head)

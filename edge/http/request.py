@@ -29,11 +29,16 @@ def parse_u64(text: str | None, error: str) -> int:
     return value
 
 
-def parse_ts(req: Request, name: str = "ts", required: bool = True) -> int | None:
+def parse_ts(req: Request, name: str = "ts") -> int:
+    ts = parse_ts_optional(req, name)
+    if ts is None:
+        raise InvalidInputError(f"'{name}' parameter is required")
+    return ts
+
+
+def parse_ts_optional(req: Request, name: str = "ts") -> int | None:
     text = req.query.get(name)
     if text is None:
-        if required:
-            raise InvalidInputError(f"'{name}' parameter is required")
         return None
     return parse_u64(text, f"'{name}' must be an unix timestamp in microseconds")
 

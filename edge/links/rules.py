@@ -226,7 +226,7 @@ def plan_range(range_header: str | None, total: int, *, content_type: str = "app
     spans: list[Span] = []
     for first, last in specs:
         if first is None:                       # suffix range "-n": the last n bytes
-            if last == 0 or total == 0:
+            if last is None or last == 0 or total == 0:   # (the parser always gives "-n" an n)
                 continue
             spans.append(Span(max(0, total - last), total - 1))
         elif first < total:

@@ -107,29 +107,35 @@ class HttpClient:
             await self.aclose()
         return response
 
+    def _open_stream(self) -> trio.abc.Stream:
+        if self._stream is None:   # request() connects first; aclose() ends the exchange
+            raise trio.ClosedResourceError("not connected")
+        return self._stream
+
     async def _send(self, data: bytes) -> None:
         with trio.fail_after(self.timeout_s):
-            await self._stream.send_all(data)
+            await self._open_stream().send_all(data)
 
     async def _exchange(self, method: str, path: str, headers: Iterable[tuple[str, str]],
                         body: bytes | AsyncIterable[bytes], content_length: int | None) -> HttpResponse:
         lines = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self._host_header()}"]
         lines += [f"{k}: {v}" for k, v in headers]
-        streamed = not isinstance(body, (bytes, bytearray, memoryview))
-        if not streamed:
-            lines.append(f"Content-Length: {len(body)}")
+        fixed = body if isinstance(body, (bytes, bytearray, memoryview)) else None
+        stream = None if isinstance(body, (bytes, bytearray, memoryview)) else body
+        if fixed is not None:
+            lines.append(f"Content-Length: {len(fixed)}")
         elif content_length is not None:
             lines.append(f"Content-Length: {content_length}")
         else:
             lines.append("Transfer-Encoding: chunked")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-        if not streamed:
-            await self._send(head + bytes(body) if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                await self._send(bytes(body))
-        else:
+        if fixed is not None:
+            await self._send(head + bytes(fixed) if len(fixed) < 65536 else head)
+            if len(fixed) >= 65536:
+                await self._send(bytes(fixed))
+        elif stream is not None:
             await self._send(head)
-            async for chunk in body:
+            async for chunk in stream:
                 if not chunk:
                     continue
                 if content_length is None:
@@ -142,7 +148,7 @@ class HttpClient:
 
     async def _receive(self) -> None:
         with trio.fail_after(self.timeout_s):
-            data = await self._stream.receive_some(1 << 16)
+            data = await self._open_stream().receive_some(1 << 16)
         if not data:
             raise trio.BrokenResourceError("connection closed by the server")
         self._buf += data
@@ -197,8 +203,8 @@ class HttpClient:
                 parts_.append(await self._read_exactly(size))
                 await self._read_exactly(2)
             resp.body = b"".join(parts_)
-        elif resp.header("content-length") is not None:
-            n = int(resp.header("content-length"))
+        elif (length := resp.header("content-length")) is not None:
+            n = int(length)
             if n > MAX_RESPONSE_BODY:
                 raise ValueError("response body too large")
             resp.body = await self._read_exactly(n)

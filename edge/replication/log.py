@@ -209,6 +209,7 @@ class ReplicationLog:
         self._gen += 1
         body = struct.pack(">QQQ", self.cursor, self.dropped, self._gen)
         slot = body + struct.pack(">I", zlib.crc32(body))
+        assert self._cursor_fd is not None  # opened by the start-up read, until close()
         with files.translate_errors():
             os.pwrite(self._cursor_fd, slot, (self._gen % 2) * SLOT_SIZE)
 
@@ -237,8 +238,10 @@ class ReplicationLog:
         if self._active_count >= self.segment_events:
             self._new_segment(self._head)
             durability.add_dir(self.path)
-        files.append(self._fd, [encode(self._head, kind, entry, ts_us, update)])
-        durability.add_fd(f"replog:{self.path}:{self._segments[-1]}", self._fd)
+        fd = self._fd
+        assert fd is not None  # the active segment is open from the start until close()
+        files.append(fd, [encode(self._head, kind, entry, ts_us, update)])
+        durability.add_fd(f"replog:{self.path}:{self._segments[-1]}", fd)
         self._head += 1
         self._active_count += 1
         if self.pending > self.limit:
@@ -259,21 +262,23 @@ class ReplicationLog:
         while len(out) < max_events and self._r_seq < self._head:
             if self._r_seg is None:
                 self._position(self._r_seq)
-            buf = files.pread(self._r_fd, self._r_off, READ_CHUNK)
+            r_fd, r_seg = self._r_fd, self._r_seg
+            assert r_fd is not None and r_seg is not None  # _position opened a segment
+            buf = files.pread(r_fd, self._r_off, READ_CHUNK)
             events, _ = decode_frames(buf)
             if not events and len(buf) >= _HEAD.size:   # one frame larger than READ_CHUNK
                 length, _ = _HEAD.unpack_from(buf, 0)
-                buf = files.pread(self._r_fd, self._r_off, _HEAD.size + length)
+                buf = files.pread(r_fd, self._r_off, _HEAD.size + length)
                 events, _ = decode_frames(buf)
             if not events:
                 # End of this segment: continue in the next one, if there is one yet.
-                nxt = [s for s in self._segments if s > self._r_seg]
+                nxt = [s for s in self._segments if s > r_seg]
                 if not nxt:
                     break
                 if self._r_seq < nxt[0]:   # a complete segment that ends early: damaged frames
                     lost = nxt[0] - self._r_seq
                     self.damaged_events += lost
-                    self.report.append(f"{_seg_name(self._r_seg)}: events {self._r_seq}..{nxt[0] - 1} cannot be "
+                    self.report.append(f"{_seg_name(r_seg)}: events {self._r_seq}..{nxt[0] - 1} cannot be "
                                        f"read (a damaged frame at byte {self._r_off}); {lost} event(s) skipped")
                     self._r_seq = nxt[0]
                 self._open_reader(nxt[0])
@@ -316,7 +321,7 @@ class ReplicationLog:
         # A segment is garbage when the next one starts at or before the cursor.
         while len(self._segments) > 1 and self._segments[1] <= self.cursor:
             first = self._segments.pop(0)
-            if self._r_seg == first:
+            if self._r_seg == first and self._r_fd is not None:
                 files.close(self._r_fd)
                 self._r_fd, self._r_seg = None, None
             files.unlink(self.path / _seg_name(first))

@@ -71,6 +71,12 @@ def _string(doc: Mapping[str, Any], key: str, default: str | None = None, *, req
     return value
 
 
+def _required_string(doc: Mapping[str, Any], key: str) -> str:
+    value = _string(doc, key, required=True)
+    assert value is not None  # _string raised for a missing required field
+    return value
+
+
 def _variant(doc: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = _string(doc, key, allowed[0])
     if value not in allowed:
@@ -147,9 +153,9 @@ def parse_settings(doc: Any, *, previous: ReplicationSettings | None = None) -> 
     """
     if not isinstance(doc, dict):
         raise _type_error(doc, "struct ReplicationSettings")
-    src = _string(doc, "src_bucket", required=True)
-    dst = _string(doc, "dst_bucket", required=True)
-    host = _string(doc, "dst_host", required=True)
+    src = _required_string(doc, "src_bucket")
+    dst = _required_string(doc, "dst_bucket")
+    host = _required_string(doc, "dst_host")
     token = _string(doc, "dst_token")
     if token is None and previous is not None:
         token = previous.dst_token

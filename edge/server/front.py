@@ -47,7 +47,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 
 import trio
 
@@ -438,11 +438,11 @@ class _Server:
                 await conn.send_all(body)
             # A bytes body shorter than its declared length (outside HEAD) leaves the client waiting.
             return length != declared and not is_head and body_allowed(status)
-        return await self._send_iterable(conn, response, is_head, close, keep_alive_1_0)
+        return await self._send_iterable(conn, response, body, is_head, close, keep_alive_1_0)
 
-    async def _send_iterable(self, conn: Conn, response: Response, is_head: bool, close: bool,
+    async def _send_iterable(self, conn: Conn, response: Response,
+                             body: AsyncIterable[bytes | memoryview | FileSegment], is_head: bool, close: bool,
                              keep_alive_1_0: bool) -> bool:
-        body = response.body
         try:
             declared = response.content_length
             if declared is None:

@@ -540,15 +540,15 @@ RESERVED_RESPONSE_HEADERS = frozenset({
 })
 
 _COLON_SPACE_JOIN = ": ".join
-_date_cache = [0, ""]
+_date_cache: tuple[int, str] = (0, "")
 
 
 def http_date() -> str:
     """The Date header value, formatted at most once per second."""
+    global _date_cache
     now = int(time.time())
     if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
+        _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, final
 
 import trio
 
@@ -209,7 +209,7 @@ class Body(BodyReads):
             if not src.buf and not self.done:
                 await src.send_continue(CONTINUE)
         if self._decoder is not None:
-            return await self._receive_chunked(max_bytes)
+            return await self._receive_chunked(self._decoder, max_bytes)
         left = self._left
         if left <= 0:
             return b""
@@ -233,9 +233,8 @@ class Body(BodyReads):
         await src.charge(len(data) + STEP)
         return data
 
-    async def _receive_chunked(self, max_bytes: int) -> bytes:
+    async def _receive_chunked(self, dec: ChunkedDecoder, max_bytes: int) -> bytes:
         src = self._src
-        dec = self._decoder
         buf = src.buf
         while True:
             try:
@@ -321,6 +320,7 @@ class Request:
                    Body.from_bytes(body))
 
 
+@final  # final: the front tells it apart by ``type(chunk) is FileSegment`` (fast, and mypy narrows)
 @dataclass(frozen=True, slots=True)
 class FileSegment:
     """``length`` bytes of an open file from ``offset``, sent with ``os.sendfile``.

@@ -122,8 +122,8 @@ def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) 
                                "entries": [e.strip() for e in (get("ENTRIES") or "").split(",") if e.strip()],
                                "mode": (get("MODE") or "enabled").lower()}
         try:
-            if get("WHEN"):
-                doc["when"] = json.loads(get("WHEN"))
+            if (when := get("WHEN")) is not None:
+                doc["when"] = json.loads(when)
             out[name] = parse_lifecycle(doc, min_interval_s=min_interval_s)
         except (ValueError, InvalidInputError) as exc:
             raise ConfigError(f"{prefix}*: lifecycle '{name}': {getattr(exc, 'message', exc)}") from None
@@ -134,7 +134,8 @@ class _View:
     __slots__ = ("ts_us", "labels", "computed")
 
     def __init__(self, ref: Any):
-        self.ts_us, self.labels, self.computed = ref.ts_us, ref.labels, {}
+        self.ts_us, self.labels = ref.ts_us, ref.labels
+        self.computed: dict[str, str] = {}
 
 
 class Lifecycle:
@@ -175,6 +176,13 @@ class LifecycleService:
         self.nursery: trio.Nursery | None = None
         self._writer = blocking.StateWriter(self._snapshot, self._write_file)
 
+    @property
+    def _nursery(self) -> trio.Nursery:
+        """The service's nursery (set by its run); what is started here lives until shutdown."""
+        if self.nursery is None:
+            raise RuntimeError("the %s service is not running" % type(self).__name__)
+        return self.nursery
+
     # --- registry ---------------------------------------------------------------------------
 
     def load(self) -> list[str]:
@@ -197,11 +205,11 @@ class LifecycleService:
                 reg.suspect.append((doc["name"], f"unreadable settings: {getattr(exc, 'message', exc)}", doc))
                 continue
             self.lifecycles[lc.name] = lc
-        for name, reason, doc in reg.suspect:
+        for name, reason, old in reg.suspect:
             try:
-                settings = parse_lifecycle(doc["settings"], min_interval_s=0.0)  # type: ignore[index]
+                settings = parse_lifecycle(old["settings"], min_interval_s=0.0)  # type: ignore[index]
             except (EdgeError, KeyError, TypeError, AttributeError):
-                self.unreadable[name] = (reason, doc)
+                self.unreadable[name] = (reason, old)
                 lines.append(f"lifecycle '{name}' is damaged ({reason}); listed, not run")
                 continue
             lc = Lifecycle(name, {**settings, "mode": "disabled"}, False)
@@ -211,11 +219,11 @@ class LifecycleService:
         wanted = parse_env_lifecycles(self.env, self.min_interval_s)
         for name, settings in wanted.items():
             self.unreadable.pop(name, None)
-            lc = self.lifecycles.get(name)
-            if lc is None:
+            existing = self.lifecycles.get(name)
+            if existing is None:
                 self.lifecycles[name] = Lifecycle(name, settings, True)
             else:
-                lc.settings, lc.provisioned, lc.damaged = settings, True, None
+                existing.settings, existing.provisioned, existing.damaged = settings, True, None
             lines.append(f"Provisioned lifecycle '{name}'")
         for name, lc in self.lifecycles.items():
             if lc.provisioned and name not in wanted:
@@ -272,7 +280,7 @@ class LifecycleService:
         lc = Lifecycle(name, self._parse(name, doc), False)
         self.lifecycles[name] = lc
         await self._save()
-        await self.nursery.start(self.run_lifecycle, lc)
+        await self._nursery.start(self.run_lifecycle, lc)
 
     async def update(self, name: str, doc: Any) -> None:
         if name in self.unreadable:   # lost settings, set again
@@ -280,7 +288,7 @@ class LifecycleService:
             self.lifecycles[name] = lc
             del self.unreadable[name]
             await self._save()
-            await self.nursery.start(self.run_lifecycle, lc)
+            await self._nursery.start(self.run_lifecycle, lc)
             return
         lc = self.get(name)
         if lc.provisioned:
@@ -290,7 +298,7 @@ class LifecycleService:
         await self._save()
         if lc.scope is not None:
             lc.scope.cancel()
-        await self.nursery.start(self.run_lifecycle, lc)
+        await self._nursery.start(self.run_lifecycle, lc)
 
     async def set_mode(self, name: str, mode: str) -> None:
         lc = self.get(name)

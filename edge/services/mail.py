@@ -134,7 +134,7 @@ class MailService:
             free_at = mine[min(len(mine) - 1, max(0, used + count - limit - 1))] + HOUR_S if mine else now
             exc = RateLimitedError(f"Too many mails: token '{token}' may send {limit} share mails per hour"
                                    f" ({used} sent in the last hour)")
-            exc.retry_after_s = max(1, int(free_at - now) + 1)  # type: ignore[attr-defined]
+            exc.retry_after_s = max(1, int(free_at - now) + 1)
             raise exc
 
     async def share(self, *, token: str, items: Sequence[ShareItem], link_ids: Sequence[str],

@@ -56,7 +56,7 @@ from ..store import files
 if TYPE_CHECKING:
     from ..config import Config
     from ..durable import Damage
-    from ..store import Engine
+    from ..store import Engine, RecordRef
     from .storage import StorageService
     from .system_events import SystemEvents
 
@@ -93,7 +93,8 @@ class _View:
     __slots__ = ("ts_us", "labels", "computed")
 
     def __init__(self, ts_us: int, labels: Mapping[str, str]):
-        self.ts_us, self.labels, self.computed = ts_us, labels, {}
+        self.ts_us, self.labels = ts_us, labels
+        self.computed: dict[str, str] = {}
 
 
 class Replication:
@@ -322,7 +323,8 @@ class Replication:
         except NotFoundError:
             self.skipped += len(run)
             return len(run), 0, None
-        refs, used, total, header_bytes = [], 0, 0, 0
+        refs: list[tuple[RecordRef, str, bytes | None]] = []
+        used, total, header_bytes = 0, 0, 0
         for ev in run:
             if refs and (total >= MAX_BYTES or header_bytes >= MAX_HEADER_BYTES):
                 break
@@ -460,6 +462,13 @@ class ReplicationService:
         self.nursery: trio.Nursery | None = None
         self._writer = blocking.StateWriter(self._snapshot, self._write_file)
 
+    @property
+    def _nursery(self) -> trio.Nursery:
+        """The service's nursery (set by its run); what is started here lives until shutdown."""
+        if self.nursery is None:
+            raise RuntimeError("the %s service is not running" % type(self).__name__)
+        return self.nursery
+
     # --- persistence ------------------------------------------------------------------------
 
     def _open_log(self, name: str) -> ReplicationLog:
@@ -483,11 +492,11 @@ class ReplicationService:
                 continue
             self.replications[doc["name"]] = Replication(self, doc["name"], settings, bool(doc.get("provisioned")),
                                                          self._open_log(doc["name"]))
-        for name, reason, doc in reg.suspect:
+        for name, reason, old in reg.suspect:
             try:
-                settings = parse_settings(doc["settings"]).with_mode("paused")  # type: ignore[index]
+                settings = parse_settings(old["settings"]).with_mode("paused")  # type: ignore[index]
             except (EdgeError, KeyError, TypeError, AttributeError):
-                self.unreadable[name] = (reason, doc)
+                self.unreadable[name] = (reason, old)
                 lines.append(f"replication '{name}' is damaged ({reason}); listed, not run")
                 continue
             rep = Replication(self, name, settings, False, self._open_log(name))
@@ -497,13 +506,13 @@ class ReplicationService:
         wanted = parse_env_replications(self.env)
         for name, settings in wanted.items():
             self.unreadable.pop(name, None)
-            rep = self.replications.get(name)
-            if rep is None:
+            existing = self.replications.get(name)
+            if existing is None:
                 self.replications[name] = Replication(self, name, settings, True, self._open_log(name))
             else:
-                rep.provisioned = True
-                rep.damaged = None
-                rep.apply(settings)
+                existing.provisioned = True
+                existing.damaged = None
+                existing.apply(settings)
             lines.append(f"Provisioned replication '{name}'")
         for name, rep in self.replications.items():
             if rep.provisioned and name not in wanted:
@@ -617,7 +626,7 @@ class ReplicationService:
         rep = Replication(self, name, settings, False, await blocking.run_disk(self._open_log, name))
         self.replications[name] = rep
         await self._save()
-        await self.nursery.start(rep.run)
+        await self._nursery.start(rep.run)
 
     async def update(self, name: str, doc: Any) -> None:
         if name in self.unreadable:   # lost settings, set again: a new replication over its old log
@@ -627,7 +636,7 @@ class ReplicationService:
             self.replications[name] = rep
             del self.unreadable[name]
             await self._save()
-            await self.nursery.start(rep.run)
+            await self._nursery.start(rep.run)
             return
         rep = self.get(name)
         if rep.provisioned:
@@ -643,7 +652,7 @@ class ReplicationService:
         rep.apply(settings)
         rep.damaged = None
         await self._save()
-        await self.nursery.start(rep.run)
+        await self._nursery.start(rep.run)
 
     async def set_mode(self, name: str, mode: str) -> None:
         rep = self.get(name)

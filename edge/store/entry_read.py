@@ -179,6 +179,7 @@ def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
         views = (memoryview(bufs[0]), memoryview(bufs[1]))
         chunk_size = len(views[0])
     k = 0
+    chunk: bytes | memoryview
     while left > 0:
         if views is not None:
             view = views[k & 1][: min(chunk_size, left)]

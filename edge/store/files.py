@@ -353,7 +353,7 @@ class FdCache:
     def __len__(self) -> int:
         return len(self._fds)
 
-    def get(self, path: Path, create: bool = False) -> tuple[int, bool]:
+    def get(self, path: str | Path, create: bool = False) -> tuple[int, bool]:
         """(fd, created): created is True when the file did not exist before."""
         key = str(path)
         fd = self._fds.get(key)

@@ -6,7 +6,9 @@ Must not: touch files or buckets -- bucket.py supplies the numbers and evicts wh
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from typing import Iterable, TypeVar
+
+K = TypeVar("K")
 
 
 def fits(current: int, incoming: int, quota: int) -> bool:
@@ -14,15 +16,15 @@ def fits(current: int, incoming: int, quota: int) -> bool:
 
 
 def fifo_victims(
-    current: int, incoming: int, quota: int, candidates: Iterable[tuple[Hashable, int]]
-) -> list[Hashable] | None:
+    current: int, incoming: int, quota: int, candidates: Iterable[tuple[K, int]]
+) -> list[K] | None:
     """The shortest prefix of ``candidates`` (oldest first, ``(key, size)``) whose removal makes
     ``incoming`` fit; None if even removing all of them is not enough.
 
     ``candidates`` may be lazy: it is consumed only as far as needed, so the caller can generate
     them from a heap without listing every block of the bucket.
     """
-    victims: list[Hashable] = []
+    victims: list[K] = []
     if fits(current, incoming, quota):
         return victims
     for key, size in candidates:

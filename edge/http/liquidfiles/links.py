@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import time
 from functools import partial
-
+from typing import Callable
 
 from ...errors import ForbiddenError, InvalidInputError
+from ...links import LinkRecord
 from ...links.wire import day_end_s, days_from, parse_day
 from ..context import AppContext, require_creator_or_full_access
 from ..request import json_object, json_response, read_json
@@ -115,18 +116,19 @@ async def _update(req: Request, ctx: AppContext, link_id: str, key: str) -> Resp
     check_keys(doc, (key,), f"update of '{key}'")
     if key not in doc:
         raise InvalidInputError(f"Missing parameter '{key}'")
+    update: Callable[[], LinkRecord]
     if key == "expires_at":
-        change = {"expire_at": day_end_s(parse_day(doc[key], key))}
+        update = partial(ctx.links.update, rec.id, expire_at=day_end_s(parse_day(doc[key], key)))
     elif key == "require_authentication":
         value = flag(doc, key, False)
         try:
             check_require_authentication(ctx, value)
         except InvalidInputError as exc:
             raise ForbiddenError(exc.message) from None    # the vendor's "not permitted"
-        change = {"require_authentication": value}
+        update = partial(ctx.links.update, rec.id, require_authentication=value)
     else:
-        change = {"send_receipts": flag(doc, key, True)}
-    rec = await blocking.run_disk(partial(ctx.links.update, rec.id, **change))
+        update = partial(ctx.links.update, rec.id, send_receipts=flag(doc, key, True))
+    rec = await blocking.run_disk(update)
     return json_response({"link": link_json(req, ctx, rec)})
 
 

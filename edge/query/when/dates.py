@@ -42,7 +42,7 @@ class _CalendarField(Operator):
 
     def eval(self, record: RecordView) -> Value:
         ts_us = to_int(self.operands[0].eval(record))
-        zone = timezone.utc
+        zone: tzinfo = timezone.utc
         if len(self.operands) == 2:
             zone = zone_or_error(to_string(self.operands[1].eval(record)))
         try:
@@ -59,37 +59,58 @@ class _CalendarField(Operator):
 
 class Second(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.second)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.second
 
 
 class Minute(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.minute)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.minute
 
 
 class Hour(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.hour)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.hour
 
 
 class Day(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.day)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.day
 
 
 class Month(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.month)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.month
 
 
 class Year(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.year)
+
+    @staticmethod
+    def field(moment: datetime) -> int:
+        return moment.year
 
 
 class Weekday(_CalendarField):
     __slots__ = ()
-    field = staticmethod(lambda m: m.weekday())  # 0 = Monday, as upstream
+
+    @staticmethod
+    def field(moment: datetime) -> int:  # 0 = Monday, as upstream
+        return moment.weekday()
 
 
 OPERATORS = {

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from edge.errors import InvalidInputError
 from edge.query.when.values import Duration, parse_duration
@@ -50,7 +50,7 @@ def parse_size(text: str) -> int | None:
         return None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -18,9 +18,14 @@ from edge.query.when.values import Value, parse_label
 
 
 class RecordView(Protocol):
-    ts_us: int
-    labels: Mapping[str, str]
-    computed: Mapping[str, str]
+    """What a condition reads of a record (read-only: any object with these attributes)."""
+
+    @property
+    def ts_us(self) -> int: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def computed(self) -> Mapping[str, str]: ...
 
 
 class Node:
