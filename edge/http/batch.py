@@ -11,7 +11,7 @@ or answer before every written record is durable.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 from ..auth.policy import Write
 from ..errors import InvalidInputError
@@ -76,12 +76,15 @@ def declared_length(req: Request, total: int, *, required: bool) -> int:
     return declared
 
 
-def error_headers(errors: list[service.RecordError], name_of: Callable[[Any], str]) -> list[tuple[str, str]]:
+K = TypeVar("K")
+
+
+def error_headers(errors: list[service.RecordError[K]], name_of: Callable[[K], str]) -> list[tuple[str, str]]:
     return [(name_of(key), batch_v1.format_error(status, header_safe(message)))
             for key, status, message in errors]
 
 
-def _ts_key(item: Any) -> int:
+def _ts_key(item: service.BatchRecord) -> int:
     return item.ts_us
 
 

@@ -33,7 +33,7 @@ def _error_name(key: tuple[int, int]) -> str:
     return batch_v2.error_header_name(key[0], key[1])
 
 
-def _answer(batch: batch_v2.V2Batch, errors: list[service.RecordError]) -> Response:
+def _answer(batch: batch_v2.V2Batch, errors: list[service.RecordError[tuple[int, int]]]) -> Response:
     return empty_response(200, batch.echo_headers() + error_headers(errors, _error_name))
 
 

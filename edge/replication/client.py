@@ -89,7 +89,7 @@ class HttpClient:
                     pass
 
     async def request(self, method: str, path: str, headers: Iterable[tuple[str, str]] = (),
-                      body: bytes | AsyncIterable[bytes] = b"", content_length: int | None = None) -> HttpResponse:
+                      body: bytes | AsyncIterable[bytes | memoryview] = b"", content_length: int | None = None) -> HttpResponse:
         """One request. ``body`` bytes, or an async iterable with ``content_length`` (None: chunked)."""
         if self._stream is None or time.monotonic() - self._last_used > IDLE_REUSE_S:
             await self._connect()
@@ -117,7 +117,7 @@ class HttpClient:
             await self._open_stream().send_all(data)
 
     async def _exchange(self, method: str, path: str, headers: Iterable[tuple[str, str]],
-                        body: bytes | AsyncIterable[bytes], content_length: int | None) -> HttpResponse:
+                        body: bytes | AsyncIterable[bytes | memoryview], content_length: int | None) -> HttpResponse:
         lines = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self._host_header()}"]
         lines += [f"{k}: {v}" for k, v in headers]
         fixed = body if isinstance(body, (bytes, bytearray, memoryview)) else None

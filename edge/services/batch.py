@@ -29,23 +29,55 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Generic, Iterable, Mapping, Protocol, TypeVar, cast
 
 from ..errors import BadRequestError, EdgeError
 from . import attachments
+
+if TYPE_CHECKING:
+    from ..store import Durability, Entry, RecordWriter
+    from .storage import StorageService, Written
 
 CHUNK_BYTES = 1 << 20       # one receive for many small records
 DIRECT_BYTES = 64 * 1024    # records at least this big are received without slicing
 SHORT_BODY = "Content is shorter than expected: no more data to read"
 LONG_BODY = "Content is bigger than in content-length"
 
-RecordError = tuple[Any, int, str]          # (error key, status, message)
+K = TypeVar("K")   # how a failed record is named: opaque here (v1: its ts, v2: (entry index, ts delta))
+RecordError = tuple[K, int, str]          # (error key, status, message)
 StatusOf = Callable[[BaseException], int]
-BeforeWrite = Callable[[str, str, Any, Mapping[str, str]], None]   # (bucket, entry name, Entry, labels)
+BeforeWrite = Callable[[str, str, "Entry", Mapping[str, str]], None]   # (bucket, entry name, Entry, labels)
+
+
+class BatchRecord(Protocol):
+    """What the batch reads of an item (the codecs' items as they are, or ``WriteItem``)."""
+
+    @property
+    def ts_us(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+class EntryRecord(BatchRecord, Protocol):
+    """An item that names its entry (batches over several entries)."""
+
+    @property
+    def entry(self) -> str: ...
+
+
+I = TypeVar("I", bound=BatchRecord)
+
+
+class ByteSource(Protocol):
+    async def receive_some(self, max_bytes: int, /) -> bytes: ...
 
 
 @dataclass(slots=True)
-class WriteItem:
+class WriteItem(Generic[K]):
     """One record of a write batch; ``key`` names it in the error list (v1: ts, v2: (index, delta))."""
 
     entry: str
@@ -53,20 +85,20 @@ class WriteItem:
     size: int
     content_type: str
     labels: dict[str, str]
-    key: Any
+    key: K
 
 
 @dataclass(slots=True)
-class ChangeItem:
+class ChangeItem(Generic[K]):
     """One record of an update (``update`` = label changes, "" removes) or remove batch."""
 
     entry: str
     ts_us: int
-    key: Any
+    key: K
     update: dict[str, str] | None = None
 
 
-def _item_key(item: Any) -> Any:
+def _item_key(item: WriteItem[K]) -> K:
     return item.key
 
 
@@ -75,10 +107,10 @@ class _Feeder:
 
     __slots__ = ("body", "data", "view", "pos", "left")
 
-    def __init__(self, body: Any, total: int):
+    def __init__(self, body: ByteSource, total: int):
         self.body = body
         self.data = b""
-        self.view = memoryview(b"")
+        self.view: memoryview = memoryview(b"")
         self.pos = 0
         self.left = total  # body bytes the batch still declares (never read past them)
 
@@ -96,7 +128,7 @@ class _Feeder:
         self.view = memoryview(data)
         self.pos = 0
 
-    async def feed(self, writer: Any, n: int) -> EdgeError | None:
+    async def feed(self, writer: RecordWriter | None, n: int) -> EdgeError | None:
         """Give the next ``n`` body bytes to ``writer`` (None: skip them). A store error ends the
         feeding of that record (the writer aborted itself) and is returned; the bytes are still
         consumed. Body errors raise."""
@@ -133,19 +165,21 @@ class _Run:
     def __init__(self, name: str):
         self.name = name
         self.meta = attachments.is_meta(name)
-        self.entry: Any = None
+        self.entry: Entry | None = None
         self.error: EdgeError | None = None   # the entry cannot be created: every record fails
         self.stack = AsyncExitStack()
-        self.writers: list[tuple[Any, tuple[int, int, str, dict[str, str]]]] = []
-        self.meta_keys: dict[str, Any] = {}    # $meta key -> writer of this run (in-batch upsert)
+        self.writers: list[tuple[RecordWriter, Written]] = []
+        # $meta key -> writer of this run (in-batch upsert)
+        self.meta_keys: dict[str | None, RecordWriter] = {}
 
 
-class BatchWriter:
+class BatchWriter(Generic[I, K]):
     """One write batch. ``await run(items)`` returns the per-record errors once everything that
     was written is durable."""
 
-    def __init__(self, storage: Any, bucket_name: str, body: Any, total: int, *, status_of: StatusOf,
-                 entry: str | None = None, key_of: Callable[[Any], Any] = _item_key,
+    def __init__(self, storage: StorageService, bucket_name: str, body: ByteSource, total: int, *,
+                 status_of: StatusOf, entry: str | None = None,
+                 key_of: Callable[[I], K] = _item_key,  # type: ignore[assignment]  # (the default: WriteItem items)
                  before_write: BeforeWrite | None = None, check_end: bool = False):
         self.storage = storage
         self.entry = entry
@@ -156,10 +190,10 @@ class BatchWriter:
         self.status_of = status_of
         self.before_write = before_write
         self.check_end = check_end
-        self.errors: list[RecordError] = []
-        self.durability: Any = None
+        self.errors: list[RecordError[K]] = []
+        self.durability: Durability | None = None
 
-    def _fail(self, key: Any, exc: EdgeError) -> None:
+    def _fail(self, key: K, exc: EdgeError) -> None:
         self.errors.append((key, self.status_of(exc), exc.message))
 
     async def _open_run(self, name: str) -> _Run:
@@ -175,6 +209,7 @@ class BatchWriter:
         """Flush the run's records (one writev), report them, release the lock."""
         try:
             if run.writers:
+                assert run.entry is not None  # records were begun in it
                 durability = run.entry.flush()
                 done = [rec for w, rec in run.writers if w.state == "published"]
                 extra = self.storage.after_write(self.bucket_name, run.name, done)
@@ -194,12 +229,13 @@ class BatchWriter:
         finally:
             await run.stack.aclose()
 
-    def _begin(self, run: _Run, item: Any) -> Any:
+    def _begin(self, run: _Run, item: I) -> RecordWriter | None:
         """A RecordWriter for ``item`` or None after recording its error."""
         if run.error is not None:
             self._fail(self.key_of(item), run.error)
             return None
         entry = run.entry
+        assert entry is not None  # set when the run opened without an error
         try:
             if self.before_write is not None:
                 self.before_write(self.bucket_name, run.name, entry, item.labels)
@@ -217,16 +253,16 @@ class BatchWriter:
             run.meta_keys[item.labels.get(attachments.KEY_LABEL)] = writer
         return writer
 
-    async def run(self, items: Iterable[Any]) -> list[RecordError]:
+    async def run(self, items: Iterable[I]) -> list[RecordError[K]]:
         """``items``: objects with ``ts_us``, ``size``, ``content_type``, ``labels`` (and ``entry``
         unless the batch was given one entry), in body order."""
         feeder = self.feeder
         fixed = self.entry
         run: _Run | None = None
-        writer: Any = None
+        writer: RecordWriter | None = None
         try:
             for item in items:
-                name = fixed if fixed is not None else item.entry
+                name = fixed if fixed is not None else cast(EntryRecord, item).entry
                 if run is None or run.name != name:
                     if run is not None:
                         closing, run = run, None
@@ -264,28 +300,28 @@ class BatchWriter:
         return self.errors
 
 
-async def write_batch(storage: Any, bucket_name: str, items: Iterable[Any], body: Any, total: int,
+async def write_batch(storage: StorageService, bucket_name: str, items: Iterable[I], body: ByteSource, total: int,
                       *, status_of: StatusOf, entry: str | None = None,
-                      key_of: Callable[[Any], Any] = _item_key, before_write: BeforeWrite | None = None,
-                      check_end: bool = False) -> list[RecordError]:
+                      key_of: Callable[[I], K] = _item_key,  # type: ignore[assignment]  # (the default: WriteItem items)
+                      before_write: BeforeWrite | None = None, check_end: bool = False) -> list[RecordError[K]]:
     """Write ``items`` (body order) from ``body`` (``total`` bytes declared); see the module doc.
 
     ``entry``: every item belongs to it (v1), else each item's ``entry``. ``key_of(item)`` names
     a failed record in the returned errors (called only on failure, so building keys costs
     nothing per record); the default takes ``item.key`` (``WriteItem``).
     """
-    writer = BatchWriter(storage, bucket_name, body, total, status_of=status_of, entry=entry,
+    writer: BatchWriter[I, K] = BatchWriter(storage, bucket_name, body, total, status_of=status_of, entry=entry,
                          key_of=key_of, before_write=before_write, check_end=check_end)
     return await writer.run(items)
 
 
-async def change_batch(storage: Any, bucket_name: str, items: Iterable[ChangeItem], *, remove: bool,
-                       status_of: StatusOf) -> list[RecordError]:
+async def change_batch(storage: StorageService, bucket_name: str, items: Iterable[ChangeItem[K]], *, remove: bool,
+                       status_of: StatusOf) -> list[RecordError[K]]:
     """Update labels (``remove=False``) or remove records, run by run of an entry; a missing entry
     or record is a per-record error. One flush per run, one ``wait_durable`` for the batch."""
     bucket = storage.engine.get_bucket(bucket_name)
-    errors: list[RecordError] = []
-    durability: Any = None
+    errors: list[RecordError[K]] = []
+    durability: Durability | None = None
     updated: list[tuple[str, int, dict[str, str]]] = []
     items = list(items)
     i, n = 0, len(items)

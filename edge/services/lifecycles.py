@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
 import trio
 
@@ -38,7 +38,8 @@ from ..store import files
 if TYPE_CHECKING:
     from ..config import Config
     from ..durable import Damage
-    from ..store import Engine
+    from ..query.when.condition import Condition
+    from ..store import Bucket, Engine, RecordRef
     from .storage import StorageService
     from .system_events import SystemEvents
 
@@ -50,11 +51,32 @@ CHUNK = 10_000
 HOUR_US = 3600 * 1_000_000
 
 
+class LifecycleSettings(TypedDict):
+    """A lifecycle's settings in their wire shape (``parse_lifecycle`` checked every field)."""
+
+    type: str
+    bucket: str
+    entries: list[str]
+    older_than: str
+    interval: str
+    processing_interval: str | None
+    when: dict[str, Any] | None   # a `when` condition: JSON, checked by compile_when
+    mode: str
+
+
+class LifecycleStats(TypedDict):
+    runs: int
+    last_matched: int
+    last_removed: int
+    total_removed: int
+    last_error: str | None
+
+
 def _rfc3339(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat().replace("+00:00", "Z")
 
 
-def _duration_us(value: Any, field_name: str) -> int:
+def _duration_us(value: object, field_name: str) -> int:
     if not isinstance(value, str):
         raise InvalidInputError(f"Invalid lifecycle {field_name} '{value}': must be a duration string")
     d = parse_duration(value)
@@ -63,7 +85,7 @@ def _duration_us(value: Any, field_name: str) -> int:
     return d.us
 
 
-def parse_lifecycle(doc: Any, *, min_interval_s: float = 600.0) -> dict:
+def parse_lifecycle(doc: object, *, min_interval_s: float = 600.0) -> LifecycleSettings:
     """A LifecycleSettings body -> normalised dict (the wire shape); 422 with the spec's texts."""
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: invalid type, expected struct LifecycleSettings")
@@ -108,8 +130,8 @@ def parse_lifecycle(doc: Any, *, min_interval_s: float = 600.0) -> dict:
 _NAME_RE = re.compile(r"RS_LIFECYCLE_(.+)_NAME")
 
 
-def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) -> dict[str, dict]:
-    out = {}
+def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) -> dict[str, LifecycleSettings]:
+    out: dict[str, LifecycleSettings] = {}
     for var in sorted(env):
         m = _NAME_RE.fullmatch(var)
         if not m or not env[var].strip():
@@ -133,17 +155,17 @@ def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) 
 class _View:
     __slots__ = ("ts_us", "labels", "computed")
 
-    def __init__(self, ref: Any):
+    def __init__(self, ref: RecordRef):
         self.ts_us, self.labels = ref.ts_us, ref.labels
         self.computed: dict[str, str] = {}
 
 
 class Lifecycle:
-    def __init__(self, name: str, settings: dict, provisioned: bool):
+    def __init__(self, name: str, settings: LifecycleSettings, provisioned: bool):
         self.name, self.settings, self.provisioned = name, settings, provisioned
         self.is_running = False
         self.last_run: datetime | None = None
-        self.stats: dict[str, Any] = {"runs": 0, "last_matched": 0, "last_removed": 0, "total_removed": 0,
+        self.stats: LifecycleStats = {"runs": 0, "last_matched": 0, "last_removed": 0, "total_removed": 0,
                                       "last_error": None}
         self.scope: trio.CancelScope | None = None
         self.wake = trio.Event()
@@ -161,10 +183,10 @@ class Lifecycle:
 
 
 class LifecycleService:
-    def __init__(self, engine: Any, storage: Any, config: Any, events: "SystemEvents | None" = None):
+    def __init__(self, engine: Engine, storage: StorageService, config: Config, events: "SystemEvents | None" = None):
         self.engine, self.storage, self.config = engine, storage, config
         self.events = events    # a lifecycle_run event per pass into $system/lifecycle/<instance>/<name>
-        env = dict(getattr(config, "env", {}) or {})
+        env = dict(config.env)
         self.env = env
         text = env.get("EDGE_LIFECYCLE_MIN_INTERVAL_S", "").strip()
         self.min_interval_s = parse_float(text, "EDGE_LIFECYCLE_MIN_INTERVAL_S") if text else 600.0
@@ -266,7 +288,7 @@ class LifecycleService:
         if name not in self.lifecycles and name not in self.unreadable:
             raise NotFoundError(f"Lifecycle '{name}' does not exist")
 
-    def _parse(self, name: str, doc: Any) -> dict:
+    def _parse(self, name: str, doc: object) -> LifecycleSettings:
         settings = parse_lifecycle(doc, min_interval_s=self.min_interval_s)
         try:
             self.engine.get_bucket(settings["bucket"])
@@ -274,7 +296,7 @@ class LifecycleService:
             raise NotFoundError(f"Bucket '{settings['bucket']}' for lifecycle '{name}' does not exist") from None
         return settings
 
-    async def create(self, name: str, doc: Any) -> None:
+    async def create(self, name: str, doc: object) -> None:
         if name in self.lifecycles:
             raise AlreadyExistsError(f"Lifecycle '{name}' already exists")
         lc = Lifecycle(name, self._parse(name, doc), False)
@@ -282,7 +304,7 @@ class LifecycleService:
         await self._save()
         await self._nursery.start(self.run_lifecycle, lc)
 
-    async def update(self, name: str, doc: Any) -> None:
+    async def update(self, name: str, doc: object) -> None:
         if name in self.unreadable:   # lost settings, set again
             lc = Lifecycle(name, self._parse(name, doc), False)
             self.lifecycles[name] = lc
@@ -400,7 +422,7 @@ class LifecycleService:
                                           error is None, error)
         return removed if s["mode"] == "enabled" else matched
 
-    async def _process_entry(self, bucket: Any, bucket_name: str, name: str, cutoff: int, cond: Any,
+    async def _process_entry(self, bucket: Bucket, bucket_name: str, name: str, cutoff: int, cond: Condition | None,
                              really: bool) -> tuple[int, int, set[int], int | None]:
         """(matched, removed, ids of the blocks they were in, the last timestamp processed)."""
         matched = removed = 0

@@ -40,6 +40,7 @@ from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.config import Config
+    from edge.services.storage import WrittenMeta
     from edge.store import Engine
     from .commit import Flusher
     from .storage import StorageService
@@ -187,7 +188,7 @@ class Recorder:
 
     # --- feeds -------------------------------------------------------------------------------
 
-    def on_write(self, bucket: str, entry: str, ts_us: int, record: Any) -> None:
+    def on_write(self, bucket: str, entry: str, ts_us: int, record: WrittenMeta) -> None:
         """Storage write hook: ``record`` is ``(size, content_type, labels)``; returns no Durability."""
         counts = self.bucket_writes.get(bucket)
         if counts is None:

@@ -33,7 +33,7 @@ import os
 import time
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol
 from urllib.parse import quote
 
 import trio
@@ -44,7 +44,8 @@ from ..errors import (AlreadyExistsError, ConflictError, CorruptRecordError, Edg
 from ..formats import batch_v1
 from ..query.select import select_entries
 from ..query.when import compile_when
-from ..replication.client import HttpClient, HttpError
+from ..query.when.condition import Condition
+from ..replication.client import HttpClient, HttpError, HttpResponse
 from ..replication.diagnostics import Diagnostics
 from ..replication.log import UPDATE, WRITE, Event, ReplicationLog
 from ..replication.log import sweep as sweep_logs
@@ -56,7 +57,8 @@ from ..store import files
 if TYPE_CHECKING:
     from ..config import Config
     from ..durable import Damage
-    from ..store import Engine, RecordRef
+    from ..store import Durability, Engine, Entry, RecordRef
+    from .storage import WrittenMeta
     from .storage import StorageService
     from .system_events import SystemEvents
 
@@ -114,7 +116,7 @@ class Replication:
     def apply(self, settings: ReplicationSettings) -> None:
         self.settings = settings
         self._entry_ok: dict[str, bool] = {}
-        self._conditions: dict[str, Any] = {}
+        self._conditions: dict[str, Condition] = {}
         self._template = compile_when(settings.when)[0] if settings.when else None
         self._buffer: deque[Event] = deque()
         self._bucket_ready = False
@@ -142,7 +144,7 @@ class Replication:
             cond = self._conditions[entry] = self._template.clone_fresh()
         return bool(cond.evaluate(_View(ts_us, labels)))
 
-    def log_event(self, kind: int, entry: str, ts_us: int, update: Mapping[str, str] | None = None) -> Any:
+    def log_event(self, kind: int, entry: str, ts_us: int, update: Mapping[str, str] | None = None) -> Durability:
         durability = self.log.append(kind, entry, ts_us, update)
         if self.log.dropped != self._dropped_seen:
             lost = self.log.dropped - self._dropped_seen
@@ -218,7 +220,7 @@ class Replication:
         token = self.settings.dst_token
         return [("Authorization", f"Bearer {token}")] if token else []
 
-    def _note_version(self, resp: Any) -> None:
+    def _note_version(self, resp: HttpResponse) -> None:
         if resp.header("x-reduct-api"):
             self._dst_version = _version_tuple(resp.header("x-reduct-api"))
 
@@ -236,7 +238,7 @@ class Replication:
             raise _Retry(f"destination bucket check answered {resp.status}")
         self._bucket_ready = True
 
-    def _request_error(self, resp: Any, n: int) -> None:
+    def _request_error(self, resp: HttpResponse, n: int) -> None:
         message = resp.header("x-reduct-error") or resp.body[:200].decode("utf-8", "replace")
         self.diagnostics.error(resp.status, message, n)
 
@@ -359,7 +361,7 @@ class Replication:
         async def send(client: HttpClient) -> None:
             headers = self._headers() + [("Content-Type", "application/octet-stream")]
             headers += [(batch_v1.time_header_name(ref.ts_us), value) for ref, value, _ in refs]
-            body: AsyncIterator[bytes] = self._payloads(entry, [(r, p) for r, _, p in refs])
+            body: AsyncIterator[bytes | memoryview] = self._payloads(entry, [(r, p) for r, _, p in refs])
             length: int | None = total
             compression = self.settings.compression
             if compression != "none" and self._dst_version >= (1, 21):
@@ -371,7 +373,7 @@ class Replication:
 
         return used, total, send
 
-    async def _payloads(self, entry: Any, refs: list[Any]) -> AsyncIterator[bytes]:
+    async def _payloads(self, entry: Entry, refs: list[tuple[RecordRef, bytes | None]]) -> AsyncIterator[bytes | memoryview]:
         # Small records are coalesced so 80 x 1 KB leave in one send, not 80.
         pending = bytearray()
         for ref, payload in refs:
@@ -402,7 +404,7 @@ class Replication:
 
         return send
 
-    def _account(self, resp: Any, n: int, nbytes: int = 0) -> None:
+    def _account(self, resp: HttpResponse, n: int, nbytes: int = 0) -> None:
         if resp.status == 200:
             failed = 0
             for name, value in resp.headers:
@@ -423,9 +425,15 @@ class Replication:
         # Any other 4xx: the destination refuses this batch for good; it is counted, not retried.
 
 
-async def _compressed(body: AsyncIterator[bytes], kind: str) -> AsyncIterator[bytes]:
+class _Compressor(Protocol):
+    def compress(self, data: bytes | memoryview, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+async def _compressed(body: AsyncIterator[bytes | memoryview], kind: str) -> AsyncIterator[bytes]:
+    comp: _Compressor
     if kind == "gzip":
-        comp: Any = zlib.compressobj(6, zlib.DEFLATED, 31)
+        comp = zlib.compressobj(6, zlib.DEFLATED, 31)
     else:
         import zstandard
 
@@ -438,8 +446,8 @@ async def _compressed(body: AsyncIterator[bytes], kind: str) -> AsyncIterator[by
 
 
 class ReplicationService:
-    def __init__(self, engine: Any, storage: Any, config: Any, port_of: Callable[[], int] | None = None):
-        env = dict(getattr(config, "env", {}) or {})
+    def __init__(self, engine: Engine, storage: StorageService, config: Config, port_of: Callable[[], int] | None = None):
+        env = dict(config.env)
         self.engine, self.storage, self.config = engine, storage, config
         # The port we listen on, asked when needed: with RS_PORT=0 it is known only once bound.
         self._port_of = port_of or (lambda: config.port)
@@ -543,16 +551,16 @@ class ReplicationService:
 
     # --- hooks (synchronous, before the write is acknowledged) -----------------------------
 
-    def _finish(self, durability: Any) -> Any:
+    def _finish(self, durability: Durability | None) -> Durability | None:
         if durability is None:
             return None
-        if getattr(self.storage, "merges_hook_durability", False):
+        if self.storage.merges_hook_durability:
             return durability
-        durability.sync()   # older StorageService: make the event durable right here
+        durability.sync()   # a storage that does not merge: make the event durable right here
         return None
 
-    def on_write(self, bucket: str, entry: str, ts_us: int, meta: Any) -> Any:
-        durability = None
+    def on_write(self, bucket: str, entry: str, ts_us: int, meta: WrittenMeta) -> Durability | None:
+        durability: Durability | None = None
         for rep in self.replications.values():
             s = rep.settings
             if s.src_bucket != bucket or s.mode == "disabled" or not rep.matches_entry(entry):
@@ -566,8 +574,8 @@ class ReplicationService:
                 durability.merge(d)
         return self._finish(durability)
 
-    def on_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Any:
-        durability = None
+    def on_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Durability | None:
+        durability: Durability | None = None
         for rep in self.replications.values():
             s = rep.settings
             if s.src_bucket != bucket or s.mode == "disabled" or not rep.matches_entry(entry):
@@ -615,7 +623,7 @@ class ReplicationService:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", str(getattr(self.config, "host", ""))}
+        local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", self.config.host}
         return parts.hostname in local and (parts.port or 80) == self._port_of()
 
     async def create(self, name: str, doc: Any) -> None:

@@ -15,13 +15,17 @@ overlaps our sync and both share the next group commit.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Mapping, Protocol
 
 import trio
 
 from .. import blocking
 from ..errors import BadRequestError
 from .commit import Flusher
+
+if TYPE_CHECKING:
+    from ..model import BucketSettings
+    from ..store import Bucket, Durability, Engine, Entry, RecordWriter
 
 CHUNK_BYTES = 1 << 20
 
@@ -30,19 +34,26 @@ class ByteSource(Protocol):
     async def receive_some(self, max_bytes: int = ...) -> bytes: ...
 
 
-WriteHook = Callable[[str, str, Any], None]   # (bucket, entry, RecordRef-like) -> None
+# What a write hook sees of each record: (size, content type, labels).
+WrittenMeta = tuple[int, str, Mapping[str, str]]
+# (bucket, entry, ts, meta) -> a Durability to join the write's group commit, or None.
+WriteHook = Callable[[str, str, int, WrittenMeta], "Durability | None"]
+# (bucket, entry, ts, label update) -> a Durability, or None.
+UpdateHook = Callable[[str, str, int, Mapping[str, str]], "Durability | None"]
+# (ts, size, content type, labels) of a flushed record.
+Written = tuple[int, int, str, Mapping[str, str]]
 
 
 class StorageService:
-    def __init__(self, engine: Any, flusher: Flusher):
+    def __init__(self, engine: Engine, flusher: Flusher):
         self.engine = engine
         self.flusher = flusher
         self._locks: dict[tuple[str, str], trio.Lock] = {}
         self._lock_users: dict[tuple[str, str], int] = {}
         # Called synchronously after a record is flushed and before it is acknowledged.
-        self.write_hooks: list[Callable[[str, str, int, Any], None]] = []
+        self.write_hooks: list[WriteHook] = []
         # Called after labels changed: (bucket, entry, ts, update).
-        self.update_hooks: list[Callable[[str, str, int, Mapping[str, str]], None]] = []
+        self.update_hooks: list[UpdateHook] = []
         # Woken after every flush, so continuous queries see new records at once.
         self.new_data = trio.Event()
         # Hooks may return a Durability (e.g. the replication log's fd); it joins the write's own
@@ -68,7 +79,7 @@ class StorageService:
                 del self._lock_users[key]
                 del self._locks[key]
 
-    async def open_entry(self, bucket: Any, name: str) -> Any:
+    async def open_entry(self, bucket: Bucket, name: str) -> Entry:
         """``bucket.get_or_create_entry(name)``, a new entry's folders and marker made (and
         fsynced) in a worker thread first: a new entry costs three fsyncs, never on the loop."""
         if name not in bucket.entries:
@@ -78,7 +89,7 @@ class StorageService:
                     await blocking.run_disk(step)
         return bucket.get_or_create_entry(name)
 
-    async def create_bucket(self, name: str, settings: Any, *, system: bool = False) -> Any:
+    async def create_bucket(self, name: str, settings: BucketSettings, *, system: bool = False) -> Bucket:
         """``engine.create_bucket`` (``create_system_bucket`` with ``system``) with the folder and
         settings file written (and fsynced) in a worker thread."""
         bucket, write_files = self.engine.reserve_bucket(name, settings, system=system)
@@ -93,7 +104,7 @@ class StorageService:
         self.new_data.set()
         self.new_data = trio.Event()
 
-    async def pump(self, writer: Any, body: ByteSource, length: int) -> None:
+    async def pump(self, writer: RecordWriter, body: ByteSource, length: int) -> None:
         """Move exactly ``length`` bytes of ``body`` into ``writer``."""
         remaining = length
         while remaining > 0:
@@ -114,7 +125,7 @@ class StorageService:
 
     async def write_record(self, bucket_name: str, entry_name: str, ts_us: int, length: int,
                            content_type: str, labels: dict[str, str], body: ByteSource,
-                           before_write: Callable[[Any], None] | None = None) -> None:
+                           before_write: Callable[[Entry], None] | None = None) -> None:
         """Write one record from a streamed body; returns once it is durable."""
         bucket = self.engine.get_bucket(bucket_name)
         async with self.entry_lock(bucket_name, entry_name):
@@ -134,7 +145,7 @@ class StorageService:
         await self.flusher.wait_durable(durability)
 
     @staticmethod
-    def _merge(extra: Any, d: Any) -> Any:
+    def _merge(extra: Durability | None, d: Durability | None) -> Durability | None:
         if d is None:
             return extra
         if extra is None:
@@ -142,8 +153,8 @@ class StorageService:
         extra.merge(d)
         return extra
 
-    def _after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> Any:
-        extra = None
+    def _after_write(self, bucket: str, entry: str, records: list[Written]) -> Durability | None:
+        extra: Durability | None = None
         for ts_us, size, content_type, labels in records:
             self.records_written += 1
             self.bytes_written += size
@@ -152,15 +163,15 @@ class StorageService:
         self.notify_new_data()
         return extra
 
-    def after_write(self, bucket: str, entry: str, records: list[tuple[int, int, str, Mapping[str, str]]]) -> Any:
+    def after_write(self, bucket: str, entry: str, records: list[Written]) -> Durability | None:
         """For batch writers: report flushed records before acknowledging them; returns a
         Durability the caller must merge into its own (or None)."""
         if records:
             return self._after_write(bucket, entry, records)
         return None
 
-    def after_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Any:
-        extra = None
+    def after_update(self, bucket: str, entry: str, ts_us: int, update: Mapping[str, str]) -> Durability | None:
+        extra: Durability | None = None
         for hook in self.update_hooks:
             extra = self._merge(extra, hook(bucket, entry, ts_us, update))
         return extra

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .commit import Flusher
     from .replication import ReplicationService
-    from .storage import StorageService
+    from .storage import StorageService, WrittenMeta
 
 log = logging.getLogger("edge.system_events")
 
@@ -183,7 +183,7 @@ class SystemEvents:
         token = UNAUTHORIZED if status == 401 else caller.token_name
         self._audit.add(token, req.method, req.path, caller.client_ip, status, seconds)
 
-    def on_write(self, bucket: str, entry: str, ts_us: int, meta: Any) -> None:
+    def on_write(self, bucket: str, entry: str, ts_us: int, meta: WrittenMeta) -> None:
         """Storage write hook: (size, content type, labels) of each acknowledged record."""
         self._usage.wrote(bucket, entry, meta[0])
 
