@@ -29,7 +29,7 @@ import hashlib
 import os
 import time
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 import trio
 
@@ -37,7 +37,7 @@ from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNo
 from ..links import (LinkRecord, Member, RangePlan, Span, TarLayout, check_state, content_disposition,
                      decode_b64, link_not_found, member_name, plan_range)
 from ..links.seal import unseal
-from ..query.cursor import BUSY, QueryCursor
+from ..query.cursor import BUSY, Match, QueryCursor
 from ..query.plan import QUERY, QueryPlan, plan_from_json
 from ..query.select import select_entries
 from .context import AppContext, client_ip
@@ -46,6 +46,9 @@ from .payload import payload_body
 from .records import record_headers
 from ..server.types import FileSegment, Request, Response
 from .. import blocking
+
+if TYPE_CHECKING:
+    from ..store import Bucket, Entry, RecordRef
 
 LINK_PARAMS = ("ct", "s", "n", "i")
 SECURITY_HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"),
@@ -176,7 +179,7 @@ async def serve(req: Request, ctx: AppContext, rec: LinkRecord, plan: QueryPlan 
 
 # --- resolving ------------------------------------------------------------------------------------
 
-async def _next(cursor: QueryCursor) -> Any:
+async def _next(cursor: QueryCursor) -> Match | None:
     while True:
         m = cursor.next()
         if m is not BUSY:
@@ -184,7 +187,7 @@ async def _next(cursor: QueryCursor) -> Any:
         await trio.lowlevel.checkpoint()   # a selective `when` over a long entry: stay responsive
 
 
-async def _in_result(bucket: Any, plan: Any, entry_name: str, ts: int) -> bool:
+async def _in_result(bucket: Bucket, plan: QueryPlan, entry_name: str, ts: int) -> bool:
     """Is record (entry, ts) in the query's result? Scans only that entry, and only up to ``ts``.
 
     Conditions keep state per entry (``$each_n``, ``$limit``), so the entry is scanned from the
@@ -214,11 +217,11 @@ def _if_range_ok(req: Request, etag: str) -> bool:
     return value is None or value.strip() == etag
 
 
-def _etag(*parts: Any) -> str:
+def _etag(*parts: object) -> str:
     return '"' + hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
 
 
-async def _count(ctx: AppContext, rec: Any, client: str, req: Request, rp: RangePlan, count: bool) -> None:
+async def _count(ctx: AppContext, rec: LinkRecord, client: str, req: Request, rp: RangePlan, count: bool) -> None:
     """Record the answer (rules.py: HEAD and 416 never count; Range inside a session counts once).
 
     ``count=False``: a prepaid ticket (the download was counted when the ticket was issued).
@@ -239,12 +242,12 @@ async def record_download(ctx: AppContext, rec: LinkRecord, client: str, nbytes:
         ctx.mail.on_download(result.record, client, nbytes, range_text, time.time())
 
 
-def _common_headers(rec: Any, etag: str, rp: RangePlan) -> list[tuple[str, str]]:
+def _common_headers(rec: LinkRecord, etag: str, rp: RangePlan) -> list[tuple[str, str]]:
     return ([("accept-ranges", "bytes"), ("etag", etag)] + SECURITY_HEADERS
             + [(k.lower(), v) for k, v in rp.headers])
 
 
-async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_name: str, ref: Any,
+async def _record(req: Request, ctx: AppContext, rec: LinkRecord, entry: Entry, entry_name: str, ref: RecordRef,
                   client: str, count: bool) -> Response:
     etag = _etag(rec.id, entry_name, ref.ts_us, ref.size, ref.content_type)
     rp = plan_range(req.headers.get("range"), ref.size, content_type=ref.content_type,
@@ -277,7 +280,7 @@ async def _record(req: Request, ctx: AppContext, rec: Any, entry: Any, entry_nam
     return Response(206, headers, _spans(entry, ref, rp), content_length=length)
 
 
-async def _verify_whole(entry: Any, ref: Any) -> None:
+async def _verify_whole(entry: Entry, ref: RecordRef) -> None:
     """CorruptRecordError (a clean 500, before any header) unless the payload matches its crc."""
     if ref.size <= SMALL_BODY:
         for _ in entry.read_payload(ref):
@@ -290,7 +293,7 @@ async def _verify_whole(entry: Any, ref: Any) -> None:
         os.close(fd)
 
 
-async def _spans(entry: Any, ref: Any, rp: RangePlan) -> AsyncIterator[bytes | FileSegment]:
+async def _spans(entry: Entry, ref: RecordRef, rp: RangePlan) -> AsyncIterator[bytes | FileSegment]:
     """Ranges straight from the block file (sendfile); the whole payload was verified first."""
     fd = None
     try:
@@ -308,10 +311,10 @@ async def _spans(entry: Any, ref: Any, rp: RangePlan) -> AsyncIterator[bytes | F
 
 # --- .tar bundles ---------------------------------------------------------------------------------
 
-async def _matches(bucket: Any, plan: Any) -> list[Any]:
+async def _matches(bucket: Bucket, plan: QueryPlan) -> list[Match]:
     names = select_entries(plan.entries, bucket.entry_names(include_meta=True))
     cursor = QueryCursor(bucket, plan, names)
-    out: list[Any] = []
+    out: list[Match] = []
     while (m := await _next(cursor)) is not None:
         out.append(m)
         if len(out) > MAX_TAR_MEMBERS:
@@ -319,7 +322,7 @@ async def _matches(bucket: Any, plan: Any) -> list[Any]:
     return out
 
 
-async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, client: str,
+async def _tar(req: Request, ctx: AppContext, rec: LinkRecord, bucket: Bucket, plan: QueryPlan, client: str,
                count: bool) -> Response:
     if plan.kind != QUERY:  # pragma: no cover - refused at creation
         raise link_not_found()
@@ -343,8 +346,8 @@ async def _tar(req: Request, ctx: AppContext, rec: Any, bucket: Any, plan: Any, 
                     content_length=rp.content_length)
 
 
-async def _tar_body(layout: TarLayout, rp: RangePlan, matches: list[Any],
-                    entries: dict[str, Any]) -> AsyncIterator[bytes | memoryview | FileSegment]:
+async def _tar_body(layout: TarLayout, rp: RangePlan, matches: list[Match],
+                    entries: dict[str, Entry]) -> AsyncIterator[bytes | memoryview | FileSegment]:
     for piece in rp.pieces():
         if isinstance(piece, bytes):
             yield piece

@@ -25,9 +25,14 @@ its pread loop and the result is dropped.
 from __future__ import annotations
 
 import os
-from typing import Any, AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator
 
 import trio
+
+if TYPE_CHECKING:
+    from outcome import Outcome
+
+    from ..store import Entry, RecordRef
 
 from ..server.types import FileSegment
 
@@ -62,7 +67,7 @@ class _Check:
         self.done = trio.Event()
         self.error: BaseException | None = None
 
-    def try_start(self, entry: Any, ref: Any) -> bool:
+    def try_start(self, entry: Entry, ref: RecordRef) -> bool:
         try:
             _limiter.acquire_on_behalf_of_nowait(self)
         except trio.WouldBlock:
@@ -70,11 +75,11 @@ class _Check:
         self._start(entry, ref)
         return True
 
-    async def start(self, entry: Any, ref: Any) -> None:
+    async def start(self, entry: Entry, ref: RecordRef) -> None:
         await _limiter.acquire_on_behalf_of(self)
         self._start(entry, ref)
 
-    def _start(self, entry: Any, ref: Any) -> None:
+    def _start(self, entry: Entry, ref: RecordRef) -> None:
         try:
             fd, _ = entry.payload_fd(ref)  # the thread's own: it closes it, whatever we do
         except BaseException:
@@ -88,7 +93,7 @@ class _Check:
             finally:
                 os.close(fd)
 
-        def deliver(result: Any) -> None:  # an outcome.Outcome, in the worker thread
+        def deliver(result: Outcome[None]) -> None:  # in the worker thread
             try:
                 token.run_sync_soon(self._finish, result)
             except trio.RunFinishedError:
@@ -101,7 +106,7 @@ class _Check:
             _limiter.release_on_behalf_of(self)
             raise
 
-    def _finish(self, result: Any) -> None:  # in the Trio thread
+    def _finish(self, result: Outcome[None]) -> None:  # in the Trio thread
         _limiter.release_on_behalf_of(self)
         try:
             result.unwrap()
@@ -116,7 +121,7 @@ class _Check:
             raise error
 
 
-async def payload_body(entry: Any, ref: Any) -> AsyncGenerator[bytes | memoryview | FileSegment, None]:
+async def payload_body(entry: Entry, ref: RecordRef) -> AsyncGenerator[bytes | memoryview | FileSegment, None]:
     """``ref``'s whole payload; raises ``CorruptRecordError`` (or a storage error) before its end
     if the crc does not match. Close it (``aclose``/``aclosing``) when done: it holds an fd."""
     size = ref.size
@@ -132,8 +137,9 @@ async def payload_body(entry: Any, ref: Any) -> AsyncGenerator[bytes | memoryvie
         # before it asks for the next one, which is when its buffer is read into again.
         bufs = _pool.pop() if _pool else (bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES))
         chunks = entry.read_payload(ref, CHUNK_BYTES, bufs)
+        held: bytes | memoryview | None = None
+        chunk: bytes | memoryview | None = None
         try:
-            held = None
             for chunk in chunks:
                 if held is not None:
                     yield held

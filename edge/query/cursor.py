@@ -15,18 +15,29 @@ async caller can checkpoint and keep the event loop responsive (the store is syn
 
 from __future__ import annotations
 
+import enum
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Final, Iterator, Literal, Mapping
 
 from edge.errors import NotFoundError
 from edge.query.plan import QueryPlan
 from edge.query.select import is_meta
 from edge.query.when import Duration, combine
 
+if TYPE_CHECKING:
+    from edge.store import Bucket, Entry, RecordRef
+
 SCAN_BUDGET = 2000   # records examined per next() call before handing control back
-BUSY = object()      # next(): nothing decided yet, call again (after a checkpoint)
+
+
+class _Busy(enum.Enum):
+    BUSY = "busy"
+
+
+BUSY: Final = _Busy.BUSY   # next(): nothing decided yet, call again (after a checkpoint)
+Busy = Literal[_Busy.BUSY]
 _EMPTY: Mapping[str, str] = {}
 
 
@@ -35,7 +46,7 @@ class Match:
     """One record of a query result: the store's ref plus the labels the client gets."""
 
     entry: str
-    ref: Any                        # edge.store.RecordRef (payload via Entry.read_payload)
+    ref: RecordRef                  # payload via Entry.read_payload
     labels: Mapping[str, str]
     computed: Mapping[str, str] = field(default_factory=dict)
 
@@ -62,7 +73,7 @@ class _Budget:
 class _Stream:
     """One entry: its iterator, its condition state and its context windows."""
 
-    def __init__(self, name: str, entry: Any, plan: QueryPlan, start_us: int | None, stop_us: int | None):
+    def __init__(self, name: str, entry: Entry, plan: QueryPlan, start_us: int | None, stop_us: int | None):
         self.name = name
         self.entry = entry
         self.plan = plan
@@ -72,7 +83,7 @@ class _Stream:
         self.meta = is_meta(name)
         self.stop_us = stop_us
         self.last_ts: int | None = None
-        self.it: Iterator[Any] = entry.iter_refs(start_us, stop_us)
+        self.it: Iterator[RecordRef] = entry.iter_refs(start_us, stop_us)
         self.dry = False          # iterator exhausted (continuous: until refresh)
         self.stopped = False      # $limit / limit: no more records, ever
         self.ready: deque[Match] = deque()
@@ -80,11 +91,11 @@ class _Stream:
         self.select = set(d.select_labels) if d.select_labels else None
         self.before = d.ctx_before if d.ctx_before else None
         self.after = d.ctx_after if d.ctx_after else None
-        self.before_buf: deque[Any] = deque(maxlen=self.before if isinstance(self.before, int) else None)
+        self.before_buf: deque[RecordRef] = deque(maxlen=self.before if isinstance(self.before, int) else None)
         self.after_left = 0                     # ctx_after as a count
         self.after_until: int | None = None     # ctx_after as a duration: last ts inside
 
-    def _match(self, ref: Any) -> Match:
+    def _match(self, ref: RecordRef) -> Match:
         labels = ref.labels
         if self.select is not None:
             labels = {k: v for k, v in labels.items() if k in self.select}
@@ -100,7 +111,7 @@ class _Stream:
         self.it = self.entry.iter_refs(start, self.stop_us)
         self.dry = False
 
-    def pull(self, budget: _Budget) -> Any:
+    def pull(self, budget: _Budget) -> Match | None | Busy:
         """The next match of this entry, None when dry/stopped, or BUSY when out of budget."""
         while True:
             if self.ready:
@@ -120,7 +131,7 @@ class _Stream:
                 continue
             self._examine(ref)
 
-    def _examine(self, ref: Any) -> None:
+    def _examine(self, ref: RecordRef) -> None:
         cond = self.condition
         matched = True if cond is None else cond.evaluate(ref)   # strict errors propagate
         ts = ref.ts_us
@@ -158,7 +169,7 @@ class QueryCursor:
     after the query started join it on ``refresh()``.
     """
 
-    def __init__(self, bucket: Any, plan: QueryPlan, entry_names: list[str],
+    def __init__(self, bucket: Bucket, plan: QueryPlan, entry_names: list[str],
                  resolve: Callable[[], list[str]] | None = None):
         self.bucket = bucket
         self.plan = plan
@@ -209,7 +220,7 @@ class QueryCursor:
         """Return a match the caller could not use (a full batch); it comes out next."""
         self._pushed.append(match)
 
-    def next(self, budget: int = SCAN_BUDGET) -> Any:
+    def next(self, budget: int = SCAN_BUDGET) -> Match | None | Busy:
         if self._pushed:
             return self._pushed.pop()
         b = _Budget(budget)

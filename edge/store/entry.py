@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Generator, Iterator, Mapping
 
 from edge.model import EntryInfo
 from edge.store import entry_journal, entry_load, entry_read, entry_write, files
@@ -160,7 +160,7 @@ class Entry:
         return entry_read.iter_refs(self, start_us, stop_us)
 
     def read_payload(self, ref: RecordRef, chunk_size: int = 1 << 20,
-                     bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
+                     bufs: tuple[bytearray, bytearray] | None = None) -> Generator[bytes | memoryview, None, None]:
         """Chunks, crc-checked after the last; with ``bufs`` see entry_read._checked_chunks."""
         return entry_read.read_payload(self, ref, chunk_size, bufs)
 

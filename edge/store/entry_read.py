@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Generator, Iterator, Mapping
 
 from edge.errors import CorruptRecordError, NotFoundError
 from edge.formats.frame import TRAILER
@@ -166,7 +166,7 @@ def read_fd(entry: "Entry", ref: RecordRef) -> int:
 
 
 def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
-                    bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
+                    bufs: tuple[bytearray, bytearray] | None = None) -> Generator[bytes | memoryview, None, None]:
     """``ref``'s payload through ``fd`` in chunks, then its trailer checked against their crc.
     Touches no entry state but the corrupt-read counter (see verify_payload).
 
@@ -200,7 +200,7 @@ def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
 
 
 def read_payload(entry: "Entry", ref: RecordRef, chunk_size: int = 1 << 20,
-                 bufs: tuple[bytearray, bytearray] | None = None) -> Iterator[bytes | memoryview]:
+                 bufs: tuple[bytearray, bytearray] | None = None) -> Generator[bytes | memoryview, None, None]:
     # a generator itself, so the block's fd is looked up at the first chunk, not at the call
     yield from _checked_chunks(entry, read_fd(entry, ref), ref, chunk_size, bufs)
 

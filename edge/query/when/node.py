@@ -18,14 +18,13 @@ from edge.query.when.values import Value, parse_label
 
 
 class RecordView(Protocol):
-    """What a condition reads of a record (read-only: any object with these attributes)."""
+    """What a condition reads of a record (read-only: any object with these attributes).
+    A ``computed`` mapping (extension labels, ``@name``) is optional: without one they are missing."""
 
     @property
     def ts_us(self) -> int: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
-    @property
-    def computed(self) -> Mapping[str, str]: ...
 
 
 class Node:
