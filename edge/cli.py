@@ -121,6 +121,26 @@ def _config_errors(exc: BaseException) -> list[ConfigError] | None:
     return None
 
 
+def _unreadable_headers(entry) -> list[str]:
+    """Frame headers that rotted in blocks start-up trusts from their index (the record is still
+    served from the index and its checked payload, but a rebuilt index would lose it): each
+    block file scanned as recovery would (blocking; ``edge check`` may take its time)."""
+    from .formats.recovery import scan
+    from .store import files
+
+    out = []
+    for b in list(entry.blocks):
+        path = entry._blk(b.id)
+        data = files.read_file(path) or b""
+        plan = scan(data[: b.file_size], verify_payload=False)
+        for start, end, why in plan.skipped:
+            out.append(f"block {path.name}: bytes {start}-{end} unreadable ({why})")
+        if plan.torn_bytes:
+            out.append(f"block {path.name}: bytes {plan.good_end}-{len(data[: b.file_size])} unreadable "
+                       f"({plan.reason})")
+    return out
+
+
 def _check(config) -> int:
     """Check every small state file (``edge.state_files``), open (and so repair) the folder, then
     read every payload: start-up trusts the index of a sealed block and never reads its payloads,
@@ -153,6 +173,9 @@ def _check(config) -> int:
                     except EdgeError as exc:
                         corrupt += 1
                         print(f"{name}/{entry_name}: record {ref.ts_us} cannot be served: {exc}")
+                for line in _unreadable_headers(entry):
+                    corrupt += 1
+                    print(f"{name}/{entry_name}: {line}")
         # found by the store as it opened (block summaries; settings were named above already)
         named = {f.path for f in findings}
         damaged = len(findings) + sum(1 for d in engine.damaged if d.path not in named)

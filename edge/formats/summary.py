@@ -71,9 +71,9 @@ def decode(data: bytes) -> tuple[list[BlockSummary], int, str]:
     or short one (``reason`` says why; "" when the whole file is good)."""
     if len(data) < FILE_HEADER.size:
         return [], 0, "summary shorter than its header" if data else ""
-    magic, version, _ = FILE_HEADER.unpack_from(data, 0)
-    if magic != MAGIC or version != VERSION:
-        return [], 0, "bad summary magic or version"
+    magic, version, reserved = FILE_HEADER.unpack_from(data, 0)
+    if magic != MAGIC or version != VERSION or reserved != 0:   # reserved: always written 0, so
+        return [], 0, "bad summary magic or version"            # a changed byte there is rot
     out: list[BlockSummary] = []
     pos = FILE_HEADER.size
     n = len(data)

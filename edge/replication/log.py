@@ -158,7 +158,7 @@ class ReplicationLog:
             size = files.fd_size(fd)
             if end < size:  # torn tail: a frame that never completed (or bit rot at the end)
                 self.recovered_bytes = size - end
-                self.report.append(f"{_seg_name(last)}: {size - end} bytes after event {last + count - 1} cut "
+                self.report.append(f"{self.path / _seg_name(last)}: {size - end} bytes after event {last + count - 1} cut "
                                    "(a torn write or a damaged frame); events in them are lost")
                 files.truncate(fd, end)
                 files.datasync(fd)
@@ -278,7 +278,7 @@ class ReplicationLog:
                 if self._r_seq < nxt[0]:   # a complete segment that ends early: damaged frames
                     lost = nxt[0] - self._r_seq
                     self.damaged_events += lost
-                    self.report.append(f"{_seg_name(r_seg)}: events {self._r_seq}..{nxt[0] - 1} cannot be "
+                    self.report.append(f"{self.path / _seg_name(r_seg)}: events {self._r_seq}..{nxt[0] - 1} cannot be "
                                        f"read (a damaged frame at byte {self._r_off}); {lost} event(s) skipped")
                     self._r_seq = nxt[0]
                 self._open_reader(nxt[0])

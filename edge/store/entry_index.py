@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from edge.errors import CorruptRecordError
 from edge.formats import summary as sfmt
@@ -210,11 +210,13 @@ def read_frame_heads(entry: "Entry", block_id: int, end: int) -> list[IndexRecor
     return recs
 
 
-def rescan(entry: "Entry", path: Path) -> tuple[list[IndexRecord], int]:
+def rescan(entry: "Entry", path: Path, hints: Sequence[int] = ()) -> tuple[list[IndexRecord], int]:
     """Every frame of a block file with its payload crc checked; a torn tail is cut off (its bytes
-    kept in ``<name>.torn-<n>``), damaged frames are skipped. Returns (frames, good end)."""
+    kept in ``<name>.torn-<n>``), damaged frames and unreadable bytes with good frames after them
+    are skipped (``hints``: frame offsets from the block's intact index, where to resync).
+    Returns (frames, good end)."""
     data = files.read_file(path) or b""
-    plan = scan(data)
+    plan = scan(data, hints=hints)
     where = f"{entry.bucket.name}/{entry.name}"
     if not plan.clean:
         engine = entry.bucket.engine
@@ -233,6 +235,9 @@ def rescan(entry: "Entry", path: Path) -> tuple[list[IndexRecord], int]:
                       f"({plan.reason}); torn bytes kept in {torn.name}", "torn_tails")
         if engine.loaded:  # at start-up the bound is applied once every torn file is known
             engine.torn.enforce(engine.recovery_report)
+    for start, end, why in plan.skipped:
+        report(entry, f"{where}: block {path.name}: bytes {start}-{end} unreadable ({why}); the record "
+                      "there is dropped, its bytes stay in the block, later records are kept", "damaged_records")
     for f in plan.damaged:
         report(entry, f"{where}: block {path.name}: record {f.head.ts_us} at offset {f.offset} dropped "
                       f"(payload checksum mismatch); its bytes stay in the block, later records are kept",
@@ -269,7 +274,11 @@ def seal(entry: "Entry", b: Block) -> None:
     if packed is not None:
         write_index(entry, b, packed)
         return
-    packed = pack_frames(read_frame_heads(entry, b.id, b.file_size), b.file_size)
+    try:
+        heads = read_frame_heads(entry, b.id, b.file_size)
+    except CorruptRecordError:
+        heads = frames_around_damage(entry, b)
+    packed = pack_frames(heads, b.file_size)
     if len(packed) != b.frames or packed.frames_size != b.frames_size:
         ds = packed.frames_size - b.frames_size  # cannot happen unless the file changed under us
         b.frames, b.frames_size = len(packed), packed.frames_size
@@ -277,6 +286,17 @@ def seal(entry: "Entry", b: Block) -> None:
         entry.size += ds
         entry.bucket._size_delta(ds)
     write_index(entry, b, packed)
+
+
+def frames_around_damage(entry: "Entry", b: Block) -> list[IndexRecord]:
+    """The good frames of a block whose headers do not chain (recovery skipped unreadable bytes
+    in it, and it took appends since): the whole file scanned, as recovery does; CorruptRecordError
+    if that does not account for every byte either (the file changed under us)."""
+    data = files.read_file(entry._blk(b.id)) or b""
+    plan = scan(data[: b.file_size])
+    if not plan.clean:
+        raise CorruptRecordError(f"Block {b.id} of {entry.bucket.name}/{entry.name} ends inside a frame")
+    return [IndexRecord(f.head.ts_us, f.offset, f.head.payload_len, f.head.meta) for f in plan.frames]
 
 
 def packed_from_memory(b: Block) -> PackedIndex | None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from edge.errors import CorruptRecordError
 from edge.formats import journal as jfmt
 from edge.formats import summary as sfmt
+from edge.formats.frame import HEADER
 from edge.formats.index import PackedIndex, decode_index, decode_index_v1, pack_frames, version_of
 from edge.store import entry_blocks, entry_index, files
 from edge.store.blocks import Block, block_file_name, index_bytes, index_file_name
@@ -66,15 +67,15 @@ def load(entry: "Entry", report: list[str]) -> None:
             continue
         b = Block(block_id)
         b.idx_size = sizes.get(idx_name, 0)
-        packed = None
+        packed, hints = None, list[int]()
         if idx_name in sizes and size > 0:
-            packed, stale = check_index(entry, block_id, size)
+            packed, stale, hints = check_index(entry, block_id, size)
             if packed is None and not stale:
                 report.append(f"{where}: index of block {block_id} rebuilt")
                 entry.bucket.stats["indexes_rebuilt"] += 1
         sealed = packed is not None or not newest
         if packed is None:
-            frames, good = rescan(entry, entry._blk(block_id))
+            frames, good = rescan(entry, entry._blk(block_id), hints)
             if good != size:
                 entry._disk_delta(good - size)
                 size = good
@@ -157,27 +158,34 @@ def read_summary(entry: "Entry", exists: bool) -> dict[int, sfmt.BlockSummary]:
     return sfmt.current(records)
 
 
-def check_index(entry: "Entry", block_id: int, blk_size: int) -> tuple[PackedIndex | None, bool]:
+def check_index(entry: "Entry", block_id: int, blk_size: int) -> tuple[PackedIndex | None, bool, list[int]]:
     """A block's .idx (either version) without a summary record to vouch for it: trusted only if
-    it names the .blk's size and its last frame is really there. Returns (index or None, stale):
-    stale = a whole index of another size of the block (the block changed after it was sealed,
-    which the rescan reports if it is damage), not a damaged index."""
+    it names the .blk's size and its last frame is really there. Returns (index or None, stale,
+    hints): stale = a whole index of another size of the block (the block changed after it was
+    sealed, which the rescan reports if it is damage), not a damaged index; hints = the frame
+    offsets of a whole (v2, checksummed) index of this size that the data did not bear out (a
+    frame header rotted), where the rescan may resync past the damage."""
     data = files.read_file(entry._idx(block_id)) or b""
     try:
         if version_of(data) == 1:
             size, recs = decode_index_v1(data)
             if size != blk_size or not recs:
-                return None, size != blk_size
+                return None, size != blk_size, []
             p = pack_frames(recs, size)
         else:
             p = decode_index(data)
     except CorruptRecordError:
-        return None, False
+        return None, False, []
     if p.blk_size != blk_size:
-        return None, True
+        return None, True, []
     if not last_frame_matches(entry, block_id, p):
-        return None, False
-    return p, False
+        return None, False, frame_offsets(p)
+    return p, False, []
+
+
+def frame_offsets(p: PackedIndex) -> list[int]:
+    """Where each frame of an index starts in its block (before its header and metadata)."""
+    return [p.poff[k] - HEADER.size - len(p.metas[p.meta[k]]) for k in range(len(p))]
 
 
 def replay_journal(entry: "Entry", report: list[str]) -> None:

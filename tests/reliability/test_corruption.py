@@ -257,6 +257,65 @@ def test_garbage_appended_to_sealed_block(data, serve):
     still_writable(proc.api)
 
 
+# --- frame headers ---------------------------------------------------------------------------
+
+
+def test_header_flip_in_unsealed_block_resyncs_past_the_damage(data, serve, tmp_path):
+    """Rot in a frame *header* of the scanned block (no index to say where frames are): recovery
+    resyncs at the next header that starts a clean chain to the end of the file, so only that
+    record goes (404, reported); the block takes appends and seals again around the damage."""
+    path = blk(data, 41)
+    f = frame_of(path, 43)
+    flip(path, f.offset + 9)                      # a ts byte: the header crc fails
+    damaged = path.read_bytes()
+    report = edge_check(data, tmp_path)
+    assert "unreadable" in report and f"{41:020d}.blk" in report, report
+    proc = serve()
+    status = read_all(proc.api)
+    assert all(status[ts] == 200 for ts in [*range(1, 43), 44, 45]), status
+    assert status[43] == 404, status
+    lines = recovery_lines(proc.api)
+    assert any(f"{41:020d}.blk" in line and f"bytes {f.offset}-{f.end} unreadable" in line for line in lines), lines
+    assert path.read_bytes()[: len(damaged)] == damaged          # nothing cut
+    assert not list(path.parent.glob("*.torn-*"))
+    still_writable(proc.api)                                     # ts 1000000 appends to block 41
+    assert proc.stop() == 0                                      # a clean stop seals it again
+    proc = serve()
+    status = read_all(proc.api)
+    assert all(status[ts] == 200 for ts in [*range(1, 43), 44, 45]) and status[43] == 404, status
+    assert requests.get(f"{proc.api}/b/c/e?ts=1000000", timeout=TIMEOUT).content == b"more"
+
+
+def test_header_flips_in_a_sealed_block_resync_on_its_index(data, serve):
+    """Three rotten headers in one sealed block, the last frame's among them (so the index is
+    not believed as it is): the index is whole (its crc checks), so its frame offsets are where
+    the scan resyncs; every record but the three is served. A scan on its own could not prove
+    frames between two damaged headers real (no clean chain to the end of the file)."""
+    path = blk(data, 21)
+    for ts in (24, 27, 30):
+        flip(path, frame_of(path, ts).offset + 13)
+    (data / "c" / "e" / "blocks.sum").unlink()                   # no summary record vouches
+    proc = serve()
+    status = read_all(proc.api)
+    assert [ts for ts in range(1, N + 1) if status[ts] != 200] == [24, 27, 30], status
+    still_writable(proc.api)
+
+
+def test_header_flip_hidden_by_an_intact_index(data, serve, tmp_path):
+    """A rotten header in the middle of a sealed block whose index and summary are intact: the
+    block is trusted without a scan (the index holds the record's timestamp, place and
+    metadata, and the payload crc still checks), so the record is served only as it was
+    written; ``edge check``, which scans every block, names the damage."""
+    path = blk(data, 11)
+    flip(path, frame_of(path, 15).offset + 9)
+    report = edge_check(data, tmp_path)
+    assert f"{11:020d}.blk" in report and "unreadable" in report, report
+    proc = serve()
+    status = read_all(proc.api)                   # 200 only with exactly the bytes written
+    assert all(s == 200 for ts, s in status.items() if ts != 15), status
+    assert set(query_all(proc.api)) >= set(range(1, N + 1)) - {15}
+
+
 # --- indexes ---------------------------------------------------------------------------------
 
 

@@ -70,6 +70,58 @@ def test_scan_tears_a_damaged_payload_at_the_end():
     assert plan.good_end == len(a) and plan.torn_bytes == len(b) and "Bad payload crc" in plan.reason
 
 
+def test_scan_resyncs_past_a_damaged_header_at_every_byte():
+    frames = [encode_frame(i, bytes([i]) * (20 + i), "x", {"k": str(i)}) for i in range(1, 6)]
+    data = b"".join(frames)
+    start = len(frames[0]) + len(frames[1])            # frame 3
+    for at in range(start, start + HEADER.size + len(decode_frame(frames[2]).head.meta)):
+        for x in (0x01, 0x80, 0xFF):
+            rotten = bytearray(data)
+            rotten[at] ^= x
+            plan = scan(bytes(rotten))
+            assert [f.head.ts_us for f in plan.frames] == [1, 2, 4, 5], (at, x, plan.reason)
+            assert plan.clean and [s_[:2] for s_ in plan.skipped] == [(start, start + len(frames[2]))]
+
+
+def test_scan_never_takes_a_frame_inside_a_payload_for_a_record():
+    # a record whose payload is itself a block file (frames with valid crcs), its header rotten:
+    # the frames inside chain to the end of that payload, not of the file, so they are not records
+    inner = b"".join(encode_frame(100 + i, b"inner" * 3, "x", {}) for i in range(3))
+    outer = [encode_frame(1, b"a" * 10, "x", {}), encode_frame(2, inner, "x", {}), encode_frame(3, b"c" * 10, "x", {})]
+    for last in (True, False):                          # the carrier last in the block, or not
+        parts = outer if not last else outer[:2]
+        rotten = bytearray(b"".join(parts))
+        rotten[len(parts[0]) + 2] ^= 0x40               # the carrier's magic
+        plan = scan(bytes(rotten))
+        got = [f.head.ts_us for f in plan.frames]
+        assert not any(ts >= 100 for ts in got), got
+        assert got == ([1] if last else [1, 3]), got
+
+
+def test_scan_resyncs_on_index_offsets_between_several_damaged_headers():
+    frames = [encode_frame(i, bytes([i]) * 30, "x", {}) for i in range(1, 8)]
+    offsets, pos = [], 0
+    for f in frames:
+        offsets.append(pos)
+        pos += len(f)
+    rotten = bytearray(b"".join(frames))
+    for k in (1, 3, 6):                                 # frames 2, 4 and the last one, 7
+        rotten[offsets[k] + 10] ^= 0x22
+    assert [f.head.ts_us for f in scan(bytes(rotten)).frames] == [1]      # no proof: torn after 1
+    plan = scan(bytes(rotten), hints=offsets)
+    assert [f.head.ts_us for f in plan.frames] == [1, 3, 5, 6]
+    assert len(plan.skipped) == 2 and plan.good_end == offsets[6] and "crc" in plan.reason
+
+
+def test_summary_header_reserved_bytes_are_checked():
+    data = sfmt.encode_file([sfmt.BlockSummary(sfmt.SEALED, 5, 1, 2, 1, 10, 10, 40, 0, 0)])
+    assert sfmt.decode(data)[1] == len(data)
+    rotten = bytearray(data)
+    rotten[7] ^= 1
+    records, end, reason = sfmt.decode(bytes(rotten))
+    assert (records, end) == ([], 0) and reason and not sfmt.is_torn_tail(bytes(rotten), end)
+
+
 def test_index_roundtrip_and_corruption():
     m1, m2 = b'{"c":"x","l":{}}', b'{"c":"y","l":{"a":"b"}}'
     recs = [IndexRecord(6, 0, 10, m1), IndexRecord(5, 100, 3, m2), IndexRecord(6, 200, 7, m1)]
