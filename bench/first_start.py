@@ -2,8 +2,10 @@
 
 ``flock /tmp/edge-bench.lock python bench/first_start.py [--runs 15] [--tree OTHER_CHECKOUT ...]``
 starts ``python -m edge serve`` (auth on: ``RS_API_TOKEN`` set, so tokens.json and link.key are
-made) on an empty folder and times it until ``/alive`` answers, stops it, then times a restart
-on the same folder. Every tree runs in the same session, interleaved, so the medians compare
+made) on an empty folder and times it until ``/alive`` answers, then until the first token, the
+first bucket and the first 1 KB record are acknowledged (one after the other, as a device's
+first minute does: each is the first durable folder and file of its kind), stops it, then times
+a restart on the same folder until ``/alive``. Every tree runs in the same session, interleaved, so the medians compare
 (this checkout is always the first column). The folders live beside this checkout (a real
 disk, where fsync costs what it costs; not a tmpfs).
 """
@@ -11,6 +13,7 @@ disk, where fsync costs what it costs; not a tmpfs).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -35,6 +38,7 @@ def start(tree: Path, data: Path) -> tuple[subprocess.Popen, float]:
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "edge", "serve"], cwd=str(tree), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.port = port   # type: ignore[attr-defined]
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alive", timeout=1) as r:
@@ -46,6 +50,26 @@ def start(tree: Path, data: Path) -> tuple[subprocess.Popen, float]:
             time.sleep(0.005)
 
 
+def call(port: int, method: str, path: str, body: bytes = b"") -> None:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", data=body, method=method,
+                                 headers={"Authorization": "Bearer bench-token"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{method} {path}: {r.status}")
+        r.read()
+
+
+def firsts(port: int) -> None:
+    """The first token, bucket and 1 KB record, each acknowledged before the next."""
+    call(port, "POST", "/tokens/first", json.dumps({"full_access": True}).encode())
+    call(port, "POST", "/b/first")
+    call(port, "POST", "/b/first/e?ts=1", b"x" * 1000)
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=15)
@@ -53,29 +77,45 @@ def main() -> None:
     args = ap.parse_args()
     trees = [ROOT, *(Path(t).resolve() for t in args.tree)]
     first: dict[Path, list[float]] = {t: [] for t in trees}
+    write: dict[Path, list[float]] = {t: [] for t in trees}
+    firsts_only: dict[Path, list[float]] = {t: [] for t in trees}
     again: dict[Path, list[float]] = {t: [] for t in trees}
+    print(f"load average before: {load()}", flush=True)
     base = Path(tempfile.mkdtemp(prefix=".bench-first-start-", dir=ROOT.parent))
     try:
         for i in range(args.runs):
             for tree in trees:
                 data = base / f"{i}-{trees.index(tree)}"
+                t0 = time.perf_counter()
                 proc, s = start(tree, data)
                 first[tree].append(s)
-                stop(proc)
+                try:
+                    firsts(proc.port)   # type: ignore[attr-defined]
+                    write[tree].append(time.perf_counter() - t0)
+                    firsts_only[tree].append(write[tree][-1] - s)
+                finally:
+                    stop(proc)
                 proc, s = start(tree, data)
                 again[tree].append(s)
                 stop(proc)
                 shutil.rmtree(data)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"| tree | first start, median ms | restart, median ms | runs |")
-    print("|---|---|---|---|")
+    print(f"load average after: {load()}")
+    print("| tree | first start to /alive, median (min-max) ms | to first token + bucket + 1 KB write "
+          "acknowledged, ms | of which the three firsts, ms | restart to /alive, ms | runs |")
+    print("|---|---|---|---|---|---|")
+
+    def cell(xs: list[float]) -> str:
+        return f"{statistics.median(xs) * 1000:.0f} ({min(xs) * 1000:.0f}-{max(xs) * 1000:.0f})"
+
     for tree in trees:
-        print(f"| {tree} | {statistics.median(first[tree]) * 1000:.0f} | "
-              f"{statistics.median(again[tree]) * 1000:.0f} | {args.runs} |")
-    if len(trees) > 1:
-        ratio = statistics.median(first[ROOT]) / statistics.median(first[trees[1]])
-        print(f"\nfirst start, this tree / {trees[1].name}: {ratio:.2f}x")
+        print(f"| {tree} | {cell(first[tree])} | {cell(write[tree])} | {cell(firsts_only[tree])} | {cell(again[tree])} | {args.runs} |")
+    for other in trees[1:]:
+        ratios = [statistics.median(d[ROOT]) / statistics.median(d[other])
+                  for d in (first, write, firsts_only, again)]
+        print(f"\nthis tree / {other.name}: first start {ratios[0]:.2f}x, first write acknowledged "
+              f"{ratios[1]:.2f}x, the three firsts {ratios[2]:.2f}x, restart {ratios[3]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -105,18 +105,18 @@ def stop(proc: subprocess.Popen) -> None:
 class EdgeServer:
     """A fresh ``edge serve`` in a temp data folder, removed again on exit."""
 
-    def __init__(self, prefix: list[str], sync: str, data_root: str | None):
-        self.prefix, self.sync, self.data_root = prefix, sync, data_root
+    def __init__(self, prefix: list[str], sync: str, data_root: str | None, tree: Path = ROOT):
+        self.prefix, self.sync, self.data_root, self.tree = prefix, sync, data_root, tree
 
     def __enter__(self) -> "EdgeServer":
         self.dir = tempfile.mkdtemp(prefix="edge-bench-", dir=self.data_root)
         self.port = free_port()
         env = dict(os.environ, RS_DATA_PATH=self.dir, RS_HOST="127.0.0.1", RS_PORT=str(self.port),
                    RS_LOG_LEVEL="WARN", EDGE_SYNC=self.sync,
-                   PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                   PYTHONPATH=str(self.tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         if not env.get("RS_API_TOKEN"):
             env["RS_DISABLE_AUTH"] = "true"   # measured without auth unless a caller sets a token
-        self.proc = subprocess.Popen(self.prefix + [sys.executable, "-m", "edge", "serve"], env=env, cwd=ROOT,
+        self.proc = subprocess.Popen(self.prefix + [sys.executable, "-m", "edge", "serve"], env=env, cwd=self.tree,
                                      stdout=subprocess.DEVNULL)
         try:
             wait_alive(self.port, self.proc)
@@ -439,6 +439,8 @@ def main() -> int:
     ap.add_argument("--no-replication", action="store_true", help="skip the replication catch-up figure")
     ap.add_argument("--data-root", default=None, help="where the temp data folders go (default: system temp)")
     ap.add_argument("--csv", default=str(HERE / "results.csv"))
+    ap.add_argument("--server-tree", default=str(ROOT), metavar="CHECKOUT",
+                    help="serve edge from another checkout (before/after comparisons; same client and workload)")
     ap.add_argument("--hold", type=float, default=0.0,
                     help="seconds to wait after starting each edge server (attach a profiler)")
     ap.add_argument("--profile", metavar="DIR", default=None,
@@ -472,7 +474,7 @@ def main() -> int:
         for rep in range(reps):
             for cell in cells:
                 size, count = counts[cell]
-                with EdgeServer(prefix, args.sync, args.data_root) as server:
+                with EdgeServer(prefix, args.sync, args.data_root, Path(args.server_tree).resolve()) as server:
                     if args.hold:
                         print(f"  edge pid {server.proc.pid} port {server.port}; holding {args.hold}s", flush=True)
                         time.sleep(args.hold)
