@@ -7,7 +7,8 @@ the ``.blk`` size and the ``.idx`` it names, and scans the block on any doubt.
 
 Why a log: start-up reads one small file per entry instead of every block's index, so it costs
 O(blocks), not O(records) (10M records of 1024 per block: ~10k records of 76 bytes, < 1 MB). A
-record is appended when a block is sealed and when it is deleted; the store rewrites the file
+record is appended when a block is sealed, and a deleted record when it is deleted or unsealed (a
+belated write: start-up then checks it against its files); the store rewrites the file
 (atomically) once dead records outnumber the live ones.
 
 Layout (big-endian): an 8-byte file header, then fixed-size records:

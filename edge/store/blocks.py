@@ -158,7 +158,7 @@ class Block:
     __slots__ = (
         "id", "count", "size", "frames", "frames_size", "min_ts", "max_ts", "bounds_exact",
         "file_size", "next_begin", "pending", "reserved", "streamer", "has_idx", "idx_size", "idx_crc",
-        "removed", "labelled", "index", "cost", "idx_due", "acks", "unpublished",
+        "removed", "labelled", "index", "cost", "idx_due", "acks", "unpublished", "unverified",
     )
 
     def __init__(self, block_id: int):
@@ -185,6 +185,7 @@ class Block:
         self.idx_due = 0  # bytes its .idx and summary record will take when it is sealed
         self.acks: list[SyncToken] | None = None  # group commits of flushes that published here
         self.unpublished = 0  # streamed frames in the file, not published (or aborted) yet
+        self.unverified = False  # trusted from blocks.sum at start-up; file sizes not checked yet
 
     def __len__(self) -> int:
         return self.count

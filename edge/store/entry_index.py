@@ -55,6 +55,10 @@ def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
         cache.touch(b)
         return idx
     assert not b.pinned, "a block with unpublished frames in its file always has its index"
+    if b.unverified:
+        checked = verify(entry, b)
+        if checked is not None:
+            return checked
     if b.file_size == 0:
         b.index = BlockIndex()
         cache.add(b, loaded=False)
@@ -74,6 +78,32 @@ def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
         packed = rebuild(entry, b)
         rebuilt = True
     return install(entry, b, packed, exact=rebuilt)
+
+
+def verify(entry: "Entry", b: Block) -> BlockIndex | None:
+    """First use of a block start-up trusted from its ``blocks.sum`` record without a stat: its
+    ``.blk`` and ``.idx`` must be the sizes the record names. If they are not (a belated write
+    whose unseal record a power cut lost while its frame reached the disk, a file truncated or
+    replaced behind our back), the block is rescanned as start-up would have done (torn tails
+    kept, damaged frames reported), sealed again, and its counts reconciled: returns that index.
+    None: the files agree (the caller goes on as usual)."""
+    b.unverified = False
+    blk = files.file_size(entry._blk(b.id)) or 0
+    idx = files.file_size(entry._idx(b.id)) or 0
+    if blk == b.file_size and idx == b.idx_size:
+        return None
+    report(entry, f"{entry.bucket.name}/{entry.name}: block {b.id} is {blk} bytes with a {idx}-byte index where "
+                  f"its summary record names {b.file_size} and {b.idx_size}: rescanned", "indexes_rebuilt")
+    entry._disk_delta(blk - b.file_size + idx - b.idx_size)
+    b.file_size, b.idx_size = blk, idx
+    b.has_idx = False  # rebuild must not seal it yet: the record needs the frame counts below
+    packed = rebuild(entry, b)
+    b.frames, b.frames_size = len(packed), packed.frames_size
+    if len(packed):
+        write_index(entry, b, packed)  # before install, which takes over (and trims) its arrays
+    else:
+        summary_append(entry, [sfmt.BlockSummary(sfmt.DELETED, b.id)])
+    return install(entry, b, packed, exact=True)
 
 
 def install(entry: "Entry", b: Block, packed: PackedIndex, exact: bool = False) -> BlockIndex:
@@ -328,6 +358,7 @@ def write_index(entry: "Entry", b: Block, packed: PackedIndex) -> None:
 
 def unseal(entry: "Entry", b: Block) -> None:
     """A sealed block takes another frame (a belated write): its .idx no longer describes it."""
+    was_sealed = b.has_idx
     if b.idx_size or b.has_idx:
         files.unlink(entry._idx(b.id))
         entry._disk_delta(-b.idx_size)
@@ -335,6 +366,10 @@ def unseal(entry: "Entry", b: Block) -> None:
     b.has_idx = False
     b.idx_size = 0
     b.idx_crc = 0
+    if was_sealed:
+        # Start-up trusts a summary record without looking at the .blk's size (entry_load.py):
+        # the record goes before the frame does, in the same group commit as the write.
+        summary_append(entry, [sfmt.BlockSummary(sfmt.DELETED, b.id)])
 
 
 # --- the summary log --------------------------------------------------------------------------------

@@ -130,6 +130,10 @@ def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labe
     if ts_us < 0 or length < 0:
         raise BadRequestError("Bad timestamp or length")
     check_record_metadata(content_type, labels)  # every write path passes here: nothing unreadable is stored
+    j = bisect.bisect_right(entry._ids, ts_us)
+    if j and entry.blocks[j - 1].unverified:
+        # The block this write may go to, checked before the duplicate check looks at it.
+        entry_index.verify(entry, entry.blocks[j - 1])
     if ts_us in entry._pending_ts or locate(entry, ts_us) is not None:
         raise ConflictError(f"A record with timestamp {ts_us} already exists")
     meta = encode_meta(content_type, labels)
@@ -205,6 +209,8 @@ def open_block_for_write(entry: "Entry", b: Block) -> int:
     fd, created = entry.bucket.fds.get(entry._blk_key(b.id), create=True)
     if created:
         entry._new_dirs.add(entry.dir)
+    if b.unverified:
+        entry_index.verify(entry, b)
     if b.has_idx:
         # appending to a sealed block (a belated write, or the newest block after a restart)
         entry_index.unseal(entry, b)
