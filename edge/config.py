@@ -1,11 +1,15 @@
 """Settings of one server process, read from a mapping (the environment) and command-line overrides.
 
-Owns: every setting's name, default, unit and parsing; ``describe()`` for the start-up log.
+Owns: the server's own settings (name, default, unit, parsing) and the composition of every room's
+settings dataclass (``MailSettings``, uploads ``Limits``, ``ReplicationRoomSettings``,
+``ThrottleSettings``: each room declares its variables, defaults and parsing); ``describe()``.
 Must not: read ``os.environ`` itself (the caller passes a mapping, tests pass a dict), do I/O,
-import anything from edge but ``errors`` and ``model``.
+import anything from edge but ``errors``, ``model``, ``envparse`` and the rooms' settings modules.
 
-A bad value stops start-up with a ConfigError naming the variable (ReductStore panics on some
-and silently falls back on others; we do neither).
+A bad value stops start-up with a ConfigError naming the variable; all bad values of one start
+are reported together, in one error (ReductStore panics on some and silently falls back on
+others; we do neither). Families read by pattern (``RS_TOKEN_<ID>_*``, ``RS_BUCKET_<ID>_*``,
+``RS_REPLICATION_<ID>_*``, ``RS_LIFECYCLE_<ID>_*``) are parsed by their rooms from ``env`` at start.
 """
 
 from __future__ import annotations
@@ -18,58 +22,20 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import ConfigError
+from .envparse import (GB, GiB, KB, KiB, MB, MiB, Problems, parse_bool, parse_float,  # noqa: F401 - re-exported
+                       parse_int, parse_size)
+from .auth.throttle import ThrottleSettings
+from .mail.settings import MailSettings
+from .replication.settings import ReplicationRoomSettings
+from .uploads.settings import Limits as UploadLimits
 from .model import (AUTO_QUOTA_SIZE, DEFAULT_MAX_BLOCK_RECORDS, DEFAULT_MAX_BLOCK_SIZE, BucketSettings, EngineLimits,
                     QuotaType)
-
-KB, MB, GB = 1000, 1000**2, 1000**3
-KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
 DEFAULT_DATA_PATH = "./edge-data"  # an ordinary user's local folder; the systemd unit sets /var/lib/edge
 SYNC_POLICIES = ("always", "none")
 INSTANCE_ROLES = ("STANDALONE", "PRIMARY", "SECONDARY", "REPLICA")
-
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 DEFAULT_FREE_SPACE_RESERVE = "2%"  # of the data file system
-_SIZE_UNITS = {"b": 1, "kb": KB, "mb": MB, "gb": GB, "tb": 1000 * GB, "kib": KiB, "mib": MiB, "gib": GiB, "tib": 1024 * GiB}
-
-
-def parse_size(text: str, name: str) -> int:
-    """Byte sizes as ReductStore accepts them: ``1000``, ``64MB``, ``1GiB``."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ConfigError(f"{name}: '{text}' is not a byte size (e.g. 1000, 64MB, 1GiB)")
-    unit = (m.group(2) or "b").lower()
-    return int(m.group(1)) * _SIZE_UNITS[unit]
-
-
-def parse_bool(text: str, name: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name}: '{text}' is not a boolean (true/false)")
-
-
-def parse_int(text: str, name: str, minimum: int = 0) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ConfigError(f"{name}: '{text}' is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}: must be >= {minimum}, got {value}")
-    return value
-
-
-def parse_float(text: str, name: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ConfigError(f"{name}: '{text}' is not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name}: must not be negative")
-    return value
 
 
 @dataclass(frozen=True)
@@ -210,6 +176,17 @@ class Config:
     # TEST ONLY (EDGE_TEST_SLOW_FSYNC_MS): every fsync/fdatasync sleeps this long first, like a slow
     # card (edge.blocking.slow_down_fsync; tests/server/test_slow_disk.py). Never set it in production.
     test_slow_fsync_ms: float = 0.0
+    # One-variable rooms: lifecycles (shortest interval), metrics (access, sampling period), and
+    # the payload reader's sendfile path (edge/http/payload.py).
+    lifecycle_min_interval_s: float = 600.0            # EDGE_LIFECYCLE_MIN_INTERVAL_S
+    metrics_access: str = "token"                      # EDGE_METRICS_ACCESS: "token" or "open"
+    metrics_sample_s: float = 5.0                      # EDGE_METRICS_SAMPLE_S (at least 0.2)
+    read_sendfile: bool = False                        # EDGE_READ_SENDFILE=1
+    # The rooms' settings, each declared (variables, defaults, parsing) by its room.
+    mail: MailSettings = field(default_factory=MailSettings)                        # EDGE_SMTP_*, EDGE_SHARE_*
+    uploads: UploadLimits = field(default_factory=UploadLimits)                     # EDGE_UPLOAD*
+    replication: ReplicationRoomSettings = field(default_factory=lambda: ReplicationRoomSettings())  # RS_REPLICATION_*
+    auth_throttle: ThrottleSettings = field(default_factory=ThrottleSettings)       # EDGE_AUTH_*
     # Everything else the process was given, for the rooms that read their own variables
     # (provisioning RS_TOKEN_*/RS_BUCKET_*/RS_REPLICATION_*, EDGE_SMTP_*, ...).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -258,103 +235,162 @@ class Config:
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> "Config":
         """Read ``RS_*`` (and ``EDGE_*``) settings; ``overrides`` (command-line flags) win when not None."""
         get = env.get
+        problems = Problems()
         values: dict[str, object] = {"env": dict(env)}
-        if get("RS_DATA_PATH"):
-            values["data_path"] = Path(get("RS_DATA_PATH", ""))
-        if get("RS_HOST"):
-            values["host"] = get("RS_HOST", "").strip()
-        if get("RS_PORT"):
-            port = values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
-            if not 0 <= port <= 65535:
-                raise ConfigError(f"RS_PORT: {port} is not a TCP port")
-        if get("EDGE_PORT_FILE", "").strip():
-            values["port_file"] = get("EDGE_PORT_FILE", "").strip()
-        values["api_token"] = get("RS_API_TOKEN", "")
-        if not values["api_token"] and get("RS_INIT_API_TOKEN", ""):
-            values["init_api_token"] = get("RS_INIT_API_TOKEN", "")
-        if get("RS_DISABLE_AUTH") and parse_bool(get("RS_DISABLE_AUTH", ""), "RS_DISABLE_AUTH"):
-            values["disable_auth"] = True
-        if get("RS_API_BASE_PATH"):
-            values["api_base_path"] = normalise_base_path(get("RS_API_BASE_PATH", ""))
-        if get("RS_PUBLIC_URL"):
-            values["public_url"] = get("RS_PUBLIC_URL", "").strip()
-        if get("RS_LOG_LEVEL"):
-            level = get("RS_LOG_LEVEL", "").strip().upper()
-            if level not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"):
-                raise ConfigError(f"RS_LOG_LEVEL: '{level}' is not one of TRACE, DEBUG, INFO, WARN, ERROR")
-            values["log_level"] = level
-        if get("RS_CORS_ALLOW_ORIGIN"):
-            values["cors_allow_origin"] = tuple(
-                o.strip() for o in get("RS_CORS_ALLOW_ORIGIN", "").split(",") if o.strip()
-            )
+        with problems.each():
+            if get("RS_DATA_PATH"):
+                values["data_path"] = Path(get("RS_DATA_PATH", ""))
+        with problems.each():
+            if get("RS_HOST"):
+                values["host"] = get("RS_HOST", "").strip()
+        with problems.each():
+            if get("RS_PORT"):
+                port = values["port"] = parse_int(get("RS_PORT", ""), "RS_PORT")
+                if not 0 <= port <= 65535:
+                    raise ConfigError(f"RS_PORT: {port} is not a TCP port")
+        with problems.each():
+            if get("EDGE_PORT_FILE", "").strip():
+                values["port_file"] = get("EDGE_PORT_FILE", "").strip()
+        with problems.each():
+            values["api_token"] = get("RS_API_TOKEN", "")
+        with problems.each():
+            if not values["api_token"] and get("RS_INIT_API_TOKEN", ""):
+                values["init_api_token"] = get("RS_INIT_API_TOKEN", "")
+        with problems.each():
+            if get("RS_DISABLE_AUTH") and parse_bool(get("RS_DISABLE_AUTH", ""), "RS_DISABLE_AUTH"):
+                values["disable_auth"] = True
+        with problems.each():
+            if get("RS_API_BASE_PATH"):
+                values["api_base_path"] = normalise_base_path(get("RS_API_BASE_PATH", ""))
+        with problems.each():
+            if get("RS_PUBLIC_URL"):
+                values["public_url"] = get("RS_PUBLIC_URL", "").strip()
+        with problems.each():
+            if get("RS_LOG_LEVEL"):
+                level = get("RS_LOG_LEVEL", "").strip().upper()
+                if level not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"):
+                    raise ConfigError(f"RS_LOG_LEVEL: '{level}' is not one of TRACE, DEBUG, INFO, WARN, ERROR")
+                values["log_level"] = level
+        with problems.each():
+            if get("RS_CORS_ALLOW_ORIGIN"):
+                values["cors_allow_origin"] = tuple(
+                    o.strip() for o in get("RS_CORS_ALLOW_ORIGIN", "").split(",") if o.strip()
+                )
         # As ReductStore 1.21: /info and the $system entry paths name the instance.
-        values["instance_name"] = get("RS_INSTANCE_NAME", "").strip() or socket.gethostname().strip() or "unknown"
-        if get("RS_INSTANCE_ROLE", "").strip():
-            role = get("RS_INSTANCE_ROLE", "").strip().upper()
-            if role not in INSTANCE_ROLES:
-                raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not one of {', '.join(INSTANCE_ROLES)}")
-            if role != "STANDALONE":
-                # Never weaker than asked: PRIMARY/SECONDARY (shared-storage high availability) and
-                # REPLICA (read-only over another instance's storage) are not built; edge scales by
-                # replicating into a central ReductStore instead.
-                raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not supported by edge (only STANDALONE); "
-                                  "use a replication to a central server instead")
-            values["instance_role"] = role
-        if get("EDGE_SYNC"):
-            policy = get("EDGE_SYNC", "").strip().lower()
-            if policy not in SYNC_POLICIES:
-                raise ConfigError(f"EDGE_SYNC: '{policy}' is not one of {', '.join(SYNC_POLICIES)}")
-            values["sync_policy"] = policy
-        for var, key in (("EDGE_GRACEFUL_TIMEOUT", "graceful_timeout_s"),
-                         ("EDGE_KEEP_ALIVE_TIMEOUT", "keep_alive_timeout_s"),
-                         ("EDGE_HEAD_TIMEOUT", "head_timeout_s"),
-                         ("RS_IO_OPERATION_TIMEOUT", "io_operation_timeout_s"),
-                         ("RS_IO_BATCH_TIMEOUT", "batch_timeout_s"),
-                         ("RS_IO_BATCH_RECORDS_TIMEOUT", "batch_records_timeout_s")):
-            if get(var):
-                values[key] = parse_float(get(var, ""), var)
-        if get("EDGE_MAX_CONNECTIONS"):
-            values["max_connections"] = parse_int(get("EDGE_MAX_CONNECTIONS", ""), "EDGE_MAX_CONNECTIONS", 1)
-        if get("EDGE_MAX_CONNECTIONS_PER_ADDRESS"):
-            values["max_connections_per_address"] = parse_int(
-                get("EDGE_MAX_CONNECTIONS_PER_ADDRESS", ""), "EDGE_MAX_CONNECTIONS_PER_ADDRESS", 0)
-        if get("EDGE_LARGE_HEAD_MEMORY", "").strip():
-            values["large_head_memory"] = parse_size(get("EDGE_LARGE_HEAD_MEMORY", ""),
-                                                     "EDGE_LARGE_HEAD_MEMORY")
-        for var, key in (("EDGE_BODY_GRACE", "body_grace_s"), ("EDGE_BODY_MIN_RATE", "body_min_rate"),
-                         ("EDGE_TLS_HANDSHAKE_TIMEOUT", "tls_handshake_timeout_s")):
-            if get(var):
-                values[key] = parse_float(get(var, ""), var)
-        if "EDGE_TRUSTED_PROXIES" in env:
-            values["trusted_proxies"] = parse_networks(get("EDGE_TRUSTED_PROXIES", ""), "EDGE_TRUSTED_PROXIES")
-        cert, key = get("RS_CERT_PATH", "").strip(), get("RS_CERT_KEY_PATH", "").strip()
-        if cert and not key:
-            raise ConfigError("RS_CERT_KEY_PATH: must be set together with RS_CERT_PATH")
-        if key and not cert:
-            raise ConfigError("RS_CERT_PATH: must be set together with RS_CERT_KEY_PATH")
-        values["cert_path"], values["cert_key_path"] = cert, key
-        for var, key, is_bytes in (("RS_RATE_LIMIT_API", "rate_limit_api", False),
-                                   ("RS_RATE_LIMIT_INGRESS", "rate_limit_ingress", True),
-                                   ("RS_RATE_LIMIT_EGRESS", "rate_limit_egress", True)):
-            if get(var, "").strip():
-                values[key] = parse_rate_limit(get(var, ""), var, bytes_=is_bytes)
-        for var, key in (("RS_IO_BATCH_MAX_SIZE", "batch_max_size"),
-                         ("RS_IO_BATCH_MAX_METADATA_SIZE", "batch_max_metadata_size")):
-            if get(var):
-                values[key] = parse_size(get(var, ""), var)
-        if get("RS_IO_BATCH_MAX_RECORDS"):
-            values["batch_max_records"] = parse_int(get("RS_IO_BATCH_MAX_RECORDS", ""), "RS_IO_BATCH_MAX_RECORDS", 1)
-        if get("EDGE_ATTACHMENTS_BUCKET", "").strip():
-            values["attachments_bucket"] = get("EDGE_ATTACHMENTS_BUCKET", "").strip()
-        if get("EDGE_LINK_DEFAULT_DAYS"):
-            values["link_default_days"] = parse_int(get("EDGE_LINK_DEFAULT_DAYS", ""), "EDGE_LINK_DEFAULT_DAYS", 1)
-        if get("EDGE_RECEIPT_TO", "").strip():
-            values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
-        if get("EDGE_TEST_SLOW_FSYNC_MS", "").strip():
-            values["test_slow_fsync_ms"] = parse_float(get("EDGE_TEST_SLOW_FSYNC_MS", ""), "EDGE_TEST_SLOW_FSYNC_MS")
-        values["default_bucket"] = _bucket_defaults(env)
-        values.update(_system_events(env))
-        values["engine_limits"] = _engine_limits(env)
+        with problems.each():
+            values["instance_name"] = get("RS_INSTANCE_NAME", "").strip() or socket.gethostname().strip() or "unknown"
+        with problems.each():
+            if get("RS_INSTANCE_ROLE", "").strip():
+                role = get("RS_INSTANCE_ROLE", "").strip().upper()
+                if role not in INSTANCE_ROLES:
+                    raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not one of {', '.join(INSTANCE_ROLES)}")
+                if role != "STANDALONE":
+                    # Never weaker than asked: PRIMARY/SECONDARY (shared-storage high availability) and
+                    # REPLICA (read-only over another instance's storage) are not built; edge scales by
+                    # replicating into a central ReductStore instead.
+                    raise ConfigError(f"RS_INSTANCE_ROLE: '{role}' is not supported by edge (only STANDALONE); "
+                                      "use a replication to a central server instead")
+                values["instance_role"] = role
+        with problems.each():
+            if get("EDGE_SYNC"):
+                policy = get("EDGE_SYNC", "").strip().lower()
+                if policy not in SYNC_POLICIES:
+                    raise ConfigError(f"EDGE_SYNC: '{policy}' is not one of {', '.join(SYNC_POLICIES)}")
+                values["sync_policy"] = policy
+        with problems.each():
+            for var, key in (("EDGE_GRACEFUL_TIMEOUT", "graceful_timeout_s"),
+                             ("EDGE_KEEP_ALIVE_TIMEOUT", "keep_alive_timeout_s"),
+                             ("EDGE_HEAD_TIMEOUT", "head_timeout_s"),
+                             ("RS_IO_OPERATION_TIMEOUT", "io_operation_timeout_s"),
+                             ("RS_IO_BATCH_TIMEOUT", "batch_timeout_s"),
+                             ("RS_IO_BATCH_RECORDS_TIMEOUT", "batch_records_timeout_s")):
+                if get(var):
+                    values[key] = parse_float(get(var, ""), var)
+        with problems.each():
+            if get("EDGE_MAX_CONNECTIONS"):
+                values["max_connections"] = parse_int(get("EDGE_MAX_CONNECTIONS", ""), "EDGE_MAX_CONNECTIONS", 1)
+        with problems.each():
+            if get("EDGE_MAX_CONNECTIONS_PER_ADDRESS"):
+                values["max_connections_per_address"] = parse_int(
+                    get("EDGE_MAX_CONNECTIONS_PER_ADDRESS", ""), "EDGE_MAX_CONNECTIONS_PER_ADDRESS", 0)
+        with problems.each():
+            if get("EDGE_LARGE_HEAD_MEMORY", "").strip():
+                values["large_head_memory"] = parse_size(get("EDGE_LARGE_HEAD_MEMORY", ""),
+                                                         "EDGE_LARGE_HEAD_MEMORY")
+        with problems.each():
+            for var, key in (("EDGE_BODY_GRACE", "body_grace_s"), ("EDGE_BODY_MIN_RATE", "body_min_rate"),
+                             ("EDGE_TLS_HANDSHAKE_TIMEOUT", "tls_handshake_timeout_s")):
+                if get(var):
+                    values[key] = parse_float(get(var, ""), var)
+        with problems.each():
+            if "EDGE_TRUSTED_PROXIES" in env:
+                values["trusted_proxies"] = parse_networks(get("EDGE_TRUSTED_PROXIES", ""), "EDGE_TRUSTED_PROXIES")
+        with problems.each():
+            cert, key = get("RS_CERT_PATH", "").strip(), get("RS_CERT_KEY_PATH", "").strip()
+        with problems.each():
+            if cert and not key:
+                raise ConfigError("RS_CERT_KEY_PATH: must be set together with RS_CERT_PATH")
+        with problems.each():
+            if key and not cert:
+                raise ConfigError("RS_CERT_PATH: must be set together with RS_CERT_KEY_PATH")
+        with problems.each():
+            values["cert_path"], values["cert_key_path"] = cert, key
+        with problems.each():
+            for var, key, is_bytes in (("RS_RATE_LIMIT_API", "rate_limit_api", False),
+                                       ("RS_RATE_LIMIT_INGRESS", "rate_limit_ingress", True),
+                                       ("RS_RATE_LIMIT_EGRESS", "rate_limit_egress", True)):
+                if get(var, "").strip():
+                    values[key] = parse_rate_limit(get(var, ""), var, bytes_=is_bytes)
+        with problems.each():
+            for var, key in (("RS_IO_BATCH_MAX_SIZE", "batch_max_size"),
+                             ("RS_IO_BATCH_MAX_METADATA_SIZE", "batch_max_metadata_size")):
+                if get(var):
+                    values[key] = parse_size(get(var, ""), var)
+        with problems.each():
+            if get("RS_IO_BATCH_MAX_RECORDS"):
+                values["batch_max_records"] = parse_int(get("RS_IO_BATCH_MAX_RECORDS", ""), "RS_IO_BATCH_MAX_RECORDS", 1)
+        with problems.each():
+            if get("EDGE_ATTACHMENTS_BUCKET", "").strip():
+                values["attachments_bucket"] = get("EDGE_ATTACHMENTS_BUCKET", "").strip()
+        with problems.each():
+            if get("EDGE_LINK_DEFAULT_DAYS"):
+                values["link_default_days"] = parse_int(get("EDGE_LINK_DEFAULT_DAYS", ""), "EDGE_LINK_DEFAULT_DAYS", 1)
+        with problems.each():
+            if get("EDGE_RECEIPT_TO", "").strip():
+                values["receipt_to"] = get("EDGE_RECEIPT_TO", "").strip()
+        with problems.each():
+            if get("EDGE_TEST_SLOW_FSYNC_MS", "").strip():
+                values["test_slow_fsync_ms"] = parse_float(get("EDGE_TEST_SLOW_FSYNC_MS", ""), "EDGE_TEST_SLOW_FSYNC_MS")
+        with problems.each():
+            values["default_bucket"] = _bucket_defaults(env)
+        with problems.each():
+            values.update(_system_events(env))
+        with problems.each():
+            values["engine_limits"] = _engine_limits(env)
+        with problems.each():
+            if get("EDGE_LIFECYCLE_MIN_INTERVAL_S", "").strip():
+                values["lifecycle_min_interval_s"] = parse_float(get("EDGE_LIFECYCLE_MIN_INTERVAL_S", ""),
+                                                                 "EDGE_LIFECYCLE_MIN_INTERVAL_S")
+        with problems.each():
+            access = (get("EDGE_METRICS_ACCESS") or "token").strip().lower()
+            if access not in ("open", "token"):
+                raise ConfigError(f"EDGE_METRICS_ACCESS must be 'open' or 'token', got {access!r}")
+            values["metrics_access"] = access
+        with problems.each():
+            if get("EDGE_METRICS_SAMPLE_S", "").strip():
+                values["metrics_sample_s"] = max(0.2, parse_float(get("EDGE_METRICS_SAMPLE_S", ""),
+                                                                  "EDGE_METRICS_SAMPLE_S"))
+        values["read_sendfile"] = get("EDGE_READ_SENDFILE", "") == "1"
+        # The rooms' own settings, each one frozen dataclass of its room (variables, defaults, parsing).
+        with problems.each():
+            values["mail"] = MailSettings.from_env(env)
+        with problems.each():
+            values["uploads"] = UploadLimits.from_env(env)
+        with problems.each():
+            values["replication"] = ReplicationRoomSettings.from_env(env)
+        with problems.each():
+            values["auth_throttle"] = ThrottleSettings.from_env(env)
+        problems.raise_all()   # every bad value at once, one line each
         for key, value in overrides.items():
             if value is not None:
                 values[key] = Path(value) if key == "data_path" else value  # type: ignore[arg-type]
@@ -365,6 +401,9 @@ class Config:
         lines = []
         for f in fields(self):
             if f.name == "env":
+                continue
+            if f.name == "mail":
+                lines += self.mail.describe()   # the password masked
                 continue
             value = getattr(self, f.name)
             if f.name in ("api_token", "init_api_token"):

@@ -51,6 +51,7 @@ from .services.provisioning import auth_throttle
 from .services.storage import StorageService
 from .store import Engine
 from . import blocking
+from .http import payload
 
 log = logging.getLogger("edge")
 
@@ -154,6 +155,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
     log.info("edge %s starting; data in %s; crc32 by %s", __version__, config.data_path, checksum.IMPLEMENTATION)
     for line in config.describe():
         log.debug("setting %s", line)
+    payload.SENDFILE = config.read_sendfile
     if config.test_slow_fsync_ms:
         log.warning("EDGE_TEST_SLOW_FSYNC_MS=%s: every fsync sleeps first (a test knob, never for real data)",
                     config.test_slow_fsync_ms)
@@ -169,7 +171,7 @@ async def serve(config: Config, *, shutdown: trio.Event | None = None, handle_si
         if tokens.damage is not None:
             damaged.append(tokens.damage)
             log.error("tokens: %s; only the configured tokens work until it is repaired", tokens.damage.describe())
-        throttle = auth_throttle(config.env)
+        throttle = config.auth_throttle.throttle()
         async with trio.open_nursery() as durable:
             await durable.start(flusher.run)
             if handle_signals:

@@ -41,7 +41,9 @@ import ipaddress
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Mapping
 
+from edge.envparse import parse_float, parse_int
 from edge.errors import RateLimitedError
 
 DEFAULT_MAX_FAILURES = 10
@@ -163,3 +165,27 @@ class AuthThrottle:
 
     def statistics(self) -> dict[str, int]:
         return {"tracked_addresses": len(self._states)}
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    """The auth room's throttle settings: ``EDGE_AUTH_MAX_FAILURES`` bad tokens within
+    ``EDGE_AUTH_WINDOW`` seconds block the address for ``EDGE_AUTH_BACKOFF`` seconds."""
+
+    max_failures: int = DEFAULT_MAX_FAILURES
+    window_s: float = DEFAULT_WINDOW_S
+    backoff_s: float = DEFAULT_BACKOFF_S
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ThrottleSettings":
+        values: dict[str, int | float] = {}
+        if env.get("EDGE_AUTH_MAX_FAILURES", "").strip():
+            values["max_failures"] = parse_int(env["EDGE_AUTH_MAX_FAILURES"], "EDGE_AUTH_MAX_FAILURES", 1)
+        if env.get("EDGE_AUTH_WINDOW", "").strip():
+            values["window_s"] = parse_float(env["EDGE_AUTH_WINDOW"], "EDGE_AUTH_WINDOW")
+        if env.get("EDGE_AUTH_BACKOFF", "").strip():
+            values["backoff_s"] = parse_float(env["EDGE_AUTH_BACKOFF"], "EDGE_AUTH_BACKOFF")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def throttle(self) -> AuthThrottle:
+        return AuthThrottle(max_failures=self.max_failures, window_s=self.window_s, backoff_s=self.backoff_s)

@@ -45,7 +45,7 @@ VERIFY_THREADS = 3
 # EDGE_READ_SENDFILE=1 selects the sendfile path (kept and tested for other machines/kernels).
 # Since then the copying path costs ~4.7 ms per 10 MB record (ISA-L crc32 when ``isal`` is
 # installed, reused read buffers), see bench/RESULTS.md "Issue 8, continued".
-SENDFILE = os.environ.get("EDGE_READ_SENDFILE", "") == "1"
+SENDFILE = False   # Config.read_sendfile (EDGE_READ_SENDFILE=1), set by edge.main at start-up
 
 _limiter = trio.CapacityLimiter(VERIFY_THREADS)
 

@@ -17,7 +17,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any, Mapping
 
-from ..config import parse_float, parse_int
+from ..envparse import parse_float, parse_int
 from ..errors import ConfigError
 from .compose import address_problem
 

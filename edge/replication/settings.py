@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ..envparse import parse_bool, parse_float, parse_int
 from ..errors import ConfigError, InvalidInputError
 from ..query.when import compile_when
 
@@ -246,3 +247,25 @@ def parse_env_replications(env: Mapping[str, str]) -> dict[str, ReplicationSetti
 
 __all__ = ["ReplicationSettings", "parse_settings", "to_wire", "to_record", "parse_env_replications",
            "legacy_to_when", "check_host", "check_when", "MODES", "COMPRESSIONS"]
+
+
+@dataclass(frozen=True)
+class ReplicationRoomSettings:
+    """The replication room's server-wide settings (a replication's own are ``ReplicationSettings``)."""
+
+    timeout_s: float = 5.0          # RS_REPLICATION_TIMEOUT: one request to a destination
+    log_size: int = 1_000_000       # RS_REPLICATION_LOG_SIZE: events a transaction log keeps
+    verify_ssl: bool = True         # RS_REPLICATION_VERIFY_SSL
+    ca_path: str | None = None      # RS_REPLICATION_CA_PATH: extra trust anchor (PEM)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ReplicationRoomSettings":
+        values: dict[str, object] = {}
+        if env.get("RS_REPLICATION_TIMEOUT", "").strip():
+            values["timeout_s"] = parse_float(env["RS_REPLICATION_TIMEOUT"], "RS_REPLICATION_TIMEOUT")
+        if env.get("RS_REPLICATION_LOG_SIZE", "").strip():
+            values["log_size"] = parse_int(env["RS_REPLICATION_LOG_SIZE"], "RS_REPLICATION_LOG_SIZE", 1)
+        if env.get("RS_REPLICATION_VERIFY_SSL", "").strip():
+            values["verify_ssl"] = parse_bool(env["RS_REPLICATION_VERIFY_SSL"], "RS_REPLICATION_VERIFY_SSL")
+        values["ca_path"] = env.get("RS_REPLICATION_CA_PATH") or None
+        return cls(**values)  # type: ignore[arg-type]

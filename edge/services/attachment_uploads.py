@@ -391,7 +391,7 @@ async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: 
         check_bucket_name(config.attachments_bucket)
     except InvalidInputError as exc:
         raise ConfigError(f"EDGE_ATTACHMENTS_BUCKET: {exc.message}") from None
-    limits = Limits.from_env(config.env)
+    limits = config.uploads
     root = config.data_path / ".edge" / "attachments"
     staging, report = await blocking.run_disk(AttachmentStaging.open, root, limits)
     for line in report:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
 import trio
 
-from ..config import parse_float
 from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, InvalidInputError, NotFoundError
 from ..query.select import is_meta, select_entries
 from ..query.when import compile_when
@@ -188,8 +187,7 @@ class LifecycleService:
         self.events = events    # a lifecycle_run event per pass into $system/lifecycle/<instance>/<name>
         env = dict(config.env)
         self.env = env
-        text = env.get("EDGE_LIFECYCLE_MIN_INTERVAL_S", "").strip()
-        self.min_interval_s = parse_float(text, "EDGE_LIFECYCLE_MIN_INTERVAL_S") if text else 600.0
+        self.min_interval_s = config.lifecycle_min_interval_s
         self.path = config.data_path / ".edge" / "lifecycles.json"
         self.lifecycles: dict[str, Lifecycle] = {}
         # From a damaged lifecycles.json, unreadable: name -> (reason, the old item or None).

@@ -378,7 +378,7 @@ async def start(nursery: trio.Nursery, config: Config, links: LinkRegistry, dama
     Always present (the outbox listing works without a relay); the sender task runs only when
     ``EDGE_SMTP_HOST`` is set. Bad settings raise ``ConfigError`` and stop start-up.
     """
-    settings = MailSettings.from_env(config.env)
+    settings = config.mail
     outbox = await blocking.run_disk(Outbox.open, config.data_path)
     for line in outbox.load_report:
         log.warning("outbox: %s", line)

@@ -36,7 +36,6 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from edge import API_VERSION, __version__
-from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -287,19 +286,9 @@ async def start(nursery: trio.Nursery, engine: Engine, storage: StorageService, 
                 config: Config) -> Recorder:
     """Room starter: the recorder, its feeds and its sampler task."""
     recorder = Recorder()
-    env = config.env or {}
-    access = (env.get("EDGE_METRICS_ACCESS") or "token").strip().lower()
-    if access not in ("open", "token"):
-        raise ConfigError(f"EDGE_METRICS_ACCESS must be 'open' or 'token', got {access!r}")
-    recorder.access = access
+    recorder.access = config.metrics_access
     storage.write_hooks.append(recorder.on_write)
     flusher.sync_observers.append(recorder.on_fsync)
-    interval = SAMPLE_INTERVAL_S
-    text = env.get("EDGE_METRICS_SAMPLE_S")
-    if text:
-        try:
-            interval = max(0.2, float(text))
-        except ValueError:
-            log.warning("EDGE_METRICS_SAMPLE_S=%r is not a number; using %s", text, SAMPLE_INTERVAL_S)
+    interval = config.metrics_sample_s
     await nursery.start(partial(recorder.run_sampler, storage, interval_s=interval, engine=engine))
     return recorder

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
-from ..auth.throttle import AuthThrottle
-from ..config import parse_float, parse_int, parse_size
+from ..auth.throttle import AuthThrottle, ThrottleSettings
+from ..config import parse_int, parse_size
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..model import BucketSettings, QuotaType
 from ..store.bucket import check_bucket_name
@@ -134,19 +134,8 @@ def provision_buckets(engine: Any, env: Mapping[str, str], defaults: BucketSetti
 
 
 def auth_throttle(env: Mapping[str, str]) -> AuthThrottle:
-    """An ``AuthThrottle`` with the limits of ``EDGE_AUTH_*`` (unset: the throttle's defaults).
-
-    ``EDGE_AUTH_MAX_FAILURES`` bad tokens within ``EDGE_AUTH_WINDOW`` seconds block the address
-    for ``EDGE_AUTH_BACKOFF`` seconds.
-    """
-    kwargs: dict[str, Any] = {}
-    if env.get("EDGE_AUTH_MAX_FAILURES", "").strip():
-        kwargs["max_failures"] = parse_int(env["EDGE_AUTH_MAX_FAILURES"], "EDGE_AUTH_MAX_FAILURES", 1)
-    if env.get("EDGE_AUTH_WINDOW", "").strip():
-        kwargs["window_s"] = parse_float(env["EDGE_AUTH_WINDOW"], "EDGE_AUTH_WINDOW")
-    if env.get("EDGE_AUTH_BACKOFF", "").strip():
-        kwargs["backoff_s"] = parse_float(env["EDGE_AUTH_BACKOFF"], "EDGE_AUTH_BACKOFF")
-    return AuthThrottle(**kwargs)
+    """An ``AuthThrottle`` with the limits of ``EDGE_AUTH_*`` (``ThrottleSettings``; unset: its defaults)."""
+    return ThrottleSettings.from_env(env).throttle()
 
 
 # --- the room starter -------------------------------------------------------------------------

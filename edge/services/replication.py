@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 import trio
 
-from ..config import parse_bool, parse_float, parse_int
 from ..errors import (AlreadyExistsError, ConflictError, CorruptRecordError, EdgeError, InvalidInputError,
                       NotFoundError)
 from ..formats import batch_v1
@@ -454,13 +453,9 @@ class ReplicationService:
         self.state_dir = config.data_path / ".edge"
         self.registry_path = self.state_dir / "replications.json"
         self.logs_dir = self.state_dir / "replications"
-        self.timeout_s = parse_float(env["RS_REPLICATION_TIMEOUT"], "RS_REPLICATION_TIMEOUT") \
-            if env.get("RS_REPLICATION_TIMEOUT", "").strip() else 5.0
-        self.log_size = parse_int(env["RS_REPLICATION_LOG_SIZE"], "RS_REPLICATION_LOG_SIZE", 1) \
-            if env.get("RS_REPLICATION_LOG_SIZE", "").strip() else 1_000_000
-        self.verify_ssl = parse_bool(env["RS_REPLICATION_VERIFY_SSL"], "RS_REPLICATION_VERIFY_SSL") \
-            if env.get("RS_REPLICATION_VERIFY_SSL", "").strip() else True
-        self.ca_path = env.get("RS_REPLICATION_CA_PATH") or None
+        room = config.replication
+        self.timeout_s, self.log_size = room.timeout_s, room.log_size
+        self.verify_ssl, self.ca_path = room.verify_ssl, room.ca_path
         self.env = env
         self.replications: dict[str, Replication] = {}
         # From a damaged replications.json, unreadable: name -> (reason, the old item or None).

@@ -291,7 +291,7 @@ class UploadService:
 async def start(nursery: trio.Nursery, config: Config, engine: Engine, storage: StorageService,
                 damaged: list[Damage]) -> UploadService:
     """Room starter (``edge.main.start_rooms``): staging area, the tus service, its reaper."""
-    limits = Limits.from_env(config.env)
+    limits = config.uploads
     root = config.data_path / ".edge" / "uploads"
     staging, report = await blocking.run_disk(Staging.open, root, limits)
     for line in report:

@@ -35,40 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from edge.config import GiB, parse_float, parse_int, parse_size
 from edge.formats.checksum import crc32
 from edge.errors import BadRequestError, DiskFullError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from edge import durable
 from edge.store import files
+from edge.uploads.settings import Limits  # noqa: F401 - the room's settings, used here
 from edge.uploads.protocol import Checksum, Destination, Event, State, advance
 
 STATE_FILE = "state.json"
 DATA_FILE = "data"
 FORMAT_VERSION = 1
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Settings with safe defaults; a bad value stops start-up naming the variable (ConfigError)."""
-
-    max_bytes: int = 16 * GiB          # EDGE_UPLOAD_MAX_BYTES: the largest single upload (Tus-Max-Size)
-    max_active: int = 64               # EDGE_UPLOADS_MAX_ACTIVE: uploads in progress at once
-    staging_bytes: int = 64 * GiB      # EDGE_UPLOAD_STAGING_BYTES: sum of Upload-Length in progress
-    expire_s: float = 24 * 3600.0      # EDGE_UPLOAD_EXPIRE_S: idle time before the reaper deletes one
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Limits":
-        values: dict[str, object] = {}
-        if env.get("EDGE_UPLOAD_MAX_BYTES"):
-            values["max_bytes"] = parse_size(env["EDGE_UPLOAD_MAX_BYTES"], "EDGE_UPLOAD_MAX_BYTES")
-        if env.get("EDGE_UPLOADS_MAX_ACTIVE"):
-            values["max_active"] = parse_int(env["EDGE_UPLOADS_MAX_ACTIVE"], "EDGE_UPLOADS_MAX_ACTIVE", 1)
-        if env.get("EDGE_UPLOAD_STAGING_BYTES"):
-            values["staging_bytes"] = parse_size(env["EDGE_UPLOAD_STAGING_BYTES"], "EDGE_UPLOAD_STAGING_BYTES")
-        if env.get("EDGE_UPLOAD_EXPIRE_S"):
-            values["expire_s"] = parse_float(env["EDGE_UPLOAD_EXPIRE_S"], "EDGE_UPLOAD_EXPIRE_S")
-        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass

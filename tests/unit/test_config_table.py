@@ -109,3 +109,34 @@ def test_the_check_fails_both_ways():
     assert disagreements(readme.replace("| `RS_FAM_<ID>_*` | | family |\n", ""), {"RS_A"}, set(), "EDGE_KNOB") \
         == ["EDGE_GONE is in the README's configuration table but edge does not read it "
             "(a test-only knob must say 'for tests only')"]
+
+
+def test_every_bad_value_is_reported_together():
+    """One start-up names every bad variable, the server's and the rooms' (issue 23 item 2)."""
+    import pytest
+
+    from edge.config import Config
+    from edge.errors import ConfigError
+
+    bad = {"RS_PORT": "x", "EDGE_SYNC": "sometimes", "EDGE_SMTP_PORT": "0", "EDGE_UPLOADS_MAX_ACTIVE": "0",
+           "RS_REPLICATION_TIMEOUT": "soon", "EDGE_AUTH_WINDOW": "b", "EDGE_METRICS_ACCESS": "all",
+           "EDGE_LIFECYCLE_MIN_INTERVAL_S": "-1", "RS_DEFAULTS_BUCKET_QUOTA_SIZE": "big"}
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(bad)
+    message = str(info.value)
+    assert message.startswith(f"{len(bad)} bad settings: ")
+    for var in bad:
+        assert var in message, var
+    with pytest.raises(ConfigError, match=r"^RS_PORT: 'x' is not an integer$"):   # one: as before
+        Config.from_env({"RS_PORT": "x"})
+    c = Config.from_env({"RS_REPLICATION_TIMEOUT": "7", "EDGE_AUTH_MAX_FAILURES": "3", "EDGE_UPLOADS_MAX_ACTIVE": "2",
+                         "EDGE_SMTP_HOST": "mx.example.com", "EDGE_METRICS_SAMPLE_S": "0.01"})
+    assert (c.replication.timeout_s, c.auth_throttle.max_failures, c.uploads.max_active, c.mail.host,
+            c.metrics_sample_s) == (7.0, 3, 2, "mx.example.com", 0.2)
+
+
+def test_describe_masks_the_smtp_password():
+    from edge.config import Config
+
+    lines = Config.from_env({"EDGE_SMTP_HOST": "h", "EDGE_SMTP_USER": "u", "EDGE_SMTP_PASSWORD": "hunter2"}).describe()
+    assert "mail.password = ***" in lines and not any("hunter2" in line for line in lines)
