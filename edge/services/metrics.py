@@ -30,7 +30,7 @@ import sys
 import time
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Protocol
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -43,6 +43,36 @@ if TYPE_CHECKING:
     from edge.store import Engine
     from .commit import Flusher
     from .storage import StorageService
+
+
+
+class _Segment(Protocol):   # edge.server.types.FileSegment (this room must not import the server)
+    @property
+    def length(self) -> int: ...
+
+
+Chunk = bytes | bytearray | memoryview | _Segment
+
+
+class _Received(Protocol):  # the request body (edge.server.types.Body)
+    @property
+    def received(self) -> int: ...
+
+
+class _Answer(Protocol):    # what is read of a response (edge.server.types.Response)
+    status: int
+    headers: list[tuple[str, str]]
+
+    @property
+    def body(self) -> object: ...
+    @property
+    def content_length(self) -> int | None: ...
+
+
+class _Method(Protocol):    # the request (edge.server.types.Request)
+    @property
+    def method(self) -> str: ...
+
 
 # No ``*_created`` series: they double the exposition and nobody on a device graphs them.
 disable_created_metrics()
@@ -62,7 +92,7 @@ _BATCH_READ = {"edge.http.batch.read_batch", "edge.http.io_query.read_io_batch",
 _RATE_KEYS = ("records_written", "bytes_written", "records_read", "bytes_read")
 
 
-def route_name(handler: Any) -> str:
+def route_name(handler: object) -> str:
     if handler is None:
         return "unmatched"
     module = getattr(handler, "__module__", "") or ""
@@ -70,18 +100,18 @@ def route_name(handler: Any) -> str:
     return f"{module.rsplit('.', 1)[-1]}.{name}"
 
 
-def _full_name(handler: Any) -> str:
+def _full_name(handler: object) -> str:
     return f"{getattr(handler, '__module__', '')}.{getattr(handler, '__name__', '')}"
 
 
-def _response_bytes(response: Any) -> int:
+def _response_bytes(response: _Answer) -> int:
     if response.content_length is not None:
         return int(response.content_length)
     body = response.body
     return len(body) if isinstance(body, (bytes, bytearray, memoryview)) else 0
 
 
-def _chunk_size(chunk: Any) -> int:
+def _chunk_size(chunk: Chunk) -> int:
     if isinstance(chunk, (bytes, bytearray)):
         return len(chunk)
     if isinstance(chunk, memoryview):
@@ -89,7 +119,7 @@ def _chunk_size(chunk: Any) -> int:
     return int(chunk.length)      # a FileSegment (sent with sendfile)
 
 
-def _records_in(response: Any) -> int:
+def _records_in(response: _Answer) -> int:
     n = 0
     for name, _ in response.headers:
         lname = name.lower()
@@ -98,7 +128,7 @@ def _records_in(response: Any) -> int:
     return n
 
 
-def read_counts(method: str, status: int, handler: Any, response: Any) -> tuple[int, int]:
+def read_counts(method: str, status: int, handler: object, response: _Answer) -> tuple[int, int]:
     """(records, body bytes) a read response serves; (0, 0) for anything that is not a read.
 
     The one rule of "what is a read", shared by these counters and the ``$system`` usage events."""
@@ -119,16 +149,16 @@ class MeteredBody:
 
     __slots__ = ("_inner", "_it", "_sent", "_done")
 
-    def __init__(self, inner: Any, done: Callable[[int], None]):
+    def __init__(self, inner: AsyncIterable[Chunk], done: Callable[[int], None]):
         self._inner = inner
-        self._it: AsyncIterator[Any] | None = None
+        self._it: AsyncIterator[Chunk] | None = None
         self._sent = 0
         self._done: Callable[[int], None] | None = done
 
     def __aiter__(self) -> "MeteredBody":
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> Chunk:
         if self._it is None:
             self._it = self._inner.__aiter__()
         try:
@@ -199,7 +229,10 @@ class Recorder:
     def on_fsync(self, seconds: float) -> None:
         self.fsync.observe(max(0.0, seconds))
 
-    def observe(self, req: Any, response: Any, handler: Any, started: float, body: Any = None) -> None:
+    def observe(self, req: _Method, response: Any, handler: object, started: float,
+                body: _Received | None = None) -> None:
+        # response: the server's Response (Any: this room must not import edge.server, and it
+        # swaps a streamed body for a MeteredBody)
         route = route_name(handler)
         status = response.status
         self.requests.labels(route, req.method, str(status)).inc()
@@ -224,7 +257,7 @@ class Recorder:
 
     # --- history for the console ------------------------------------------------------------
 
-    def _snapshot(self, storage: Any, engine: Any, now: float) -> dict:
+    def _snapshot(self, storage: StorageService, engine: Engine | None, now: float) -> dict:
         sizes: dict[str, int] = {}
         if engine is not None:
             for name in engine.bucket_names():
@@ -234,8 +267,8 @@ class Recorder:
                     continue
         for gone in [b for b in self.bucket_writes if b not in sizes]:
             del self.bucket_writes[gone]
-        return {"t": now, "records_written": getattr(storage, "records_written", 0),
-                "bytes_written": getattr(storage, "bytes_written", 0),
+        return {"t": now, "records_written": storage.records_written,
+                "bytes_written": storage.bytes_written,
                 "records_read": self.records_read, "bytes_read": self.bytes_read,
                 "buckets": {name: (self.bucket_writes.get(name, (0, 0))[0], self.bucket_writes.get(name, (0, 0))[1], size)
                             for name, size in sizes.items()}}
@@ -254,7 +287,7 @@ class Recorder:
         out["buckets"] = buckets
         return out
 
-    def sample(self, storage: Any, now: float | None = None, engine: Any = None) -> None:
+    def sample(self, storage: StorageService, now: float | None = None, engine: Engine | None = None) -> None:
         now = time.time() if now is None else now
         cur = self._snapshot(storage, engine, now)
         last, self._last = self._last, cur
@@ -271,8 +304,8 @@ class Recorder:
             return {"interval_s": COARSE_INTERVAL_S, "samples": list(self._coarse)}
         return {"interval_s": self.interval_s, "samples": list(self._fine)}
 
-    async def run_sampler(self, storage: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-                          interval_s: float = SAMPLE_INTERVAL_S, engine: Any = None) -> None:
+    async def run_sampler(self, storage: StorageService, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                          interval_s: float = SAMPLE_INTERVAL_S, engine: Engine | None = None) -> None:
         self.interval_s = interval_s
         self._fine = deque(maxlen=max(2, int(FINE_SPAN_S / interval_s)))
         self.sample(storage, engine=engine)

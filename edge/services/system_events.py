@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 from urllib.parse import unquote
 
 import trio
@@ -40,7 +40,8 @@ from ..sysevents.usage import BucketUsage, UsageWindow
 from .metrics import read_counts
 
 if TYPE_CHECKING:
-    from ..store import Engine
+    from ..model import BucketSettings
+    from ..store import Bucket, Durability, Engine, Entry
     from ..config import Config
     from .commit import Flusher
     from .replication import ReplicationService
@@ -78,6 +79,11 @@ class RequestLike(Protocol):
 class ResponseLike(Protocol):
     status: int
     headers: list[tuple[str, str]]
+
+    @property
+    def body(self) -> object: ...
+    @property
+    def content_length(self) -> int | None: ...
 
 
 def _now_us() -> int:
@@ -132,7 +138,7 @@ class _LogCapture(logging.Handler):
 
 
 class SystemEvents:
-    def __init__(self, engine: Any, storage: "StorageService", flusher: "Flusher", config: "Config"):
+    def __init__(self, engine: Engine, storage: "StorageService", flusher: "Flusher", config: "Config"):
         self.engine, self.storage, self.flusher, self.config = engine, storage, flusher, config
         self.instance = config.instance_name
         self.audit_on = config.audit_on
@@ -166,7 +172,7 @@ class SystemEvents:
         if n >= WAKE_AT and threading.current_thread() is threading.main_thread():
             self._wake.set()
 
-    def observe_request(self, req: RequestLike, response: ResponseLike, handler: Any,
+    def observe_request(self, req: RequestLike, response: ResponseLike, handler: object,
                         params: Mapping[str, str], seconds: float) -> None:
         """The app hook, after every routed response: audit the caller, count reads for usage."""
         status = response.status
@@ -252,7 +258,7 @@ class SystemEvents:
 
     # --- the writer --------------------------------------------------------------------------
 
-    def _bucket_settings(self) -> Any:
+    def _bucket_settings(self) -> BucketSettings:
         return self.config.default_bucket.merged(quota_type=QuotaType.FIFO,
                                                  quota_size=self.config.system_events_quota_size)
 
@@ -267,7 +273,7 @@ class SystemEvents:
             bucket.is_provisioned = True
             bucket.update_settings(settings)
 
-    async def _system_bucket(self) -> Any:
+    async def _system_bucket(self) -> Bucket:
         try:
             return self.engine.get_bucket(SYSTEM_BUCKET)
         except NotFoundError:
@@ -280,7 +286,7 @@ class SystemEvents:
             self._queue.clear()
         return events
 
-    def _next_ts(self, entry: Any, name: str, ts_us: int) -> int:
+    def _next_ts(self, entry: Entry, name: str, ts_us: int) -> int:
         last = self._last_ts.get(name)
         if last is None:
             last = entry.latest_ts if entry.record_count else -1
@@ -330,7 +336,7 @@ class SystemEvents:
             except EdgeError as exc:
                 self._warn(f"fsync failed: {exc.message}")
 
-    async def _write_entry(self, bucket: Any, name: str, batch: Iterable[SystemEvent]) -> Any:
+    async def _write_entry(self, bucket: Bucket, name: str, batch: Iterable[SystemEvent]) -> Durability | None:
         async with self.storage.entry_lock(SYSTEM_BUCKET, name):
             try:
                 entry = await self.storage.open_entry(bucket, name)
@@ -367,7 +373,7 @@ class SystemEvents:
                 durability.merge(extra)
             return durability
 
-    async def _every(self, seconds: float, action: Any) -> None:
+    async def _every(self, seconds: float, action: Callable[[], None]) -> None:
         while True:
             await trio.sleep(seconds)
             action()
