@@ -236,7 +236,7 @@ def _without_nulls(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if v is not None}
 
 
-def _str_list(value: Any) -> tuple[str, ...]:
+def _str_list(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _invalid_body()
     return tuple(value)

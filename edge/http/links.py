@@ -75,7 +75,7 @@ def _missing(field: str) -> InvalidInputError:
     return InvalidInputError(f"Invalid JSON: missing field `{field}`")
 
 
-def _base_url(req: Request, ctx: AppContext, value: Any) -> str:
+def _base_url(req: Request, ctx: AppContext, value: object) -> str:
     """``base_url`` must be absolute with a host; a ``/`` is appended (spec §11.1)."""
     if value is None:
         return public_base_url(req, ctx)

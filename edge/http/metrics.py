@@ -49,7 +49,7 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=value)
 
 
-def _stats(obj: Any) -> Any:
+def _stats(obj: object) -> Any:
     fn = getattr(obj, "statistics", None)
     if fn is None:
         return None

@@ -95,7 +95,7 @@ async def read_mode(req: Request, modes: tuple[str, ...]) -> str:
     return mode
 
 
-def json_object(doc: Any) -> dict:
+def json_object(doc: object) -> dict:
     """``doc`` if it is a JSON object, else the 422 every object-shaped body gives."""
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: expected a JSON object")
@@ -106,7 +106,7 @@ async def read_json_object(req: Request) -> dict:
     return json_object(await read_json(req))
 
 
-def json_response(doc: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+def json_response(doc: object, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
     body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(status, [("content-type", "application/json")] + (headers or []), body)
 

@@ -35,7 +35,7 @@ NO_LINKS = "No shareable links found"
 MAX_LINK_IDS = 100
 
 
-def _link_ids(value: Any) -> list[str]:
+def _link_ids(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise InvalidInputError("'link_ids' must be a list of link ids")
     if not value:
@@ -45,7 +45,7 @@ def _link_ids(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def message_text(value: Any) -> str | None:
+def message_text(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):

@@ -22,7 +22,6 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any
 
 from .. import __version__
 from .context import AppContext
@@ -62,12 +61,12 @@ class _File:
 _MANIFEST: dict[str, _File] | None = None
 
 
-def ui_root() -> Any:
+def ui_root() -> resources.abc.Traversable:
     """The console's folder inside the package (a Traversable: works from a wheel or a one-file build)."""
     return resources.files("edge") / "ui"
 
 
-def _walk(node: Any, prefix: PurePosixPath, out: dict[str, _File]) -> None:
+def _walk(node: resources.abc.Traversable, prefix: PurePosixPath, out: dict[str, _File]) -> None:
     for child in node.iterdir():
         if child.name.startswith((".", "_")):
             continue

@@ -55,7 +55,7 @@ def check_link_access(req: Request, ctx: AppContext, secret: str, upload_id: str
     ctx.upload_links.check_access(secret, upload_id)
 
 
-def _base_url(req: Request, ctx: AppContext, value: Any) -> str:
+def _base_url(req: Request, ctx: AppContext, value: object) -> str:
     if value is None:
         return public_base_url(req, ctx)
     if not isinstance(value, str):

@@ -17,7 +17,7 @@ def settings_to_wire(s: BucketSettings) -> dict[str, Any]:
             "max_block_size": s.max_block_size, "max_block_records": s.max_block_records}
 
 
-def settings_changes_from_wire(doc: Any) -> dict[str, Any]:
+def settings_changes_from_wire(doc: object) -> dict[str, Any]:
     """Fields present and not null; the caller merges them over defaults or current settings."""
     if doc is None:
         return {}

@@ -358,12 +358,12 @@ class LinkRegistry:
                                             updated_ms=rec.updated_ms or rec.updated_at * 1000))
 
 
-def _check_max_downloads(value: Any) -> None:
+def _check_max_downloads(value: object) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InvalidInputError("'max_downloads' must be a positive integer")
 
 
-def _check_expire_at(value: Any) -> None:
+def _check_expire_at(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
 

@@ -70,7 +70,7 @@ def check_address(addr: Any, what: str = "recipient") -> str:
     return addr
 
 
-def check_recipients(value: Any, max_recipients: int) -> list[str]:
+def check_recipients(value: object, max_recipients: int) -> list[str]:
     """A non-empty list of strict addresses, de-duplicated case-insensitively, at most ``max_recipients``."""
     if not isinstance(value, list):
         raise InvalidInputError("'recipients' must be a list of e-mail addresses")

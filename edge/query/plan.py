@@ -137,7 +137,7 @@ def plan_from_params(items: Iterable[tuple[str, str]], kind: str = QUERY) -> Que
 # --- QueryEntry JSON (§9.2) ------------------------------------------------------------------
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     """serde_json's wording for the value it found, which upstream puts in the 422 text."""
     if value is None:
         return "null"
@@ -154,11 +154,11 @@ def _describe(value: Any) -> str:
     return "map"
 
 
-def _type_error(value: Any, expected: str) -> InvalidInputError:
+def _type_error(value: object, expected: str) -> InvalidInputError:
     return InvalidInputError(f"Invalid JSON: invalid type: {_describe(value)}, expected {expected}")
 
 
-def _opt_u64(doc: Mapping[str, Any], key: str) -> int | None:
+def _opt_u64(doc: Mapping[str, object], key: str) -> int | None:
     value = doc.get(key)
     if value is None:
         return None
@@ -169,14 +169,14 @@ def _opt_u64(doc: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
-def _opt_bool(doc: Mapping[str, Any], key: str) -> bool | None:
+def _opt_bool(doc: Mapping[str, object], key: str) -> bool | None:
     value = doc.get(key)
     if value is None or isinstance(value, bool):
         return value
     raise _type_error(value, "a boolean")
 
 
-def _opt_labels(doc: Mapping[str, Any], key: str) -> dict[str, str]:
+def _opt_labels(doc: Mapping[str, object], key: str) -> dict[str, str]:
     value = doc.get(key)
     if value is None:
         return {}
@@ -188,7 +188,7 @@ def _opt_labels(doc: Mapping[str, Any], key: str) -> dict[str, str]:
     return dict(value)
 
 
-def plan_from_json(doc: Any) -> QueryPlan:
+def plan_from_json(doc: object) -> QueryPlan:
     """A parsed QueryEntry body. Unknown fields are ignored; ``null`` means "not given"."""
     if not isinstance(doc, dict):
         raise _type_error(doc, "struct QueryEntry")

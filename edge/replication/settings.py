@@ -45,7 +45,7 @@ class ReplicationSettings:
         return f"{prefix}/{entry}" if prefix else entry
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -57,11 +57,11 @@ def _describe(value: Any) -> str:
     return "sequence" if isinstance(value, list) else "map"
 
 
-def _type_error(value: Any, expected: str) -> InvalidInputError:
+def _type_error(value: object, expected: str) -> InvalidInputError:
     return InvalidInputError(f"Invalid JSON: invalid type: {_describe(value)}, expected {expected}")
 
 
-def _string(doc: Mapping[str, Any], key: str, default: str | None = None, *, required: bool = False) -> str | None:
+def _string(doc: Mapping[str, object], key: str, default: str | None = None, *, required: bool = False) -> str | None:
     if key not in doc or doc[key] is None:
         if required:
             raise InvalidInputError(f"Invalid JSON: missing field `{key}`")
@@ -72,13 +72,13 @@ def _string(doc: Mapping[str, Any], key: str, default: str | None = None, *, req
     return value
 
 
-def _required_string(doc: Mapping[str, Any], key: str) -> str:
+def _required_string(doc: Mapping[str, object], key: str) -> str:
     value = _string(doc, key, required=True)
     assert value is not None  # _string raised for a missing required field
     return value
 
 
-def _variant(doc: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+def _variant(doc: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> str:
     value = _string(doc, key, allowed[0])
     if value not in allowed:
         expected = " or ".join(f"`{a}`" for a in allowed)
@@ -136,7 +136,7 @@ def legacy_to_when(include: Mapping[str, Any] | None, exclude: Mapping[str, Any]
     return {"$and": parts} if len(parts) > 1 else parts[0]
 
 
-def check_when(when: Any) -> None:
+def check_when(when: object) -> None:
     if when is None:
         return
     if not isinstance(when, dict):
@@ -147,7 +147,7 @@ def check_when(when: Any) -> None:
         raise InvalidInputError(f"Invalid replication condition: {exc.message}") from None
 
 
-def parse_settings(doc: Any, *, previous: ReplicationSettings | None = None) -> ReplicationSettings:
+def parse_settings(doc: object, *, previous: ReplicationSettings | None = None) -> ReplicationSettings:
     """A ReplicationSettings body -> value; 422 ``Invalid JSON: ...`` / spec texts.
 
     ``previous`` (PUT): a null ``dst_token`` keeps the stored token (spec §13.2).

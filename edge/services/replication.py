@@ -33,7 +33,7 @@ import os
 import time
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Mapping, Protocol
 from urllib.parse import quote
 
 import trio
@@ -621,7 +621,7 @@ class ReplicationService:
         local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", self.config.host}
         return parts.hostname in local and (parts.port or 80) == self._port_of()
 
-    async def create(self, name: str, doc: Any) -> None:
+    async def create(self, name: str, doc: object) -> None:
         if name in self.replications:
             raise AlreadyExistsError(f"Replication '{name}' already exists")
         settings = parse_settings(doc)
@@ -631,7 +631,7 @@ class ReplicationService:
         await self._save()
         await self._nursery.start(rep.run)
 
-    async def update(self, name: str, doc: Any) -> None:
+    async def update(self, name: str, doc: object) -> None:
         if name in self.unreadable:   # lost settings, set again: a new replication over its old log
             settings = parse_settings(doc)
             self._validate(name, settings)

@@ -19,7 +19,7 @@ The tus hook (``edge/http/uploads.py``), for a request carrying ``Upload-Link: <
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 
 from edge.errors import BadRequestError

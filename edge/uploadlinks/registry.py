@@ -109,12 +109,12 @@ class Grant:
     index: int          # position in ``received``
 
 
-def _check_limit(name: str, value: Any) -> None:
+def _check_limit(name: str, value: object) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= U64_MAX):
         raise InvalidInputError(f"'{name}' must be a positive integer or null")
 
 
-def _check_expire_at(value: Any) -> None:
+def _check_expire_at(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
 

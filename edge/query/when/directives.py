@@ -54,7 +54,7 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _context(key: str, value: Any) -> int | Duration:
+def _context(key: str, value: object) -> int | Duration:
     if isinstance(value, str):
         value = parse_duration(value) or value
     if _is_int(value):
@@ -68,7 +68,7 @@ def _context(key: str, value: Any) -> int | Duration:
     raise InvalidInputError(f"{key} must be an integer or a duration")
 
 
-def _size(key: str, value: Any) -> int:
+def _size(key: str, value: object) -> int:
     size = parse_size(value) if isinstance(value, str) else value
     if not _is_int(size):
         raise InvalidInputError(f"{key} must be an integer or a size string (e.g. '1MB')")
@@ -77,7 +77,7 @@ def _size(key: str, value: Any) -> int:
     return size
 
 
-def _records(key: str, value: Any) -> int:
+def _records(key: str, value: object) -> int:
     if not _is_int(value):
         raise InvalidInputError(f"{key} must be an integer")
     if value < 1:  # zero records per batch could never make progress
@@ -85,7 +85,7 @@ def _records(key: str, value: Any) -> int:
     return value
 
 
-def _seconds(key: str, value: Any) -> float:
+def _seconds(key: str, value: object) -> float:
     if isinstance(value, str):
         duration = parse_duration(value)
         if duration is None:
@@ -100,7 +100,7 @@ def _seconds(key: str, value: Any) -> float:
     return seconds
 
 
-def _labels(key: str, value: Any) -> tuple[str, ...]:
+def _labels(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidInputError(f"{key} must be an array of strings")
     if not value:
@@ -108,7 +108,7 @@ def _labels(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _ext(key: str, value: Any) -> dict[str, Any] | list[dict[str, Any]]:
+def _ext(key: str, value: object) -> dict[str, Any] | list[dict[str, Any]]:
     if isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
         return value
     raise InvalidInputError(f"{key} must be an object or an array of objects")

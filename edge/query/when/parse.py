@@ -50,7 +50,7 @@ def build_operator(name: str, operands: list[Node]) -> Operator:
     return cls(name, operands)
 
 
-def _compact(value: Any) -> str:
+def _compact(value: object) -> str:
     # serde_json's compact form, which upstream puts in the error text.
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -58,7 +58,7 @@ def _compact(value: Any) -> str:
         return repr(value)
 
 
-def _parse(value: Any, depth: int) -> list[Node]:
+def _parse(value: object, depth: int) -> list[Node]:
     if depth > MAX_DEPTH:
         raise InvalidInputError("Condition is nested too deeply")
     if isinstance(value, dict):
