@@ -82,7 +82,8 @@ def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
 
 def verify(entry: "Entry", b: Block) -> BlockIndex | None:
     """First use of a block start-up trusted from its ``blocks.sum`` record without a stat: its
-    ``.blk`` and ``.idx`` must be the sizes the record names. If they are not (a belated write
+    ``.blk`` must be the size the record names (a wrong ``.idx`` alone is left to the usual
+    index check, which rebuilds it). If it is not (a belated write
     whose unseal record a power cut lost while its frame reached the disk, a file truncated or
     replaced behind our back), the block is rescanned as start-up would have done (torn tails
     kept, damaged frames reported), sealed again, and its counts reconciled: returns that index.
@@ -90,7 +91,9 @@ def verify(entry: "Entry", b: Block) -> BlockIndex | None:
     b.unverified = False
     blk = files.file_size(entry._blk(b.id)) or 0
     idx = files.file_size(entry._idx(b.id)) or 0
-    if blk == b.file_size and idx == b.idx_size:
+    if blk == b.file_size:
+        # The frames are as the record says; a missing or damaged .idx alone is the ordinary
+        # rebuild (ensure_index's read_index check), reported as "index of block N rebuilt".
         return None
     report(entry, f"{entry.bucket.name}/{entry.name}: block {b.id} is {blk} bytes with a {idx}-byte index where "
                   f"its summary record names {b.file_size} and {b.idx_size}: rescanned", "indexes_rebuilt")
