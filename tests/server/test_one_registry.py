@@ -219,6 +219,7 @@ def _median_ms(url: str, n: int, **kwargs) -> float:
     return statistics.median(times)
 
 
+@pytest.mark.serial  # medians of ms-scale requests: neighbours in the parallel pass blur the classes
 def test_timing_class_does_not_depend_on_the_link(srv):
     """Medians, interleaved, in one run: without a password every unusable link costs what a
     missing one costs; with a (wrong) password every one costs one scrypt, a missing one too.
