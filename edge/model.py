@@ -19,6 +19,12 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # A default ``quota_size`` the store replaces when it creates a bucket: a share of the disk
 # (see edge/store/engine.py). Never stored, never on the wire.
 AUTO_QUOTA_SIZE = -1
+# The big-record threshold, one policy for every path. A record (or a batch body) up to this size
+# is small: the store buffers it and writes it in one go, and a reader reads and crc-verifies it
+# whole before the status goes out (a bad crc becomes a clean 500; replication reads it once and
+# keeps it until sent). A bigger one is written through as it arrives and streamed to readers,
+# verified as it goes.
+BIG_RECORD_BYTES = 1 << 20
 
 Labels = Mapping[str, str]
 

@@ -37,6 +37,7 @@ from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNo
 from ..links import (LinkRecord, Member, RangePlan, Span, TarLayout, check_state, content_disposition,
                      decode_b64, link_not_found, member_name, plan_range)
 from ..links.seal import unseal
+from ..model import BIG_RECORD_BYTES
 from ..query.cursor import BUSY, Match, QueryCursor
 from ..query.plan import QUERY, QueryPlan, plan_from_json
 from ..query.select import select_entries
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 LINK_PARAMS = ("ct", "s", "n", "i")
 SECURITY_HEADERS = [("cache-control", "no-store"), ("referrer-policy", "no-referrer"),
                     ("x-content-type-options", "nosniff"), ("x-robots-tag", "noindex")]
-SMALL_BODY = 1 << 20          # read (and crc-verify) whole before the status goes out
 SMALL_PARTIAL = 64 * 1024     # partial bodies this small are read into memory: no fd juggling
 MAX_TAR_MEMBERS = 10_000      # headers are built up front (exact Content-Length); bounds that work
 TAR_TYPE = "application/x-tar"
@@ -263,7 +263,7 @@ async def _record(req: Request, ctx: AppContext, rec: LinkRecord, entry: Entry, 
     if req.method == "HEAD":
         return Response(rp.status, headers, b"", content_length=length)
     if not rp.partial:
-        if ref.size <= SMALL_BODY:
+        if ref.size <= BIG_RECORD_BYTES:
             body = b"".join(entry.read_payload(ref))   # a bad crc is a clean 500, not a cut body
             await _count(ctx, rec, client, req, rp, count)
             return Response(200, headers, body)
@@ -282,7 +282,7 @@ async def _record(req: Request, ctx: AppContext, rec: LinkRecord, entry: Entry, 
 
 async def _verify_whole(entry: Entry, ref: RecordRef) -> None:
     """CorruptRecordError (a clean 500, before any header) unless the payload matches its crc."""
-    if ref.size <= SMALL_BODY:
+    if ref.size <= BIG_RECORD_BYTES:
         for _ in entry.read_payload(ref):
             pass
         return

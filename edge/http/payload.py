@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     from ..store import Entry, RecordRef
 
+from ..model import BIG_RECORD_BYTES
 from ..server.types import FileSegment
 
-INLINE_BYTES = 1 << 20  # payloads up to this size are read and verified whole, inline
 TAIL_BYTES = 64 * 1024  # held back until the crc check of a larger payload has passed
 VERIFY_THREADS = 3
 # Measured on the 2-vCPU VM (issue 8): sendfile + threaded check costs MORE server CPU per 10 MB
@@ -125,7 +125,7 @@ async def payload_body(entry: Entry, ref: RecordRef) -> AsyncGenerator[bytes | m
     """``ref``'s whole payload; raises ``CorruptRecordError`` (or a storage error) before its end
     if the crc does not match. Close it (``aclose``/``aclosing``) when done: it holds an fd."""
     size = ref.size
-    if size <= INLINE_BYTES:
+    if size <= BIG_RECORD_BYTES:
         for part in entry.read_verified([ref]):
             yield part
         return

@@ -20,16 +20,15 @@ from typing import Any, AsyncIterator
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
 from ..formats.metadata import readable_content_type, readable_labels
-from ..model import DEFAULT_CONTENT_TYPE
+from ..model import BIG_RECORD_BYTES, DEFAULT_CONTENT_TYPE
 from ..query.plan import QUERY, REMOVE, plan_from_json, plan_from_params
 from ..services import queries as service
 from .context import AppContext, authorize
-from .payload import INLINE_BYTES, payload_body
+from .payload import payload_body
 from .request import json_response, parse_u64, read_json
 from .routing import Route
 from ..server.types import Request, Response
 
-PREFETCH_BYTES = 1 << 20  # batches up to this size are verified whole before the status goes out
 QUERY_ID_ERROR = "'query' must be a number"
 
 
@@ -45,15 +44,15 @@ async def _stream(batch: service.Batch) -> AsyncIterator[Any]:
     while i < n:
         name = matches[i].entry
         entry = batch.entries[name]
-        if matches[i].ref.size > INLINE_BYTES:
+        if matches[i].ref.size > BIG_RECORD_BYTES:
             async with aclosing(payload_body(entry, matches[i].ref)) as parts:
                 async for part in parts:
                     yield part
             i += 1
             continue
         j, total = i, 0
-        while (j < n and total < INLINE_BYTES and matches[j].entry == name
-               and matches[j].ref.size <= INLINE_BYTES):
+        while (j < n and total < BIG_RECORD_BYTES and matches[j].entry == name
+               and matches[j].ref.size <= BIG_RECORD_BYTES):
             total += matches[j].ref.size
             j += 1
         for part in entry.read_verified([m.ref for m in matches[i:j]]):
@@ -81,7 +80,7 @@ def batch_body(batch: service.Batch, send_payload: bool) -> tuple[Any, int]:
     size = batch.size
     if not send_payload or size == 0:
         return b"", size
-    if size <= PREFETCH_BYTES:
+    if size <= BIG_RECORD_BYTES:
         # Read now: a crc mismatch becomes a clean 500 instead of a cut connection.
         return b"".join(_read_verified(batch)), size
     return _stream(batch), size

@@ -12,7 +12,7 @@ from typing import Any
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
 from ..formats.metadata import readable_content_type, readable_labels
-from ..model import DEFAULT_CONTENT_TYPE
+from ..model import BIG_RECORD_BYTES, DEFAULT_CONTENT_TYPE
 from ..services.attachments import meta_write_check
 from .context import AppContext, authorize
 from .entries import is_meta_entry, remove_entry
@@ -20,8 +20,6 @@ from .payload import payload_body
 from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_ts_optional, parse_u64
 from .routing import Route
 from ..server.types import Request, Response
-
-SMALL_RECORD_BYTES = 1 << 20  # read and verify whole before answering: a bad crc becomes a clean 500
 
 
 def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
@@ -39,7 +37,7 @@ def record_response(entry: Any, entry_name: str, ref: Any, head: bool, status: i
     headers = record_headers(entry_name, ref) + (extra or [])
     if head:
         return Response(status, headers, b"", content_length=ref.size)
-    if ref.size <= SMALL_RECORD_BYTES:
+    if ref.size <= BIG_RECORD_BYTES:
         body = b"".join(entry.read_payload(ref))  # raises CorruptRecordError before any byte is sent
         return Response(status, headers, body)
     # sendfile; the last bytes go out only once the crc matched (else the connection is cut)

@@ -41,6 +41,7 @@ import trio
 from ..errors import (AlreadyExistsError, ConflictError, CorruptRecordError, EdgeError, InvalidInputError,
                       NotFoundError)
 from ..formats import batch_v1
+from ..model import BIG_RECORD_BYTES
 from ..query.select import select_entries
 from ..query.when import compile_when
 from ..query.when.condition import Condition
@@ -69,7 +70,6 @@ MAX_HEADER_BYTES = 256_000
 LOOKAHEAD = 1024
 PIPELINE = 4  # batches in flight per round, one connection each
 COALESCE_BYTES = 256 * 1024
-VERIFY_INLINE_BYTES = 1 << 20  # records up to this size are read (verified) once, kept until sent
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
 RETRY_STATUSES = {401, 403, 404, 408, 425, 429}
@@ -334,7 +334,7 @@ class Replication:
                 ref = entry.get(ev.ts_us)
                 # Verify before the first byte leaves: a record whose payload fails its CRC is
                 # reported and skipped, never sent as good and never retried forever.
-                payload = b"".join(entry.read_payload(ref)) if ref.size <= VERIFY_INLINE_BYTES else None
+                payload = b"".join(entry.read_payload(ref)) if ref.size <= BIG_RECORD_BYTES else None
                 if payload is None:   # a big one is checked in a worker thread, through its own fd
                     fd, _ = entry.payload_fd(ref)
                     try:

@@ -2,7 +2,7 @@
 
 Owns: RecordWriter (one record being written), block choice and rotation (spec 15.2), quota
 reservation through the bucket, buffered records (one writev per block at flush) and streamed
-ones (written through once past STREAM_THRESHOLD), aborts, publication into the in-memory index
+ones (written through once past BIG_RECORD_BYTES), aborts, publication into the in-memory index
 at flush, the Durability a flush hands back, and when blocks get sealed (entry_index writes the
 ``.idx`` of a block that no longer takes regular appends).
 Must not: publish a record before its whole frame is written, sync anything itself (durability
@@ -26,11 +26,11 @@ from edge.store.blocks import IDX_FIXED, IDX_META, IDX_ROW, Block, BlockIndex, R
 from edge.store.entry_journal import JOURNAL, journal_append
 from edge.store.entry_read import locate
 from edge.formats.checksum import crc32
+from edge.model import BIG_RECORD_BYTES
 
 if TYPE_CHECKING:
     from edge.store.entry import Entry
 
-STREAM_THRESHOLD = 1 << 20  # buffered bytes above which a record is written through
 WRITEBACK_STEP = 2 << 20  # a streaming record starts the disk's writeback every this many bytes
 
 
@@ -71,7 +71,7 @@ class RecordWriter:
             stream_append(self._entry, self, [chunk])
             return
         self.chunks.append(bytes(chunk))
-        if self.received > STREAM_THRESHOLD:
+        if self.received > BIG_RECORD_BYTES:  # written through from here on
             try_stream(self._entry, self)
 
     def finish(self) -> None:

@@ -16,7 +16,7 @@ from edge.errors import DiskFullError, NotFoundError, StorageLimitError
 from edge.formats import journal as jfmt
 from edge.formats.index import IndexRecord, decode_index, encode_index_v1
 from edge.formats.recovery import scan
-from edge.model import BucketSettings, EngineLimits, QuotaType
+from edge.model import BIG_RECORD_BYTES, BucketSettings, EngineLimits, QuotaType
 from edge.store import Engine
 from edge.store.entry_index import SUMMARY
 
@@ -202,8 +202,6 @@ def test_writes_while_the_cache_drops_every_index(tmp_path):
     between begin_write and flush, and the records published without it (in order, belated, in
     a batch across a rotation, streamed ones) read back exactly, before and after a reopen and
     after the blocks are sealed from their frames."""
-    from edge.store import entry_write
-
     limits = EngineLimits(index_cache_size=1)
     engine = Engine.open(tmp_path, limits=limits)
     e = engine.create_bucket("b", BucketSettings(max_block_records=7)).get_or_create_entry("e")
@@ -218,7 +216,7 @@ def test_writes_while_the_cache_drops_every_index(tmp_path):
         writers = []
         for ts in batch:
             big = rng.random() < 0.1
-            data = os.urandom(entry_write.STREAM_THRESHOLD + 10 if big else ts % 200)
+            data = os.urandom(BIG_RECORD_BYTES + 10 if big else ts % 200)
             w = e.begin_write(ts, len(data), OCT, {"n": str(ts)})
             put(other, 5_000_000 + ts, b"x")  # loads and drops other indexes meanwhile
             if i > len(batch):  # a read while the writer is in flight (the first batch is flushed)
