@@ -94,12 +94,20 @@ def check_bucket_name(name: str) -> None:
         raise InvalidInputError(f"Bucket name is too long: {len(name)} characters, at most {MAX_BUCKET_NAME}")
 
 
+META_ENTRY = "$meta"  # attachments: ``<entry>/$meta`` holds those of ``<entry>`` (spec §12)
+
+
+def is_meta_entry(name: str) -> bool:
+    """An attachment (``$meta``) entry: the one test of every layer (store, query, services, HTTP)."""
+    return name == META_ENTRY or name.endswith("/" + META_ENTRY)
+
+
 def check_entry_name(name: str) -> None:
     base = name
-    if name == "$meta":
+    if name == META_ENTRY:
         return
-    if name.endswith("/$meta"):
-        base = name[: -len("/$meta")]
+    if is_meta_entry(name):
+        base = name[: -len("/" + META_ENTRY)]
     if not base or base.startswith("/") or base.endswith("/") or "//" in base:
         raise InvalidInputError("Entry name must be non-empty and must not contain empty path segments")
     if _ENTRY_RE.fullmatch(base) is None:

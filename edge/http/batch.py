@@ -16,9 +16,8 @@ from typing import Callable, TypeVar
 from ..auth.policy import Write
 from ..errors import InvalidInputError
 from ..formats import batch_v1
+from ..formats.metadata import is_meta_entry
 from ..services import batch as service
-from ..services.attachments import is_meta, meta_write_check
-from ..services.batch import BeforeWrite
 from .context import AppContext, authorize
 from .errors import header_safe, status_of
 from .request import empty_response, parse_u64
@@ -88,11 +87,6 @@ def _ts_key(item: service.BatchRecord) -> int:
     return item.ts_us
 
 
-def write_hook(ctx: AppContext) -> BeforeWrite:
-    """The ``$meta`` write rules (``edge.services.attachments``), applied to every batched record."""
-    return meta_write_check
-
-
 # POST /b/{bucket}/{entry}/batch
 async def write_batch(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
     authorize(req, ctx, Write(bucket))
@@ -102,7 +96,7 @@ async def write_batch(req: Request, ctx: AppContext, bucket: str, entry: str) ->
     ctx.engine.get_bucket(bucket)  # 404 before reading the body
     # The codec's items go in as they are (no per-record copies); a failed one is named by its ts.
     errors = await service.write_batch(ctx.storage, bucket, records, req.body, total, status_of=status_of,
-                                       entry=entry, key_of=_ts_key, before_write=write_hook(ctx),
+                                       entry=entry, key_of=_ts_key,
                                        check_end=req.body.length is None)
     return empty_response(200, error_headers(errors, batch_v1.error_header_name))
 
@@ -120,7 +114,7 @@ async def update_batch(req: Request, ctx: AppContext, bucket: str, entry: str) -
 # DELETE /b/{bucket}/{entry}/batch
 async def remove_batch(req: Request, ctx: AppContext, bucket: str, entry: str) -> Response:
     authorize(req, ctx, Write(bucket))
-    if is_meta(entry):
+    if is_meta_entry(entry):
         raise InvalidInputError(
             f"Can't delete records from system entry '{entry}'; use label update with remove=true")
     stamps = batch_v1.parse_record_timestamps(req.headers.items())

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from ..auth.policy import Write
 from ..errors import InvalidInputError
+from ..formats.metadata import is_meta_entry
 from .context import AppContext, authorize
 from .request import empty_response, read_json
 from .routing import Route
 from ..server.types import Request, Response
-
-
-def is_meta_entry(entry: str) -> bool:
-    return entry == "$meta" or entry.endswith("/$meta")
 
 
 # DELETE /b/{bucket}/{entry}   (no query string; with one it removes a record, see records.py)

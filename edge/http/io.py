@@ -15,9 +15,9 @@ from __future__ import annotations
 from ..auth.policy import Write
 from ..errors import InvalidInputError
 from ..formats import batch_v2
+from ..formats.metadata import is_meta_entry
 from ..services import batch as service
-from ..services.attachments import is_meta
-from .batch import declared_length, error_headers, reduct_headers, write_hook
+from .batch import declared_length, error_headers, reduct_headers
 from .context import AppContext, authorize
 from .errors import status_of
 from .request import empty_response
@@ -45,7 +45,7 @@ async def write(req: Request, ctx: AppContext, bucket: str) -> Response:
     declared_length(req, total, required=True)
     ctx.engine.get_bucket(bucket)  # 404 before reading the body
     errors = await service.write_batch(ctx.storage, bucket, batch.records, req.body, total, status_of=status_of,
-                                       key_of=_key, before_write=write_hook(ctx),
+                                       key_of=_key,
                                        check_end=req.body.length is None)
     return _answer(batch, errors)
 
@@ -66,7 +66,7 @@ async def remove(req: Request, ctx: AppContext, bucket: str) -> Response:
     authorize(req, ctx, Write(bucket))
     batch = batch_v2.parse_remove_headers(reduct_headers(req))
     for name in batch.entries:
-        if is_meta(name):
+        if is_meta_entry(name):
             raise InvalidInputError(
                 f"Can't delete records from system entry '{name}'; use label update with remove=true")
     ctx.engine.get_bucket(bucket)

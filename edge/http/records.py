@@ -11,11 +11,10 @@ from typing import Any
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
-from ..formats.metadata import readable_content_type, readable_labels
+from ..formats.metadata import is_meta_entry, readable_content_type, readable_labels
 from ..model import BIG_RECORD_BYTES, DEFAULT_CONTENT_TYPE
-from ..services.attachments import meta_write_check
 from .context import AppContext, authorize
-from .entries import is_meta_entry, remove_entry
+from .entries import remove_entry
 from .payload import payload_body
 from .request import content_length, empty_response, labels_from_headers, parse_ts, parse_ts_optional, parse_u64
 from .routing import Route
@@ -51,8 +50,7 @@ async def write_record(req: Request, ctx: AppContext, bucket: str, entry: str) -
     length = content_length(req)
     content_type = req.headers.get("content-type") or DEFAULT_CONTENT_TYPE
     labels = labels_from_headers(req)
-    await ctx.storage.write_record(bucket, entry, ts, length, content_type, labels, req.body,
-                                   before_write=lambda e: meta_write_check(bucket, entry, e, labels))
+    await ctx.storage.write_record(bucket, entry, ts, length, content_type, labels, req.body)
     return empty_response()
 
 

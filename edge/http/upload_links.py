@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 from ..auth.policy import Write
 from ..errors import InvalidInputError
-from ..store.bucket import check_entry_name
+from ..formats.metadata import check_entry_name, is_meta_entry
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
 from .request import empty_response, json_response, read_json_object
 from .routing import Route
@@ -88,7 +88,7 @@ async def create_link(req: Request, ctx: AppContext) -> Response:
         raise InvalidInputError("Invalid JSON: missing field `expire_at`")
     base = _base_url(req, ctx, doc.get("base_url"))
     check_entry_name(entry)
-    if entry.endswith("$meta"):
+    if is_meta_entry(entry):
         raise InvalidInputError("Upload links cannot write into attachment ($meta) entries")
     ctx.engine.get_bucket(bucket)                       # 404 for a missing bucket
     rec, secret = ctx.upload_links.registry.create(

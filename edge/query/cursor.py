@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Final, Iterator, Literal, Mapping
 
 from edge.errors import NotFoundError
 from edge.query.plan import QueryPlan
-from edge.query.select import is_meta
+from edge.formats.metadata import is_meta_entry
 from edge.query.when import Duration, combine
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class _Stream:
         legacy, cond = plan.conditions()
         # `when` first, then the legacy filter: a legacy `limit` counts returned records only.
         self.condition = combine(cond, legacy)
-        self.meta = is_meta(name)
+        self.meta = is_meta_entry(name)
         self.stop_us = stop_us
         self.last_ts: int | None = None
         self.it: Iterator[RecordRef] = entry.iter_refs(start_us, stop_us)

@@ -18,9 +18,7 @@ import re
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-
-def is_meta(name: str) -> bool:
-    return name == "$meta" or name.endswith("/$meta")
+from edge.formats.metadata import is_meta_entry
 
 
 @lru_cache(maxsize=256)
@@ -46,7 +44,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 def _matches(pattern: str, name: str) -> bool:
     if pattern == name:
         return True  # exact names select $meta entries too
-    if "*" not in pattern or is_meta(name):
+    if "*" not in pattern or is_meta_entry(name):
         return False
     if "/" not in pattern and pattern.endswith("*") and "*" not in pattern[:-1]:
         return name.startswith(pattern[:-1])
@@ -57,7 +55,7 @@ def select_entries(patterns: Sequence[str] | None, names: Iterable[str]) -> list
     """The entries of ``names`` that ``patterns`` select, sorted by name."""
     names = sorted(set(names))
     if patterns is None:
-        return [n for n in names if not is_meta(n)]
+        return [n for n in names if not is_meta_entry(n)]
     include: list[str] = []
     exclude: list[str] = []
     select_all = False
@@ -75,7 +73,7 @@ def select_entries(patterns: Sequence[str] | None, names: Iterable[str]) -> list
         select_all = True  # ["!tmp/*"] reads as "everything except tmp/*"
     chosen = []
     for name in names:
-        if select_all and not is_meta(name):
+        if select_all and not is_meta_entry(name):
             picked = True
         else:
             picked = any(_matches(p, name) for p in include)

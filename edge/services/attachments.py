@@ -2,9 +2,11 @@
 
 Owns: what a record written to a ``$meta`` entry must carry (label ``key``, never
 ``remove=true``), the upsert-by-key rule (writing key K first deletes the entry's existing
-records with key K) and ``meta_write_check``, the hook that applies both. The single-record
-write (``http/records.py``) and the batch writers (``services/batch.py``) call the hook with the
-entry lock held, right before ``Entry.begin_write``.
+records with key K) and ``before_write``, the one function that applies both. Every record write
+goes through it, with the entry lock held, right before ``Entry.begin_write``: the single-record
+write (``StorageService.write_record``: plain writes, tus uploads, attachment uploads) and the
+batch writer (``services/batch.py``, v1 and v2), which also replaces an earlier record of its own
+batch with the same key. Which entries are ``$meta`` entries: ``formats.metadata.is_meta_entry``.
 Must not: know HTTP, filter queries (tombstones, i.e. records labelled ``remove=true``, are
 excluded by ``query/cursor.py``), refuse direct deletes (the delete handlers do that with their own
 texts), or take locks itself (callers hold the entry lock).
@@ -17,16 +19,16 @@ attachment. Upstream behaves the same (it runs a remove query, then writes).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import InvalidInputError
+from ..formats.metadata import is_meta_entry
+
+if TYPE_CHECKING:
+    from ..store import Entry
 
 KEY_LABEL = "key"
 REMOVE_LABEL = "remove"
-
-
-def is_meta(entry_name: str) -> bool:
-    return entry_name == "$meta" or entry_name.endswith("/$meta")
 
 
 def is_tombstone(labels: Mapping[str, str]) -> bool:
@@ -40,7 +42,7 @@ def check_write(entry_name: str, labels: Mapping[str, str]) -> str | None:
 
     Raises the spec's 422s for a ``$meta`` record without ``key`` or with ``remove=true``.
     """
-    if not is_meta(entry_name):
+    if not is_meta_entry(entry_name):
         return None
     key = labels.get(KEY_LABEL)
     if key is None:
@@ -52,7 +54,7 @@ def check_write(entry_name: str, labels: Mapping[str, str]) -> str | None:
     return key
 
 
-def remove_by_key(entry: Any, key: str) -> int:
+def remove_by_key(entry: "Entry", key: str) -> int:
     """Remove every published record of ``entry`` whose ``key`` label equals ``key`` (literally:
     keys starting with ``$`` need no escaping here). Returns the count. The removals reach the
     journal now and become durable with the caller's next ``Entry.flush()``."""
@@ -63,9 +65,12 @@ def remove_by_key(entry: Any, key: str) -> int:
     return len(stamps)
 
 
-def meta_write_check(bucket: str, entry_name: str, entry: Any, labels: Mapping[str, str]) -> None:
-    """The hook: validate a write and apply the upsert. Cheap for ordinary entries (a suffix test)."""
-    key = check_write(entry_name, labels)
+def before_write(entry: "Entry", labels: Mapping[str, str]) -> str | None:
+    """Apply the rules to a record about to be written into ``entry``:
+    None for an ordinary entry (a suffix test, nothing else); for a ``$meta`` entry the 422s of
+    ``check_write``, then the upsert of the published records, and the record's key is returned
+    (a batch replaces its own earlier record with that key, not yet published)."""
+    key = check_write(entry.name, labels)
     if key is not None:
         remove_by_key(entry, key)
-
+    return key

@@ -46,7 +46,6 @@ LONG_BODY = "Content is bigger than in content-length"
 K = TypeVar("K")   # how a failed record is named: opaque here (v1: its ts, v2: (entry index, ts delta))
 RecordError = tuple[K, int, str]          # (error key, status, message)
 StatusOf = Callable[[BaseException], int]
-BeforeWrite = Callable[[str, str, "Entry", Mapping[str, str]], None]   # (bucket, entry name, Entry, labels)
 
 
 class BatchRecord(Protocol):
@@ -160,17 +159,16 @@ class _Feeder:
 class _Run:
     """The records of one entry taken under one lock hold."""
 
-    __slots__ = ("name", "meta", "entry", "error", "stack", "writers", "meta_keys")
+    __slots__ = ("name", "entry", "error", "stack", "writers", "meta_keys")
 
     def __init__(self, name: str):
         self.name = name
-        self.meta = attachments.is_meta(name)
         self.entry: Entry | None = None
         self.error: EdgeError | None = None   # the entry cannot be created: every record fails
         self.stack = AsyncExitStack()
         self.writers: list[tuple[RecordWriter, Written]] = []
-        # $meta key -> writer of this run (in-batch upsert)
-        self.meta_keys: dict[str | None, RecordWriter] = {}
+        # $meta key -> writer of this run (in-batch upsert; empty for ordinary entries)
+        self.meta_keys: dict[str, RecordWriter] = {}
 
 
 class BatchWriter(Generic[I, K]):
@@ -180,7 +178,7 @@ class BatchWriter(Generic[I, K]):
     def __init__(self, storage: StorageService, bucket_name: str, body: ByteSource, total: int, *,
                  status_of: StatusOf, entry: str | None = None,
                  key_of: Callable[[I], K] = _item_key,  # type: ignore[assignment]  # (the default: WriteItem items)
-                 before_write: BeforeWrite | None = None, check_end: bool = False):
+                 check_end: bool = False):
         self.storage = storage
         self.entry = entry
         self.key_of = key_of
@@ -188,7 +186,6 @@ class BatchWriter(Generic[I, K]):
         self.bucket = storage.engine.get_bucket(bucket_name)
         self.feeder = _Feeder(body, total)
         self.status_of = status_of
-        self.before_write = before_write
         self.check_end = check_end
         self.errors: list[RecordError[K]] = []
         self.durability: Durability | None = None
@@ -237,20 +234,19 @@ class BatchWriter(Generic[I, K]):
         entry = run.entry
         assert entry is not None  # set when the run opened without an error
         try:
-            if self.before_write is not None:
-                self.before_write(self.bucket_name, run.name, entry, item.labels)
-                if run.meta:
-                    # Upsert inside the batch: a later record with the same key replaces an
-                    # earlier one the hook cannot see yet (finished, not flushed).
-                    earlier = run.meta_keys.pop(item.labels.get(attachments.KEY_LABEL), None)
-                    if earlier is not None:
-                        earlier.abort()
+            key = attachments.before_write(entry, item.labels)   # the $meta rules (None: ordinary entry)
+            if key is not None:
+                # Upsert inside the batch: a later record with the same key replaces an
+                # earlier one the store cannot see yet (finished, not flushed).
+                earlier = run.meta_keys.pop(key, None)
+                if earlier is not None:
+                    earlier.abort()
             writer = entry.begin_write(item.ts_us, item.size, item.content_type, item.labels)
         except EdgeError as exc:
             self._fail(self.key_of(item), exc)
             return None
-        if run.meta and self.before_write is not None:
-            run.meta_keys[item.labels.get(attachments.KEY_LABEL)] = writer
+        if key is not None:
+            run.meta_keys[key] = writer
         return writer
 
     async def run(self, items: Iterable[I]) -> list[RecordError[K]]:
@@ -303,7 +299,7 @@ class BatchWriter(Generic[I, K]):
 async def write_batch(storage: StorageService, bucket_name: str, items: Iterable[I], body: ByteSource, total: int,
                       *, status_of: StatusOf, entry: str | None = None,
                       key_of: Callable[[I], K] = _item_key,  # type: ignore[assignment]  # (the default: WriteItem items)
-                      before_write: BeforeWrite | None = None, check_end: bool = False) -> list[RecordError[K]]:
+                      check_end: bool = False) -> list[RecordError[K]]:
     """Write ``items`` (body order) from ``body`` (``total`` bytes declared); see the module doc.
 
     ``entry``: every item belongs to it (v1), else each item's ``entry``. ``key_of(item)`` names
@@ -311,7 +307,7 @@ async def write_batch(storage: StorageService, bucket_name: str, items: Iterable
     nothing per record); the default takes ``item.key`` (``WriteItem``).
     """
     writer: BatchWriter[I, K] = BatchWriter(storage, bucket_name, body, total, status_of=status_of, entry=entry,
-                         key_of=key_of, before_write=before_write, check_end=check_end)
+                         key_of=key_of, check_end=check_end)
     return await writer.run(items)
 
 

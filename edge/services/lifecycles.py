@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 import trio
 
 from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, InvalidInputError, NotFoundError
-from ..query.select import is_meta, select_entries
+from ..formats.metadata import is_meta_entry
+from ..query.select import select_entries
 from ..query.when import compile_when
 from ..query.when.values import parse_duration
 from .. import blocking
@@ -389,7 +390,7 @@ class LifecycleService:
             cutoff = int(datetime.now(timezone.utc).timestamp() * 1_000_000) - _duration_us(s["older_than"], "older_than")
             template = compile_when(s["when"])[0] if s.get("when") else None
             names = [n for n in select_entries(s["entries"] or None, bucket.entry_names(include_meta=True))
-                     if not is_meta(n)]
+                     if not is_meta_entry(n)]
             really = s["type"] == "delete" and s["mode"] == "enabled"
             for name in names:
                 cond = template.clone_fresh() if template is not None else None

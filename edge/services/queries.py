@@ -32,7 +32,8 @@ from edge.formats.batch_v1 import format_record_header, time_header_name
 from edge.formats.batch_v2 import ReadBatchEncoder
 from edge.query.cursor import BUSY, Match, QueryCursor
 from edge.query.plan import QueryPlan, extension_names
-from edge.query.select import is_meta, select_entries
+from edge.formats.metadata import is_meta_entry
+from edge.query.select import select_entries
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -300,14 +301,14 @@ class QueryRegistry:
         if unknown:
             raise InvalidInputError(f"Unknown extension '{unknown[0]}' in query id={next(self._ids)}")
         if entry_name is not None:
-            if is_meta(entry_name):
+            if is_meta_entry(entry_name):
                 return 0
             async with self.storage.entry_lock(bucket_name, entry_name):
                 bucket.get_or_create_entry(entry_name)  # upstream quirk: an empty entry, 0 removed
             names = [entry_name]
         else:
             names = [n for n in select_entries(plan.entries, bucket.entry_names(include_meta=True))
-                     if not is_meta(n)]
+                     if not is_meta_entry(n)]
         total = 0
         for name in names:
             total += await self._remove_from(bucket, bucket_name, name, plan)

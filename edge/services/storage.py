@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable, Mapping, Protocol
 import trio
 
 from .. import blocking
+from . import attachments
 from ..errors import BadRequestError
 from .commit import Flusher
 
@@ -124,14 +125,13 @@ class StorageService:
         writer.finish()
 
     async def write_record(self, bucket_name: str, entry_name: str, ts_us: int, length: int,
-                           content_type: str, labels: dict[str, str], body: ByteSource,
-                           before_write: Callable[[Entry], None] | None = None) -> None:
-        """Write one record from a streamed body; returns once it is durable."""
+                           content_type: str, labels: dict[str, str], body: ByteSource) -> None:
+        """Write one record from a streamed body; returns once it is durable. The ``$meta`` rules
+        (``attachments.before_write``) apply, as in batches."""
         bucket = self.engine.get_bucket(bucket_name)
         async with self.entry_lock(bucket_name, entry_name):
             entry = await self.open_entry(bucket, entry_name)
-            if before_write is not None:
-                before_write(entry)
+            attachments.before_write(entry, labels)
             writer = entry.begin_write(ts_us, length, content_type, labels)
             try:
                 await self.pump(writer, body, length)

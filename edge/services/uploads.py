@@ -40,6 +40,7 @@ from edge.uploads.staging import (
     Limits, StagedDataDamaged, StagedSource, Staging, Upload, new_upload_id, not_found, wall_now,
 )
 from .. import blocking
+from . import attachments
 
 if TYPE_CHECKING:
     from edge.config import Config
@@ -153,6 +154,7 @@ class UploadService:
             check_entry_name(dest.entry)
         except InvalidInputError as exc:
             raise BadRequestError(f"Upload-Metadata 'entry': {exc.message}") from None
+        attachments.check_write(dest.entry, dest.labels)   # a $meta entry: label key, no remove=true
         try:
             bucket.get_entry(dest.entry).get(dest.ts_us)
         except NotFoundError:

@@ -38,7 +38,7 @@ from edge.errors import (
     StorageLimitError,
 )
 from edge import durable
-from edge.formats.metadata import BUCKET_NAME_ERROR, check_bucket_name, check_entry_name  # noqa: F401
+from edge.formats.metadata import BUCKET_NAME_ERROR, check_bucket_name, check_entry_name, is_meta_entry  # noqa: F401
 from edge.model import BucketInfo, BucketSettings, EntryInfo, QuotaType
 from edge.formats.frame import encode_meta
 from edge.store import files, ring
@@ -64,10 +64,6 @@ def parents_of(name: str) -> list[str]:
     """"a/b/c" -> ["a", "a/b"]; "a/$meta" -> ["a"]."""
     parts = name.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def is_meta_name(name: str) -> bool:
-    return name == "$meta" or name.endswith("/$meta")
 
 
 def settings_to_json(settings: BucketSettings, is_provisioned: bool) -> bytes:
@@ -169,16 +165,16 @@ class Bucket:
     # --- entries ----------------------------------------------------------------------------
 
     def entry_names(self, include_meta: bool = False) -> list[str]:
-        return sorted(n for n in self.entries if include_meta or not is_meta_name(n))
+        return sorted(n for n in self.entries if include_meta or not is_meta_entry(n))
 
     def entry_infos(self) -> list[EntryInfo]:
         return [self.entries[n].info() for n in self.entry_names()]
 
     def info(self) -> BucketInfo:
-        visible = [e for n, e in self.entries.items() if not is_meta_name(n) and e.record_count]
+        visible = [e for n, e in self.entries.items() if not is_meta_entry(n) and e.record_count]
         return BucketInfo(
             self.name,
-            sum(1 for n in self.entries if not is_meta_name(n)),
+            sum(1 for n in self.entries if not is_meta_entry(n)),
             self.size,
             min((e.oldest_ts for e in visible), default=0),
             max((e.latest_ts for e in visible), default=0),
@@ -336,7 +332,7 @@ class Bucket:
     def _fifo_note(self, entry: Entry) -> None:
         """The entry's oldest block may have changed: keep the heap's key for it current."""
         key = None
-        if entry.blocks and not is_meta_name(entry.name) and self.entries.get(entry.name) is entry:
+        if entry.blocks and not is_meta_entry(entry.name) and self.entries.get(entry.name) is entry:
             key = entry.blocks[0].id
         if key != entry._fifo_key:
             entry._fifo_key = key

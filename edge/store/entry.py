@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Generator, Iterator, Mapping
 
+from edge.formats.metadata import is_meta_entry
 from edge.model import EntryInfo
 from edge.store import entry_journal, entry_load, entry_read, entry_write, files
 from edge.store.blocks import Block, block_file_name, index_file_name
@@ -86,7 +87,7 @@ class Entry:
 
     @property
     def is_meta(self) -> bool:
-        return self.name == "$meta" or self.name.endswith("/$meta")
+        return is_meta_entry(self.name)
 
     def _blk(self, block_id: int) -> Path:
         return self.dir / block_file_name(block_id)

@@ -1,8 +1,8 @@
 """Entry attachments (``$meta`` entries, spec §12) over raw HTTP: the write rules, upsert by key,
 tombstones by label update, refused direct deletes, in single-record, v1 and v2 writes.
 
-Single-record writes go through the ``meta_write_check`` hook that ``services.attachments.start``
-registers (edge.main.ROOM_STARTERS).
+Every write (single-record, batched, tus) goes through ``services.attachments.before_write``, called
+by ``StorageService.write_record`` and the batch writer.
 """
 
 from __future__ import annotations

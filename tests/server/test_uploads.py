@@ -196,6 +196,20 @@ def test_bad_metadata_encoding_is_400(server):
     check(requests.post(f"{server.api}/uploads", headers=h), 400, "key 'bucket' appears twice")
 
 
+def test_upload_into_a_meta_entry_follows_the_attachment_rules(server, bucket_name):
+    """The $meta rules of every write (services/attachments.py): a key label, no remove=true
+    (refused at creation, before a byte), and a second upload with the same key replaces the first."""
+    make_bucket(server, bucket_name)
+    check(create(server, bucket_name, 3, entry="e/$meta"), 422, "must contain label 'key'")
+    check(create(server, bucket_name, 3, entry="e/$meta", label_key="k", label_remove="true"), 422,
+          "label 'remove=true'")
+    for ts, body in (("1", b"one"), ("2", b"two")):
+        check(create(server, bucket_name, 3, headers=OCTET, data=body, entry="e/$meta", ts=ts, label_key="k"), 201)
+    check(requests.get(f"{server.api}/b/{bucket_name}/e/$meta?ts=1"), 404)
+    rec = check(requests.get(f"{server.api}/b/{bucket_name}/e/$meta?ts=2"), 200)
+    assert rec.content == b"two" and rec.headers["x-reduct-label-key"] == "k"
+
+
 def test_unknown_bucket_and_taken_timestamp(server, bucket_name):
     check(create(server, "no-such-bucket", 3), 404, "Bucket 'no-such-bucket' is not found")
     make_bucket(server, bucket_name)

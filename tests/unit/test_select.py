@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.query.select import is_meta, select_entries
+from edge.formats.metadata import is_meta_entry as is_meta
+from edge.query.select import select_entries
 
 NAMES = ["a", "a/$meta", "cam-1", "cam-2", "cam-1/raw", "cam-1/raw/deep", "cam-2/raw", "logs", "$meta", "x/y/z"]
 
