@@ -69,22 +69,31 @@ def encode(seq: int, kind: int, entry: str, ts_us: int, update: Mapping[str, str
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_frames(data: bytes | memoryview) -> tuple[list[Event], int]:
-    """Whole valid frames from the start of ``data``; returns (events, bytes consumed)."""
-    events, pos, view = [], 0, memoryview(data)
-    while pos + _HEAD.size <= len(view):
+def decode_frames(data: bytes | memoryview, limit: int | None = None, min_seq: int = 0) -> tuple[list[Event], int]:
+    """Whole valid frames from the start of ``data``; returns (events, bytes consumed).
+
+    At most ``limit`` events are returned (the reader takes a few hundred from a 1 MiB chunk of
+    tens of thousands: decoding them all at every read made catch-up quadratic); frames with a
+    seq below ``min_seq`` are checked and consumed but not returned (nor decoded past their seq).
+    """
+    events: list[Event] = []
+    pos, view = 0, memoryview(data)
+    size = len(view)
+    while pos + _HEAD.size <= size and (limit is None or len(events) < limit):
         length, crc = _HEAD.unpack_from(view, pos)
         end = pos + _HEAD.size + length
-        if length < _FIXED.size or end > len(view):
+        if length < _FIXED.size or end > size:
             break
         payload = view[pos + _HEAD.size:end]
         if zlib.crc32(payload) != crc:
             break
         seq, kind, ts, n = _FIXED.unpack_from(payload, 0)
+        pos = end
+        if seq < min_seq:
+            continue
         entry = bytes(payload[_FIXED.size:_FIXED.size + n]).decode()
         update = json.loads(bytes(payload[_FIXED.size + n:])) if kind == UPDATE else None
         events.append(Event(seq, kind, entry, ts, update))
-        pos = end
     return events, pos
 
 
@@ -265,12 +274,13 @@ class ReplicationLog:
             r_fd, r_seg = self._r_fd, self._r_seg
             assert r_fd is not None and r_seg is not None  # _position opened a segment
             buf = files.pread(r_fd, self._r_off, READ_CHUNK)
-            events, _ = decode_frames(buf)
-            if not events and len(buf) >= _HEAD.size:   # one frame larger than READ_CHUNK
+            # Frames before the cursor are consumed, not returned.
+            events, used = decode_frames(buf, max_events - len(out), self._r_seq)
+            if not used and len(buf) >= _HEAD.size:   # one frame larger than READ_CHUNK
                 length, _ = _HEAD.unpack_from(buf, 0)
                 buf = files.pread(r_fd, self._r_off, _HEAD.size + length)
-                events, _ = decode_frames(buf)
-            if not events:
+                events, used = decode_frames(buf, max_events - len(out), self._r_seq)
+            if not used:
                 # End of this segment: continue in the next one, if there is one yet.
                 nxt = [s for s in self._segments if s > r_seg]
                 if not nxt:
@@ -283,15 +293,10 @@ class ReplicationLog:
                     self._r_seq = nxt[0]
                 self._open_reader(nxt[0])
                 continue
-            pos = 0
-            for ev in events:
-                if len(out) >= max_events:
-                    break
-                pos += _HEAD.size + _HEAD.unpack_from(buf, pos)[0]
-                if ev.seq >= self._r_seq:   # frames before the cursor are skipped, not returned
-                    out.append(ev)
-                    self._r_seq = ev.seq + 1
-            self._r_off += pos
+            if events:
+                out.extend(events)
+                self._r_seq = events[-1].seq + 1
+            self._r_off += used
         return out
 
     def _position(self, seq: int) -> None:

@@ -89,3 +89,44 @@ def test_damage_in_an_older_segment_is_reported_and_skipped(tmp_path):
     assert log.damaged_events == 25 - len(got)
     assert any("cannot be read" in line and first.name in line for line in log.report), log.report
     log.close()
+
+
+def test_reads_decode_only_what_they_return(tmp_path, monkeypatch):
+    """A read of a few events from a long segment decodes those few, not the whole chunk: the
+    sender reads 1024 at a time from logs of up to a million (decoding every frame of each 1 MiB
+    chunk at every read made catch-up quadratic). Frames before the cursor are skipped undecoded."""
+    import edge.replication.log as rlog
+
+    log = ReplicationLog.open(tmp_path / "r")
+    for i in range(5000):
+        log.append(WRITE, "e", i)
+    made: list[int] = []
+    real = rlog.Event
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rlog, "Event", counting)
+    got = [e.ts_us for e in log.read(10)]
+    assert got == list(range(10)) and len(made) == 10
+    assert [e.ts_us for e in log.read(3)] == [10, 11, 12] and len(made) == 13
+    log.commit(4000)
+    log.rewind()   # reading from the segment's start again: the 4000 delivered frames are skipped
+    assert [e.ts_us for e in log.read(2)] == [4000, 4001] and len(made) == 15
+    events = log.read(10_000)
+    assert [e.ts_us for e in events] == list(range(4002, 5000))
+    log.close()
+
+
+def test_decode_frames_limit_and_min_seq():
+    from edge.replication.log import decode_frames, encode
+
+    data = b"".join(encode(seq, WRITE, "e", 100 + seq) for seq in range(10))
+    one = len(encode(0, WRITE, "e", 100))
+    events, used = decode_frames(data, 3)
+    assert [e.seq for e in events] == [0, 1, 2] and used == 3 * one
+    events, used = decode_frames(data, 2, min_seq=5)
+    assert [e.seq for e in events] == [5, 6] and used == 7 * one
+    events, used = decode_frames(data)
+    assert len(events) == 10 and used == len(data)
