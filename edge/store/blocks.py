@@ -37,7 +37,6 @@ from edge.formats.index import PackedIndex
 from edge.formats.sizes import record_size
 
 if TYPE_CHECKING:
-    from edge.store.entry_write import RecordWriter
     from edge.store.files import SyncToken
 
 RECORD_COST = 45  # bytes of a loaded index per record (5 x 8-byte arrays + a u32 + a flag)
@@ -174,7 +173,9 @@ class Block:
         self.next_begin = 0  # payload bytes ever written into this block
         self.pending = 0  # unflushed writers targeting this block
         self.reserved = 0  # their payload bytes
-        self.streamer: RecordWriter | None = None  # the writer appending straight to the file
+        # The writer appending straight to the file (an entry_write.RecordWriter; only its identity
+        # matters here, so blocks.py stays below the entry modules).
+        self.streamer: object | None = None
         self.has_idx = False  # a valid .idx (and its summary record) describe the whole .blk
         self.idx_size = 0  # bytes of the .idx on disk (0 when there is none)
         self.idx_crc = 0

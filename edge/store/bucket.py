@@ -47,7 +47,7 @@ from edge.store.entry import JOURNAL, MARKER, Entry
 from edge.store.entry_write import disk_need
 
 if TYPE_CHECKING:
-    from edge.store.engine import Engine
+    from edge.store.entry_state import EngineSide, EntryState
 
 SETTINGS = "settings.json"
 # The name rules live with the other stored-name rules (formats/metadata.py); re-exported here.
@@ -94,7 +94,7 @@ def settings_from_json(data: bytes, defaults: BucketSettings) -> tuple[BucketSet
 
 
 class Bucket:
-    def __init__(self, engine: "Engine", name: str, settings: BucketSettings, is_provisioned: bool = False):
+    def __init__(self, engine: EngineSide, name: str, settings: BucketSettings, is_provisioned: bool = False):
         self.engine = engine
         self.name = name
         self.settings = settings
@@ -320,7 +320,7 @@ class Bucket:
             return not ring.fits(self.committed, need, s.quota_size)
         return False
 
-    def _reserve(self, entry: Entry, need: int) -> None:
+    def _reserve(self, entry: EntryState, need: int) -> None:
         """Make room for ``need`` bytes on disk or raise; then reserve them. Nothing is written
         before this, so a refusal leaves nothing behind."""
         if self._check_quota(need):
@@ -329,15 +329,16 @@ class Bucket:
         self._pending += need
         self.engine.pending += need
 
-    def _fifo_note(self, entry: Entry) -> None:
+    def _fifo_note(self, entry: EntryState) -> None:
         """The entry's oldest block may have changed: keep the heap's key for it current."""
         key = None
-        if entry.blocks and not is_meta_entry(entry.name) and self.entries.get(entry.name) is entry:
+        current = self.entries.get(entry.name)
+        if entry.blocks and not is_meta_entry(entry.name) and current is entry:
             key = entry.blocks[0].id
         if key != entry._fifo_key:
             entry._fifo_key = key
-            if key is not None:
-                heapq.heappush(self._fifo_heap, (key, next(self._fifo_seq), entry))
+            if key is not None and current is not None:  # current is entry: the heap holds Entry
+                heapq.heappush(self._fifo_heap, (key, next(self._fifo_seq), current))
 
     def _fifo_candidates(self, touched: list[Entry]) -> Iterator[tuple[tuple[Entry, Block], int]]:
         """Evictable blocks, oldest first (by the id of each entry's oldest block), across

@@ -55,7 +55,7 @@ class Engine:
         self.fds = files.FdCache(256)
         self.index_cache = IndexCache(limits.index_cache_size)
         self.unsynced = files.UnsyncedFolders()  # removals the next group commit makes durable
-        self.torn = TornFiles(limits.torn_keep_size)  # torn tails kept by recovery, bounded
+        self.torn = TornFiles(self.unsynced, limits.torn_keep_size)  # torn tails kept by recovery, bounded
         self.buckets: dict[str, Bucket] = {}
         self.reserved: dict[str, str] = {}  # name -> "created"/"removed": its files are being written/deleted
         self.recovery_report: list[str] = []
@@ -107,7 +107,7 @@ class Engine:
                     unsaved.append(bucket)
         for bucket in dict.fromkeys(unsaved):
             bucket.save()
-        engine.torn.enforce(engine.recovery_report)
+        engine.torn.enforce(engine.recovery_report, log_too=False)  # start-up: reported once
         engine.unsynced.sync_now()  # what recovery removed (emptied blocks, torn files) stays removed
         engine.loaded = True
         return engine

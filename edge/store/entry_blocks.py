@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from edge.store.blocks import Block
 
 if TYPE_CHECKING:
-    from edge.store.entry import Entry
+    from edge.store.entry_state import EntryState
 
 
-def position(entry: "Entry", b: Block) -> int:
+def position(entry: EntryState, b: Block) -> int:
     """Index of ``b`` in ``entry.blocks``, or -1 if it is not (or no longer) there."""
     k = bisect.bisect_left(entry._ids, b.id)
     if k < len(entry._ids) and entry.blocks[k] is b:
@@ -32,7 +32,7 @@ def position(entry: "Entry", b: Block) -> int:
     return -1
 
 
-def recheck(entry: "Entry", k: int) -> None:
+def recheck(entry: EntryState, k: int) -> None:
     """Recompute whether block ``k`` overlaps its successor."""
     blocks = entry.blocks
     if not 0 <= k < len(blocks):
@@ -44,14 +44,14 @@ def recheck(entry: "Entry", k: int) -> None:
         entry._overlaps.discard(b.id)
 
 
-def note_bounds(entry: "Entry", b: Block) -> None:
+def note_bounds(entry: EntryState, b: Block) -> None:
     """``b``'s time bounds changed."""
     k = position(entry, b)
     if k >= 0:
         recheck(entry, k)
 
 
-def insert(entry: "Entry", j: int, b: Block) -> None:
+def insert(entry: EntryState, j: int, b: Block) -> None:
     entry.blocks.insert(j, b)
     entry._ids.insert(j, b.id)
     recheck(entry, j - 1)
@@ -60,7 +60,7 @@ def insert(entry: "Entry", j: int, b: Block) -> None:
         entry.bucket._fifo_note(entry)
 
 
-def remove(entry: "Entry", b: Block) -> None:
+def remove(entry: EntryState, b: Block) -> None:
     k = position(entry, b)
     if k < 0:
         return
@@ -72,7 +72,7 @@ def remove(entry: "Entry", b: Block) -> None:
         entry.bucket._fifo_note(entry)
 
 
-def candidates(entry: "Entry", ts_us: int) -> list[Block]:
+def candidates(entry: EntryState, ts_us: int) -> list[Block]:
     """Blocks that may hold ``ts_us``, newest id first (their bounds still have to cover it)."""
     j = bisect.bisect_right(entry._ids, ts_us)
     if not j:
@@ -88,7 +88,7 @@ def candidates(entry: "Entry", ts_us: int) -> list[Block]:
     return out
 
 
-def first_covering(entry: "Entry", start_us: int) -> int:
+def first_covering(entry: EntryState, start_us: int) -> int:
     """Index of the first block a scan from ``start_us`` must look at."""
     j = bisect.bisect_right(entry._ids, start_us)
     k = first = max(0, j - 1)

@@ -11,7 +11,7 @@ import trio.
 When an index is not what it should be (damaged ``.idx``, a frame the journal names that is not
 there, a timestamp twice), the block is rebuilt from its frames, the entry's and bucket's sizes are
 corrected by the difference, and a line goes to the recovery report (and the log), exactly as
-start-up would have done. Functions take the Entry (see entry.py).
+start-up would have done. Functions take the entry's state (entry_state.EntryState).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from edge.store import entry_blocks, files
 from edge.store.blocks import SUMMARY_RECORD, Block, BlockIndex
 
 if TYPE_CHECKING:
-    from edge.store.entry import Entry
+    from edge.store.entry_state import EntryState
 
 SUMMARY = "blocks.sum"
 log = logging.getLogger("edge.store")
 
 
-def report(entry: "Entry", line: str, stat: str) -> None:
+def report(entry: EntryState, line: str, stat: str) -> None:
     """A repair: into the engine's recovery report (``/info``, ``edge check``) and the log."""
     entry.bucket.engine.recovery_report.append(line)
     entry.bucket.stats[stat] += 1
@@ -47,7 +47,7 @@ def report(entry: "Entry", line: str, stat: str) -> None:
 # --- loading ------------------------------------------------------------------------------------
 
 
-def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
+def ensure_index(entry: EntryState, b: Block) -> BlockIndex:
     """``b``'s loaded index (loading it if the cache dropped it or it was never loaded)."""
     idx = b.index
     cache = entry.bucket.engine.index_cache
@@ -80,7 +80,7 @@ def ensure_index(entry: "Entry", b: Block) -> BlockIndex:
     return install(entry, b, packed, exact=rebuilt)
 
 
-def verify(entry: "Entry", b: Block) -> BlockIndex | None:
+def verify(entry: EntryState, b: Block) -> BlockIndex | None:
     """First use of a block start-up trusted from its ``blocks.sum`` record without a stat: its
     ``.blk`` must be the size the record names (a wrong ``.idx`` alone is left to the usual
     index check, which rebuilds it). If it is not (a belated write
@@ -109,7 +109,7 @@ def verify(entry: "Entry", b: Block) -> BlockIndex | None:
     return install(entry, b, packed, exact=True)
 
 
-def install(entry: "Entry", b: Block, packed: PackedIndex, exact: bool = False) -> BlockIndex:
+def install(entry: EntryState, b: Block, packed: PackedIndex, exact: bool = False) -> BlockIndex:
     """Make ``packed`` (all frames of ``b``) ``b``'s index: apply the journal state, reconcile the
     counts with what the summary and the journal said, put it into the cache. Returns the index
     (which the cache may already have dropped again if it is tiny: the caller's to use now)."""
@@ -136,7 +136,7 @@ def install(entry: "Entry", b: Block, packed: PackedIndex, exact: bool = False) 
     return idx
 
 
-def apply_state(entry: "Entry", b: Block, idx: BlockIndex) -> int:
+def apply_state(entry: EntryState, b: Block, idx: BlockIndex) -> int:
     """Apply ``b``'s journal state to a fresh index; returns how many things did not fit (ops naming
     frames that are not there, a timestamp twice). Those are dropped from the state."""
     bad = 0
@@ -180,7 +180,7 @@ def apply_state(entry: "Entry", b: Block, idx: BlockIndex) -> int:
     return bad
 
 
-def read_index(entry: "Entry", b: Block) -> PackedIndex | None:
+def read_index(entry: EntryState, b: Block) -> PackedIndex | None:
     """``b``'s .idx if it is exactly the one its summary record names, else None."""
     data = files.read_file(entry._idx(b.id))
     if data is None:
@@ -195,7 +195,7 @@ def read_index(entry: "Entry", b: Block) -> PackedIndex | None:
     return p if last_frame_matches(entry, b.id, p) else None
 
 
-def last_frame_matches(entry: "Entry", block_id: int, p: PackedIndex) -> bool:
+def last_frame_matches(entry: EntryState, block_id: int, p: PackedIndex) -> bool:
     """Spot-check an index against the data: the frame it places last must be there, ending the file."""
     if not len(p):
         return False
@@ -214,7 +214,7 @@ def last_frame_matches(entry: "Entry", block_id: int, p: PackedIndex) -> bool:
     return isinstance(head, FrameHead) and head.ts_us == p.ts[k] and head.meta == meta and head.payload_len == p.plen[k]
 
 
-def read_frame_heads(entry: "Entry", block_id: int, end: int) -> list[IndexRecord]:
+def read_frame_heads(entry: EntryState, block_id: int, end: int) -> list[IndexRecord]:
     """The frame headers of ``[0, end)`` of a block, without reading payloads.
 
     Walk the headers through a read window: small frames (1 KB records) come 1 MiB at a time;
@@ -243,7 +243,7 @@ def read_frame_heads(entry: "Entry", block_id: int, end: int) -> list[IndexRecor
     return recs
 
 
-def rescan(entry: "Entry", path: Path, hints: Sequence[int] = ()) -> tuple[list[IndexRecord], int]:
+def rescan(entry: EntryState, path: Path, hints: Sequence[int] = ()) -> tuple[list[IndexRecord], int]:
     """Every frame of a block file with its payload crc checked; a torn tail is cut off (its bytes
     kept in ``<name>.torn-<n>``), damaged frames and unreadable bytes with good frames after them
     are skipped (``hints``: frame offsets from the block's intact index, where to resync).
@@ -267,7 +267,7 @@ def rescan(entry: "Entry", path: Path, hints: Sequence[int] = ()) -> tuple[list[
         report(entry, f"{where}: block {path.name} truncated from {len(data)} to {plan.good_end} bytes "
                       f"({plan.reason}); torn bytes kept in {torn.name}", "torn_tails")
         if engine.loaded:  # at start-up the bound is applied once every torn file is known
-            engine.torn.enforce(engine.recovery_report)
+            engine.torn.enforce(engine.recovery_report, log_too=True)
     for start, end, why in plan.skipped:
         report(entry, f"{where}: block {path.name}: bytes {start}-{end} unreadable ({why}); the record "
                       "there is dropped, its bytes stay in the block, later records are kept", "damaged_records")
@@ -279,7 +279,7 @@ def rescan(entry: "Entry", path: Path, hints: Sequence[int] = ()) -> tuple[list[
     return recs, plan.good_end
 
 
-def rebuild(entry: "Entry", b: Block) -> PackedIndex:
+def rebuild(entry: EntryState, b: Block) -> PackedIndex:
     """Rescan ``b`` (payload crcs checked) and, if it was sealed, write its index again."""
     frames, good_end = rescan(entry, entry._blk(b.id))
     if good_end != b.file_size:
@@ -295,7 +295,7 @@ def rebuild(entry: "Entry", b: Block) -> PackedIndex:
 # --- sealing --------------------------------------------------------------------------------------
 
 
-def seal(entry: "Entry", b: Block) -> None:
+def seal(entry: EntryState, b: Block) -> None:
     """Write the .idx of a block that no longer takes regular appends, and its summary record."""
     if b.file_size == 0:
         return
@@ -321,7 +321,7 @@ def seal(entry: "Entry", b: Block) -> None:
     write_index(entry, b, packed)
 
 
-def frames_around_damage(entry: "Entry", b: Block) -> list[IndexRecord]:
+def frames_around_damage(entry: EntryState, b: Block) -> list[IndexRecord]:
     """The good frames of a block whose headers do not chain (recovery skipped unreadable bytes
     in it, and it took appends since): the whole file scanned, as recovery does; CorruptRecordError
     if that does not account for every byte either (the file changed under us)."""
@@ -347,7 +347,7 @@ def packed_from_memory(b: Block) -> PackedIndex | None:
                        plen=idx.plen, begin=idx.begin, meta=idx.meta)
 
 
-def write_index(entry: "Entry", b: Block, packed: PackedIndex) -> None:
+def write_index(entry: EntryState, b: Block, packed: PackedIndex) -> None:
     data = encode_index(packed)
     files.replace_unsynced(entry._idx(b.id), data)
     entry._disk_delta(len(data) - b.idx_size)
@@ -359,7 +359,7 @@ def write_index(entry: "Entry", b: Block, packed: PackedIndex) -> None:
     summary_append(entry, [summary_record(b, packed)])
 
 
-def unseal(entry: "Entry", b: Block) -> None:
+def unseal(entry: EntryState, b: Block) -> None:
     """A sealed block takes another frame (a belated write): its .idx no longer describes it."""
     was_sealed = b.has_idx
     if b.idx_size or b.has_idx:
@@ -385,11 +385,11 @@ def summary_record(b: Block, packed: PackedIndex | None = None) -> sfmt.BlockSum
                              b.idx_size, b.idx_crc)
 
 
-def summary_path(entry: "Entry") -> Path:
+def summary_path(entry: EntryState) -> Path:
     return entry.dir / SUMMARY
 
 
-def summary_append(entry: "Entry", records: list[sfmt.BlockSummary]) -> None:
+def summary_append(entry: EntryState, records: list[sfmt.BlockSummary]) -> None:
     if not records:
         return
     path = summary_path(entry)
@@ -407,7 +407,7 @@ def summary_append(entry: "Entry", records: list[sfmt.BlockSummary]) -> None:
         summary_compact(entry)
 
 
-def summary_compact(entry: "Entry") -> None:
+def summary_compact(entry: EntryState) -> None:
     """Atomically rewrite blocks.sum with one record per sealed block."""
     records = [summary_record(b) for b in entry.blocks if b.has_idx]
     data = sfmt.encode_file(records)

@@ -12,7 +12,8 @@ decide quotas (the bucket picks what to evict), import trio.
 A block's frames are never rewritten: a change is an op in the journal naming (ts, block id,
 payload offset) and carrying the record's sizes before and after (so start-up can replay it
 without the block's index, see formats/journal.py); entry_load.replay_journal applies them at
-start-up, entry_index.apply_state whenever a block's index is loaded. Functions take the Entry.
+start-up, entry_index.apply_state whenever a block's index is loaded. Functions take the entry's
+state (entry_state.EntryState).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from edge.store.blocks import Block, BlockIndex, Labelled, Removed
 from edge.store.entry_read import locate_or_raise
 
 if TYPE_CHECKING:
-    from edge.store.entry import Entry
+    from edge.store.entry_state import EntryState
 
 JOURNAL = "journal.log"
 
 
-def journal_append(entry: "Entry", op: jfmt.JournalOp) -> None:
+def journal_append(entry: EntryState, op: jfmt.JournalOp) -> None:
     path = entry.dir / JOURNAL
     fd, created = entry.bucket.fds.get(path, create=True)
     if created:
@@ -45,7 +46,7 @@ def journal_append(entry: "Entry", op: jfmt.JournalOp) -> None:
     entry._journal_dirty = True
 
 
-def update_labels(entry: "Entry", ts_us: int, update: Mapping[str, str]) -> None:
+def update_labels(entry: EntryState, ts_us: int, update: Mapping[str, str]) -> None:
     b, idx, i = locate_or_raise(entry, ts_us)
     ct, labels = idx.labels_of(i)
     check_label_update(labels, update, ct)  # every label-update path passes here
@@ -64,7 +65,7 @@ def update_labels(entry: "Entry", ts_us: int, update: Mapping[str, str]) -> None
     maybe_compact(entry)
 
 
-def set_labels(entry: "Entry", b: Block, idx: BlockIndex, i: int, labels: dict[str, str], orig: int) -> None:
+def set_labels(entry: EntryState, b: Block, idx: BlockIndex, i: int, labels: dict[str, str], orig: int) -> None:
     """Give record ``i`` of a loaded block ``labels`` (its frame's size was ``orig``)."""
     ct, _ = idx.labels_of(i)
     old = idx.record_size(i)
@@ -74,7 +75,7 @@ def set_labels(entry: "Entry", b: Block, idx: BlockIndex, i: int, labels: dict[s
     note_labels(entry, b, idx.ts[i], idx.poff[i], labels, orig, size, size - old)
 
 
-def note_labels(entry: "Entry", b: Block, ts_us: int, poff: int, labels: Mapping[str, str], orig: int, size: int,
+def note_labels(entry: EntryState, b: Block, ts_us: int, poff: int, labels: Mapping[str, str], orig: int, size: int,
                 delta: int) -> None:
     """The journal state and totals after a label op (shared with start-up replay)."""
     if b.labelled is None:
@@ -87,7 +88,7 @@ def note_labels(entry: "Entry", b: Block, ts_us: int, poff: int, labels: Mapping
     entry.bucket._size_delta(delta)
 
 
-def remove_record(entry: "Entry", ts_us: int) -> None:
+def remove_record(entry: EntryState, ts_us: int) -> None:
     b, idx, i = locate_or_raise(entry, ts_us)
     poff = idx.poff[i]
     size = idx.record_size(i)
@@ -100,7 +101,7 @@ def remove_record(entry: "Entry", ts_us: int) -> None:
     maybe_compact(entry)
 
 
-def remove_at(entry: "Entry", b: Block, idx: BlockIndex, i: int, orig: int) -> None:
+def remove_at(entry: EntryState, b: Block, idx: BlockIndex, i: int, orig: int) -> None:
     size = idx.record_size(i)
     ts, poff = idx.ts[i], idx.poff[i]
     idx.pop(i)
@@ -114,7 +115,7 @@ def remove_at(entry: "Entry", b: Block, idx: BlockIndex, i: int, orig: int) -> N
         entry_blocks.note_bounds(entry, b)
 
 
-def note_removed(entry: "Entry", b: Block, ts_us: int, poff: int, orig: int, size: int) -> None:
+def note_removed(entry: EntryState, b: Block, ts_us: int, poff: int, orig: int, size: int) -> None:
     """The journal state and totals after a removal (shared with start-up replay)."""
     if b.labelled and b.labelled.pop(poff, None) is not None:
         entry._live_ops -= 1
@@ -129,7 +130,7 @@ def note_removed(entry: "Entry", b: Block, ts_us: int, poff: int, orig: int, siz
     entry.bucket._size_delta(-size)
 
 
-def delete_block(entry: "Entry", b: Block) -> int:
+def delete_block(entry: EntryState, b: Block) -> int:
     """Remove a block's files, summary record and index; returns the bytes of size freed."""
     freed = b.size
     entry._live_ops -= b.ops
@@ -159,19 +160,19 @@ def delete_block(entry: "Entry", b: Block) -> int:
     return freed
 
 
-def evict_oldest_block(entry: "Entry") -> int:
+def evict_oldest_block(entry: EntryState) -> int:
     for b in entry.blocks:
         if b.file_size and b.evictable:
             return delete_block(entry, b)
     return 0
 
 
-def maybe_compact(entry: "Entry") -> None:
+def maybe_compact(entry: EntryState) -> None:
     if entry._journal_ops > 2 * entry._live_ops + 16:
         compact(entry)
 
 
-def compact(entry: "Entry") -> None:
+def compact(entry: EntryState) -> None:
     """Atomically rewrite journal.log with only the ops that still matter (one per record)."""
     ops = []
     for b in entry.blocks:

@@ -15,7 +15,7 @@ written since their last seal are scanned. A data folder written before ``blocks
 is migrated on its first start (each block's index is read once and the summary written).
 The journal replays without loading indexes (its ops carry the sizes they change).
 
-Functions take the Entry (see entry.py); Entry.load delegates here.
+Functions take the entry's state (entry_state.EntryState); Entry.load delegates here.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from edge.store.entry_journal import (JOURNAL, compact, delete_block, maybe_comp
                                       remove_at, set_labels)
 
 if TYPE_CHECKING:
-    from edge.store.entry import Entry
+    from edge.store.entry_state import EntryState
 
 
-def load(entry: "Entry", report: list[str]) -> None:
+def load(entry: EntryState, report: list[str]) -> None:
     """Build the block map (summary records, else indexes, else rescans), replay the journal."""
     where = f"{entry.bucket.name}/{entry.name}"
     listing = {e.name: e for e in files.list_dir(entry.dir) if e.is_file(follow_symlinks=False)}
@@ -118,7 +118,7 @@ def load(entry: "Entry", report: list[str]) -> None:
     replay_journal(entry, report)
 
 
-def add_block(entry: "Entry", b: Block) -> None:
+def add_block(entry: EntryState, b: Block) -> None:
     entry_blocks.insert(entry, len(entry.blocks), b)
     entry.size += b.size
     entry.record_count += b.count
@@ -138,7 +138,7 @@ def from_summary(s: sfmt.BlockSummary) -> Block:
     return b
 
 
-def read_summary(entry: "Entry", exists: bool) -> dict[int, sfmt.BlockSummary]:
+def read_summary(entry: EntryState, exists: bool) -> dict[int, sfmt.BlockSummary]:
     """The summary records to trust. A torn tail (a short last record, or zeros a crash appended)
     is cut and reported. A damaged summary (bad header, a whole record failing its crc: bit rot)
     is a damaged state file like any other: set aside (``blocks.sum.damaged-<time>``, kept),
@@ -176,7 +176,7 @@ def read_summary(entry: "Entry", exists: bool) -> dict[int, sfmt.BlockSummary]:
     return sfmt.current(records)
 
 
-def check_index(entry: "Entry", block_id: int, blk_size: int) -> tuple[PackedIndex | None, bool, list[int]]:
+def check_index(entry: EntryState, block_id: int, blk_size: int) -> tuple[PackedIndex | None, bool, list[int]]:
     """A block's .idx (either version) without a summary record to vouch for it: trusted only if
     it names the .blk's size and its last frame is really there. Returns (index or None, stale,
     hints): stale = a whole index of another size of the block (the block changed after it was
@@ -206,7 +206,7 @@ def frame_offsets(p: PackedIndex) -> list[int]:
     return [p.poff[k] - HEADER.size - len(p.metas[p.meta[k]]) for k in range(len(p))]
 
 
-def replay_journal(entry: "Entry", report: list[str]) -> None:
+def replay_journal(entry: EntryState, report: list[str]) -> None:
     path = entry.dir / JOURNAL
     data = files.read_file(path)
     if data is None:

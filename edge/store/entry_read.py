@@ -8,7 +8,7 @@ dup'd fd).
 Must not: change what is stored (loading an index into the cache and the bucket's corrupt-read
 counter are its only writes), call the OS except through ``files``, import trio.
 
-Functions take the Entry (see entry.py); Entry's read methods delegate here.
+Functions take the entry's state (entry_state.EntryState); Entry's read methods delegate here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from edge.store.entry_index import ensure_index
 from edge.formats.checksum import crc32
 
 if TYPE_CHECKING:
-    from edge.store.entry import Entry
+    from edge.store.entry_state import EntryState
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,12 @@ class RecordRef:
     payload_offset: int = field(default=0, repr=False, compare=False)
 
 
-def make_ref(entry: "Entry", b: Block, idx: BlockIndex, i: int) -> RecordRef:
+def make_ref(entry: EntryState, b: Block, idx: BlockIndex, i: int) -> RecordRef:
     ct, labels = idx.labels_of(i)
     return RecordRef(entry.name, idx.ts[i], idx.plen[i], ct, labels, b.id, idx.poff[i])
 
 
-def locate(entry: "Entry", ts_us: int) -> tuple[Block, BlockIndex, int] | None:
+def locate(entry: EntryState, ts_us: int) -> tuple[Block, BlockIndex, int] | None:
     """The block, its index and the position of ``ts_us``; only blocks whose bounds cover it are
     loaded (an append past the newest record loads nothing)."""
     for b in entry_blocks.candidates(entry, ts_us):
@@ -58,18 +58,18 @@ def locate(entry: "Entry", ts_us: int) -> tuple[Block, BlockIndex, int] | None:
     return None
 
 
-def locate_or_raise(entry: "Entry", ts_us: int) -> tuple[Block, BlockIndex, int]:
+def locate_or_raise(entry: EntryState, ts_us: int) -> tuple[Block, BlockIndex, int]:
     found = locate(entry, ts_us)
     if found is None:
         raise NotFoundError(f"Record {ts_us} not found in entry {entry.bucket.name}/{entry.name}")
     return found
 
 
-def get(entry: "Entry", ts_us: int) -> RecordRef:
+def get(entry: EntryState, ts_us: int) -> RecordRef:
     return make_ref(entry, *locate_or_raise(entry, ts_us))
 
 
-def _newest(entry: "Entry") -> Block | None:
+def _newest(entry: EntryState) -> Block | None:
     """The block holding the entry's newest record: the last non-empty block, unless a block of
     the overlap set reaches further. Bounds made exact where they decide it."""
     while True:
@@ -90,12 +90,12 @@ def _newest(entry: "Entry") -> Block | None:
         ensure_index(entry, best)  # makes its bounds exact; look again
 
 
-def latest_ts(entry: "Entry") -> int:
+def latest_ts(entry: EntryState) -> int:
     b = _newest(entry)
     return b.max_ts if b is not None else 0
 
 
-def oldest_ts(entry: "Entry") -> int:
+def oldest_ts(entry: EntryState) -> int:
     """The oldest record: the first non-empty block's, unless a later block (ids ascend, so only
     one whose id is below the best so far) holds an older one."""
     best: int | None = None
@@ -113,7 +113,7 @@ def oldest_ts(entry: "Entry") -> int:
     return best if best is not None else 0
 
 
-def latest(entry: "Entry") -> RecordRef:
+def latest(entry: EntryState) -> RecordRef:
     b = _newest(entry)
     if b is None:
         raise NotFoundError(f"Record 0 not found in entry {entry.bucket.name}/{entry.name}")
@@ -121,7 +121,7 @@ def latest(entry: "Entry") -> RecordRef:
     return make_ref(entry, b, idx, len(idx) - 1)
 
 
-def iter_refs(entry: "Entry", start_us: int | None = None, stop_us: int | None = None) -> Iterator[RecordRef]:
+def iter_refs(entry: EntryState, start_us: int | None = None, stop_us: int | None = None) -> Iterator[RecordRef]:
     """Ascending ts in [start, stop). Blocks can overlap in time (belated writes into a full
     block start a new one), so overlapping neighbours are merged; each block is loaded and
     snapshotted when reached, giving a consistent view per block. The block map is looked up
@@ -160,12 +160,12 @@ def iter_refs(entry: "Entry", start_us: int | None = None, stop_us: int | None =
             yield from heapq.merge(*snaps, key=lambda r: r.ts_us)
 
 
-def read_fd(entry: "Entry", ref: RecordRef) -> int:
+def read_fd(entry: EntryState, ref: RecordRef) -> int:
     fd, _ = entry.bucket.fds.get(entry._blk_key(ref.block_id))
     return fd
 
 
-def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
+def _checked_chunks(entry: EntryState, fd: int, ref: RecordRef, chunk_size: int,
                     bufs: tuple[bytearray, bytearray] | None = None) -> Generator[bytes | memoryview, None, None]:
     """``ref``'s payload through ``fd`` in chunks, then its trailer checked against their crc.
     Touches no entry state but the corrupt-read counter (see verify_payload).
@@ -199,13 +199,13 @@ def _checked_chunks(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int,
         raise CorruptRecordError(f"Record {ref.ts_us} in {entry.bucket.name}/{entry.name} is corrupted")
 
 
-def read_payload(entry: "Entry", ref: RecordRef, chunk_size: int = 1 << 20,
+def read_payload(entry: EntryState, ref: RecordRef, chunk_size: int = 1 << 20,
                  bufs: tuple[bytearray, bytearray] | None = None) -> Generator[bytes | memoryview, None, None]:
     # a generator itself, so the block's fd is looked up at the first chunk, not at the call
     yield from _checked_chunks(entry, read_fd(entry, ref), ref, chunk_size, bufs)
 
 
-def read_verified(entry: "Entry", refs: list[RecordRef], span_limit: int = 4 << 20) -> list[bytes | memoryview]:
+def read_verified(entry: EntryState, refs: list[RecordRef], span_limit: int = 4 << 20) -> list[bytes | memoryview]:
     """The payloads of ``refs`` (in order), each verified against its crc.
 
     Neighbouring frames of one block (only a frame head between them) are read with one
@@ -242,17 +242,17 @@ def read_verified(entry: "Entry", refs: list[RecordRef], span_limit: int = 4 << 
     return out
 
 
-def read_range(entry: "Entry", ref: RecordRef, offset: int, length: int) -> bytes:
+def read_range(entry: EntryState, ref: RecordRef, offset: int, length: int) -> bytes:
     length = max(0, min(length, ref.size - offset))
     return files.pread(read_fd(entry, ref), ref.payload_offset + offset, length)
 
 
-def payload_fd(entry: "Entry", ref: RecordRef) -> tuple[int, int]:
+def payload_fd(entry: EntryState, ref: RecordRef) -> tuple[int, int]:
     """(dup'd fd, payload offset) for os.sendfile; the caller closes the fd."""
     return files.dup(read_fd(entry, ref)), ref.payload_offset
 
 
-def verify_payload(entry: "Entry", fd: int, ref: RecordRef, chunk_size: int = 1 << 20) -> None:
+def verify_payload(entry: EntryState, fd: int, ref: RecordRef, chunk_size: int = 1 << 20) -> None:
     """Check ``ref``'s payload against its stored crc, reading through ``fd`` (a ``payload_fd``
     dup). Touches no entry state but the corrupt-read counter, so it may run in a worker
     thread while the same bytes are sendfile'd (pread and crc32 release the GIL).

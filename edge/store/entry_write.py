@@ -8,55 +8,34 @@ at flush, the Durability a flush hands back, and when blocks get sealed (entry_i
 Must not: publish a record before its whole frame is written, sync anything itself (durability
 is the caller's next step), call the OS except through ``files``, import trio.
 
-Functions take the Entry (see entry.py); Entry.begin_write and Entry.flush delegate here.
+Functions take the entry's state (entry_state.EntryState); Entry.begin_write and Entry.flush
+delegate here.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 from edge.errors import BadRequestError, ConflictError, EdgeError, StorageIOError
 from edge.formats import journal as jfmt
-from edge.formats.frame import HEADER, TRAILER, encode_head, encode_meta, encode_trailer
+from edge.formats.frame import HEADER, TRAILER, encode_meta, encode_trailer
 from edge.formats.metadata import check_record_metadata
 from edge.formats.sizes import record_size
 from edge.store import entry_blocks, entry_index, files
 from edge.store.blocks import IDX_FIXED, IDX_META, IDX_ROW, Block, BlockIndex, Removed
 from edge.store.entry_journal import JOURNAL, journal_append
 from edge.store.entry_read import locate
+from edge.store.entry_state import EntryState, PendingRecord
 from edge.formats.checksum import crc32
 from edge.model import BIG_RECORD_BYTES
 
-if TYPE_CHECKING:
-    from edge.store.entry import Entry
 
 WRITEBACK_STEP = 2 << 20  # a streaming record starts the disk's writeback every this many bytes
 
 
-class RecordWriter:
-    """One record being written; see Entry.begin_write."""
-
-    def __init__(self, entry: "Entry", block: Block, ts_us: int, length: int, meta: bytes, reserved: int):
-        self._entry = entry
-        self.block = block
-        self.ts_us = ts_us
-        self.length = length
-        self.head = encode_head(ts_us, length, meta)
-        self.meta = meta
-        self.reserved = reserved  # bytes reserved against the quota
-        self.received = 0
-        self.crc = 0
-        self.chunks: list[bytes] = []
-        self.state = "open"  # open -> ready -> published | aborted
-        self.stream_start = -1  # file offset of the frame when streaming
-        self.decoded: tuple[str, Mapping[str, str]] = ("", {})  # what ``meta`` encodes
-        self.kicked = 0  # streaming: file offset up to which writeback was started
-        self.unpublished = False  # its frame (streamed) is in the file, not published yet
-
-    @property
-    def streaming(self) -> bool:
-        return self.stream_start >= 0
+class RecordWriter(PendingRecord):
+    """One record being written (its fields: entry_state.PendingRecord); see Entry.begin_write."""
 
     def write(self, chunk: bytes | memoryview) -> None:
         if self.state != "open":
@@ -91,7 +70,7 @@ class RecordWriter:
             abort(self._entry, self)
 
 
-def choose_block(entry: "Entry", ts_us: int, length: int) -> Block:
+def choose_block(entry: EntryState, ts_us: int, length: int) -> Block:
     j = bisect.bisect_right(entry._ids, ts_us)
     if j:
         b = entry.blocks[j - 1]
@@ -112,7 +91,7 @@ def choose_block(entry: "Entry", ts_us: int, length: int) -> Block:
     return b
 
 
-def drop_if_unused(entry: "Entry", b: Block) -> None:
+def drop_if_unused(entry: EntryState, b: Block) -> None:
     if b.file_size == 0 and b.pending == 0 and not b.count:
         if entry_blocks.position(entry, b) >= 0:
             entry_blocks.remove(entry, b)
@@ -126,7 +105,7 @@ def disk_need(length: int, meta: bytes) -> int:
     return HEADER.size + len(meta) + length + TRAILER.size + 40 + len(meta)
 
 
-def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labels: Mapping[str, str]) -> RecordWriter:
+def begin_write(entry: EntryState, ts_us: int, length: int, content_type: str, labels: Mapping[str, str]) -> RecordWriter:
     if ts_us < 0 or length < 0:
         raise BadRequestError("Bad timestamp or length")
     check_record_metadata(content_type, labels)  # every write path passes here: nothing unreadable is stored
@@ -156,7 +135,7 @@ def begin_write(entry: "Entry", ts_us: int, length: int, content_type: str, labe
     return w
 
 
-def release(entry: "Entry", w: RecordWriter) -> None:
+def release(entry: EntryState, w: PendingRecord) -> None:
     entry._writers.discard(w)
     entry._pending_ts.discard(w.ts_us)
     w.block.pending -= 1
@@ -168,7 +147,7 @@ def release(entry: "Entry", w: RecordWriter) -> None:
     w.chunks = []
 
 
-def abort(entry: "Entry", w: RecordWriter) -> None:
+def abort(entry: EntryState, w: PendingRecord) -> None:
     b = w.block
     if w.streaming and w.state == "open":
         if b.streamer is w:
@@ -205,7 +184,7 @@ def abort(entry: "Entry", w: RecordWriter) -> None:
     drop_if_unused(entry, b)
 
 
-def open_block_for_write(entry: "Entry", b: Block) -> int:
+def open_block_for_write(entry: EntryState, b: Block) -> int:
     fd, created = entry.bucket.fds.get(entry._blk_key(b.id), create=True)
     if created:
         entry._new_dirs.add(entry.dir)
@@ -219,7 +198,7 @@ def open_block_for_write(entry: "Entry", b: Block) -> int:
     return fd
 
 
-def try_stream(entry: "Entry", w: RecordWriter) -> None:
+def try_stream(entry: EntryState, w: PendingRecord) -> None:
     b = w.block
     # Only the sole writer of a block may write through; otherwise frames would interleave.
     if b.streamer is not None or b.pending != 1:
@@ -248,7 +227,7 @@ def try_stream(entry: "Entry", w: RecordWriter) -> None:
     entry._touched.add(entry._blk_key(b.id))
 
 
-def stream_append(entry: "Entry", w: RecordWriter, chunks: list) -> None:
+def stream_append(entry: EntryState, w: RecordWriter, chunks: list) -> None:
     b = w.block
     fd, _ = entry.bucket.fds.get(entry._blk_key(b.id))
     try:
@@ -263,14 +242,14 @@ def stream_append(entry: "Entry", w: RecordWriter, chunks: list) -> None:
         w.kicked = b.file_size
 
 
-def flush(entry: "Entry") -> files.Durability:
+def flush(entry: EntryState) -> files.Durability:
     """Write every finished buffered record (one writev per block), publish them, return
     what must be synced. The Durability also covers the blocks written by the previous few
     flushes: a record may have been written by another writer's flush whose sync is still
     running, and syncing a clean file again is cheap."""
     ready, entry._ready = entry._ready, []
     token = files.SyncToken()  # done once this flush's group commit is: until then FIFO spares
-    by_block: dict[int, list[RecordWriter]] = {}
+    by_block: dict[int, list[PendingRecord]] = {}
     for w in ready:
         by_block.setdefault(w.block.id, []).append(w)
     error: BaseException | None = None
@@ -324,7 +303,7 @@ def flush(entry: "Entry") -> files.Durability:
     return durability(entry, token)
 
 
-def durability(entry: "Entry", token: files.SyncToken) -> files.Durability:
+def durability(entry: EntryState, token: files.SyncToken) -> files.Durability:
     """The syncs a writer waits for: this flush's and the last few flushes' files (see flush),
     and every folder with a removal not yet synced (``files.UnsyncedFolders``), so FIFO's
     evictions are on the disk before the write that needed their space is answered."""
@@ -352,7 +331,7 @@ def durability(entry: "Entry", token: files.SyncToken) -> files.Durability:
     return d
 
 
-def publish(entry: "Entry", w: RecordWriter) -> None:
+def publish(entry: EntryState, w: PendingRecord) -> None:
     b = w.block
     idx = b.index  # None: not loaded (an in-order append needs none; see blocks.py)
     begin = b.next_begin
@@ -394,7 +373,7 @@ def publish(entry: "Entry", w: RecordWriter) -> None:
     entry.bucket.stats["bytes_written"] += w.length
 
 
-def seal_ready_blocks(entry: "Entry") -> None:
+def seal_ready_blocks(entry: EntryState) -> None:
     if not entry._to_seal:
         return
     newest = entry.blocks[-1].id if entry.blocks else None
@@ -411,7 +390,7 @@ def seal_ready_blocks(entry: "Entry") -> None:
         entry._to_seal.discard(block_id)
 
 
-def seal_all(entry: "Entry") -> None:
+def seal_all(entry: EntryState) -> None:
     """At shutdown: every block without writers gets its index and summary record."""
     for b in list(entry.blocks):
         if not b.has_idx and not b.busy and b.file_size > 0:

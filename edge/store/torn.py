@@ -21,13 +21,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Iterable, Protocol
 
 from edge.store import files
 from edge.store.blocks import block_file_name
-
-if TYPE_CHECKING:
-    from edge.store.entry import Entry
 
 DEFAULT_KEEP = 16 * 1024 * 1024
 TORN_NAME = re.compile(r"(\d+)\.blk\.torn-(\d+)")
@@ -40,9 +38,30 @@ def block_of(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class TornOwner(Protocol):
+    """What the list uses of the entry a torn file belongs to (entry_state.EntryState is one):
+    a Protocol, so torn.py stays below the entry modules."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dir(self) -> Path: ...
+
+    @property
+    def bucket(self) -> _Named: ...
+
+    def _disk_delta(self, delta: int) -> None: ...
+
+
 @dataclass(slots=True)
 class TornFile:
-    entry: "Entry"
+    entry: TornOwner
     name: str
     size: int
     mtime: float
@@ -51,8 +70,9 @@ class TornFile:
 class TornFiles:
     """Every torn file of the engine's buckets, oldest first by age (then name)."""
 
-    def __init__(self, keep: int = DEFAULT_KEEP):
+    def __init__(self, unsynced: files.UnsyncedFolders, keep: int = DEFAULT_KEEP):
         self.keep = keep
+        self.unsynced = unsynced  # the engine's: a removal joins its next group commit
         self._files: list[TornFile] = []
         self.bytes = 0
         self.removed_files = 0  # since start, beyond the bound
@@ -62,12 +82,13 @@ class TornFiles:
     def __len__(self) -> int:
         return len(self._files)
 
-    def add(self, entry: "Entry", name: str, size: int, mtime: float) -> None:
+    def add(self, entry: TornOwner, name: str, size: int, mtime: float) -> None:
         self._files.append(TornFile(entry, name, size, mtime))
         self.bytes += size
 
-    def enforce(self, report: list[str]) -> None:
-        """Remove the oldest torn files until the rest fits the bound (each one reported)."""
+    def enforce(self, report: list[str], *, log_too: bool) -> None:
+        """Remove the oldest torn files until the rest fits the bound (each one reported, and
+        logged with ``log_too``: once start-up is over)."""
         if self.bytes <= self.keep:
             return
         self._files.sort(key=lambda t: (t.mtime, t.name))
@@ -79,10 +100,10 @@ class TornFiles:
             line = (f"{t.entry.bucket.name}/{t.entry.name}: torn file {t.name} ({t.size} bytes) removed: "
                     f"the torn bytes kept exceed their bound of {self.keep} bytes (EDGE_TORN_KEEP_SIZE)")
             report.append(line)
-            if t.entry.bucket.engine.loaded:
+            if log_too:
                 log.warning("recovery: %s", line)
 
-    def drop_block(self, entry: "Entry", block_id: int) -> None:
+    def drop_block(self, entry: TornOwner, block_id: int) -> None:
         """``entry``'s block ``block_id`` is deleted: its torn files go with it."""
         if not self._files:
             return
@@ -93,14 +114,14 @@ class TornFiles:
             self._unlink(t)
             self.removed_with_blocks += 1
 
-    def forget(self, entries: list["Entry"]) -> None:
+    def forget(self, entries: Iterable[TornOwner]) -> None:
         """Entries removed with their folders: their torn files went with them."""
         ids = {id(e) for e in entries}
         keep = [t for t in self._files if id(t.entry) not in ids]
         self.bytes -= sum(t.size for t in self._files if id(t.entry) in ids)
         self._files = keep
 
-    def names(self, entry: "Entry", block_id: int) -> list[str]:
+    def names(self, entry: TornOwner, block_id: int) -> list[str]:
         prefix = block_file_name(block_id) + ".torn-"
         return [t.name for t in self._files if t.entry is entry and t.name.startswith(prefix)]
 
@@ -108,7 +129,7 @@ class TornFiles:
         entry = t.entry
         if files.unlink(entry.dir / t.name):
             entry._disk_delta(-t.size)
-        entry.bucket.engine.unsynced.add(entry.dir)
+        self.unsynced.add(entry.dir)
         self.bytes -= t.size
 
     def summary(self) -> str:

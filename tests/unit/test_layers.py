@@ -180,3 +180,81 @@ def test_thread_lint_sees_a_direct_call():
     assert _thread_uses("trio.lowlevel.start_thread_soon(a, b)\n") == {"start_thread_soon"}
     assert _thread_uses("x = trio.CapacityLimiter(3)\n") == {"CapacityLimiter"}
     assert _thread_uses("# trio.to_thread.run_sync in a comment\ns = 'to_thread'\n") == set()
+
+
+# --- the store draws as a tree ---------------------------------------------------------------
+# Every import between modules of edge/store counts, annotations under TYPE_CHECKING and imports
+# inside functions included: the entry modules take entry_state.EntryState and see their bucket
+# and engine through its Protocols, so no store module needs one above it (docs/architecture.md).
+
+
+def _store_graph(package: Path = EDGE / "store", name: str = "edge.store") -> dict[str, set[str]]:
+    modules = {(name if p.name == "__init__.py" else f"{name}.{p.stem}"): p for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        found = set()
+        names = _imports(path, module)
+        for node in ast.walk(ast.parse(path.read_text())):  # ``from edge.store import files``
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for imported in names:
+            if imported in modules and imported not in (module, name):
+                found.add(imported)
+        graph[module] = found
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), or a module importing itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_store_imports_draw_as_a_tree():
+    graph = _store_graph()
+    assert "edge.store.entry_state" in graph and "edge.store.entry" in graph
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles in edge/store (annotations count too): " + "; ".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def test_cycle_finder_sees_a_cycle():
+    """The check above can fail: a two-module and a three-module cycle are both found."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c", "a"}, "f": set()}
+    assert _cycles(graph) == [["a", "b"], ["c", "d", "e"]]
+    # and an import under TYPE_CHECKING or inside a function is an edge
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pkg = Path(tmp) / "edge" / "store"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "low.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from edge.store.high import X\n")
+        (pkg / "high.py").write_text("def f():\n    from edge.store import low\n")
+        assert _cycles(_store_graph(pkg)) == [["edge.store.high", "edge.store.low"]]
