@@ -12,7 +12,7 @@ from .context import AppContext, authorize
 from .request import empty_response, json_response, read_json
 from .routing import Route
 from ..server.types import Request, Response
-from .wire import full_bucket_info_to_wire, settings_changes_from_wire
+from .wire.buckets import full_bucket_info_to_wire, settings_changes_from_wire
 
 
 # GET /b/{bucket}

@@ -5,13 +5,16 @@ Owns: these five routes. Must not: reach into storage beyond the Engine's public
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from .. import REDUCT_VERSION
+from ..auth.tokens import token_to_wire
 from ..auth.policy import Authenticated, Read
 from .context import AppContext, authorize
 from .request import empty_response, json_response
 from .routing import Route
 from ..server.types import Request, Response
-from .wire import bucket_info_to_wire, settings_to_wire
+from .wire.buckets import bucket_list_to_wire, settings_to_wire
 
 
 # GET|HEAD /alive
@@ -60,21 +63,13 @@ async def get_info(req: Request, ctx: AppContext) -> Response:
 # GET /list
 async def list_buckets(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, Authenticated())
-    buckets = []
-    for name in ctx.engine.bucket_names():
-        if not Read(name).allows(token):
-            continue
-        buckets.append(bucket_info_to_wire(ctx.engine.get_bucket(name).info()))
-    return json_response({"buckets": buckets})
+    infos = [ctx.engine.get_bucket(name).info() for name in ctx.engine.bucket_names() if Read(name).allows(token)]
+    return json_response(bucket_list_to_wire(infos))
 
 
 # GET /me
 async def me(req: Request, ctx: AppContext) -> Response:
     token = authorize(req, ctx, Authenticated())
-    from datetime import datetime, timezone
-
-    from ..auth.tokens import token_to_wire
-
     return json_response(token_to_wire(token, datetime.now(timezone.utc)))
 
 

@@ -107,22 +107,6 @@ class LinkRecord:
             return "used_up"
         return "active"
 
-    def describe(self, now: float, *, with_receipts: bool = False) -> dict:
-        """The JSON shape for ``GET /api/v1/links[/:id]``: no hash, no token, no password."""
-        out = {
-            "id": self.id, "file_name": self.file_name, "bucket": self.bucket, "entry": self.entry,
-            "record_entry": self.record_entry, "record_timestamp": self.record_ts,
-            "created_at": self.created_at, "expire_at": self.expire_at, "downloads": self.downloads,
-            "max_downloads": self.max_downloads, "has_password": self.has_password,
-            "revoked": self.revoked, "creator": self.creator, "receipt_to": self.receipt_to,
-            "state": self.state(now), "serial": self.serial,
-            "require_authentication": self.require_authentication, "send_receipts": self.send_receipts,
-            "origin": self.origin,
-        }
-        if with_receipts:
-            out["receipts"] = [dataclasses.asdict(r) for r in self.receipts]
-        return out
-
 
 @dataclass(frozen=True)
 class DownloadResult:

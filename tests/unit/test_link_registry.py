@@ -9,6 +9,7 @@ import pytest
 from edge.errors import DiskFullError, InvalidInputError, NotFoundError
 from edge.links import registry as G, rules as R
 from edge.links.seal import seal
+from edge.http.wire.links import link_to_wire
 
 FAST = R.PasswordParams(n=2**4, r=1, p=1)
 KEY = os.urandom(32)
@@ -41,7 +42,7 @@ def test_create_get_list_and_ids(tmp_path):
         reg.get("../../etc/passwd")
     with pytest.raises(ValueError):
         new_link(reg, token="t1")                           # same token twice
-    d = a.describe(NOW, with_receipts=True)
+    d = link_to_wire(a, NOW, with_receipts=True)
     assert d["state"] == "active" and d["has_password"] is False and d["receipts"] == []
     assert "token_hash" not in d and "password_hash" not in d
 
@@ -133,7 +134,7 @@ def test_update_and_revoke(tmp_path):
     assert reg.revoke(rec.id).revoked and reg.revoke(rec.id).revoked_at == int(NOW)   # idempotent
     with pytest.raises(NotFoundError, match="^Link not found or has expired$"):
         reg.record_download(rec.id, "c", 1, None, partial=False)
-    assert reg.get(rec.id).describe(NOW)["state"] == "revoked"
+    assert link_to_wire(reg.get(rec.id), NOW)["state"] == "revoked"
 
 
 def test_survives_reopen_with_counters(tmp_path):

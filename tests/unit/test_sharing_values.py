@@ -16,6 +16,7 @@ from edge.attachments.staging import AttachmentStaging, Completed, session_key
 from edge.errors import InvalidInputError
 from edge.links import registry as G, rules as R, tickets, wire
 from edge.uploads.staging import Limits
+from edge.http.wire.links import link_to_wire
 
 KEY = os.urandom(32)
 NOW = 1_700_000_000.0
@@ -107,7 +108,7 @@ def test_serials_switches_and_persistence(tmp_path):
                    record_ts=1, expire_at=int(NOW) + 60, creator="bob")
     assert (a.serial, b.serial, c.serial) == (1, 2, 3) and a.token_hash is None
     assert reg.by_serial(2) == b and reg.by_serial(9) is None and reg.find("ct-" + "a" * 30) == c
-    assert a.created_ms == int(NOW * 1000) and a.describe(NOW)["origin"] == "liquidfiles"
+    assert a.created_ms == int(NOW * 1000) and link_to_wire(a, NOW)["origin"] == "liquidfiles"
     reg.revoke(b.id)
     again = make(tmp_path)
     assert again.get(a.id).require_authentication is True and again.get(a.id).send_receipts is False

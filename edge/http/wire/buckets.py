@@ -1,6 +1,9 @@
-"""JSON shapes of the API, in one place: model values <-> wire dictionaries.
+"""The bucket resource's JSON: settings, bucket info, the full bucket answer, the bucket list.
 
-Owns: ``*_to_wire`` and ``*_from_wire`` for buckets, settings and entries (spec §5.1, §5.2).
+Owns: ``settings_to_wire`` and ``settings_changes_from_wire`` (spec §5.2, also the bucket defaults
+of ``GET /info``), ``bucket_info_to_wire`` (spec §5.1, one item of ``GET /list``),
+``bucket_list_to_wire`` and ``full_bucket_info_to_wire`` (``GET /b/{bucket}``: info, settings
+and the entries, whose shape is ``entries.py``'s).
 Must not: do I/O or authorise. Handlers never build these dictionaries by hand.
 """
 
@@ -8,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidInputError
-from ..model import BucketInfo, BucketSettings, EntryInfo, QuotaType
+from ...errors import InvalidInputError
+from ...model import BucketInfo, BucketSettings, EntryInfo, QuotaType
+from .entries import entry_info_to_wire
 
 
 def settings_to_wire(s: BucketSettings) -> dict[str, Any]:
@@ -51,12 +55,11 @@ def bucket_info_to_wire(info: BucketInfo) -> dict[str, Any]:
             "disk_usage": info.disk_usage}  # not a ReductStore field: bytes of the bucket's files
 
 
-def entry_info_to_wire(info: EntryInfo) -> dict[str, Any]:
-    return {"name": info.name, "size": info.size, "record_count": info.record_count,
-            "block_count": info.block_count, "oldest_record": info.oldest_record,
-            "latest_record": info.latest_record, "status": info.status}
-
-
 def full_bucket_info_to_wire(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> dict[str, Any]:
     return {"info": bucket_info_to_wire(info), "settings": settings_to_wire(settings),
             "entries": [entry_info_to_wire(e) for e in entries]}
+
+
+def bucket_list_to_wire(infos: list[BucketInfo]) -> dict[str, Any]:
+    """``GET /list``: the buckets the token may read."""
+    return {"buckets": [bucket_info_to_wire(i) for i in infos]}
