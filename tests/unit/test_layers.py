@@ -1,8 +1,10 @@
-"""The import directions of docs/interfaces.md, checked over the source (like Trio's export test)."""
+"""The import directions of docs/interfaces.md and the arrows of docs/architecture.md, checked over
+the source (like Trio's export test)."""
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 EDGE = Path(__file__).resolve().parents[2] / "edge"
@@ -258,3 +260,73 @@ def test_cycle_finder_sees_a_cycle():
         (pkg / "low.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from edge.store.high import X\n")
         (pkg / "high.py").write_text("def f():\n    from edge.store import low\n")
         assert _cycles(_store_graph(pkg)) == [["edge.store.high", "edge.store.low"]]
+
+
+# --- docs/architecture.md: the arrows between rooms, both ways --------------------------------
+ARCHITECTURE = EDGE.parent / "docs" / "architecture.md"
+
+
+def _room(module: str) -> str | None:
+    """``edge.store.entry`` -> ``store``; ``edge.main`` -> ``main``; the package root -> None."""
+    parts = module.split(".")
+    if parts[0] != "edge" or len(parts) < 2:
+        return None
+    name = parts[1]
+    return name if (EDGE / name).is_dir() or (EDGE / f"{name}.py").exists() else None
+
+
+@functools.lru_cache(maxsize=None)
+def _room_arrows() -> dict[str, set[str]]:
+    arrows: dict[str, set[str]] = {}
+    for path in EDGE.rglob("*.py"):
+        module = _module_name(path)
+        room = _room(module)
+        if room is None:
+            continue
+        names = _imports(path, module)
+        for node in ast.walk(ast.parse(path.read_text())):  # ``from edge import durable``
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        targets = {_room(n) for n in names} - {None, room}
+        arrows.setdefault(room, set()).update(t for t in targets if t)
+    return arrows
+
+
+def _documented_arrows(text: str) -> dict[str, set[str]]:
+    block = text.split("```arrows\n", 1)[1].split("```", 1)[0]
+    doc: dict[str, set[str]] = {}
+    for line in block.strip().splitlines():
+        source, arrow, targets = line.partition(" -> ")
+        assert arrow, f"not 'room -> rooms': {line!r}"
+        doc[source.strip()] = set(targets.split())
+    return doc
+
+
+def _arrow_problems(code: dict[str, set[str]], doc: dict[str, set[str]]) -> list[str]:
+    named = set(doc) | set().union(*doc.values())
+    problems = [f"a room in the doc that edge/ does not have: {r}" for r in sorted(named - set(code))]
+    problems += sorted(f"imported, not in the doc: {a} -> {b}" for a, bs in code.items() for b in bs
+                       if b not in doc.get(a, set()))
+    problems += sorted(f"in the doc, not imported: {a} -> {b}" for a, bs in doc.items() for b in bs
+                       if b not in code.get(a, set()))
+    return problems
+
+
+def test_architecture_arrows():
+    """Every arrow docs/architecture.md lists is an import between rooms, and every such import
+    is listed; the rooms it names exist, and they import one another without a cycle."""
+    code = _room_arrows()
+    problems = _arrow_problems(code, _documented_arrows(ARCHITECTURE.read_text()))
+    assert not problems, "docs/architecture.md's arrows disagree with the code:\n" + "\n".join(problems)
+    assert not _cycles(code), _cycles(code)
+
+
+def test_architecture_arrows_check_can_fail():
+    """A listed arrow that is not imported, an import not listed and an unknown room are all seen."""
+    code = {"store": {"errors"}, "http": {"store", "errors"}, "errors": set()}
+    doc = _documented_arrows("x\n```arrows\nstore -> errors http\nhttp -> store\nghost -> errors\n```\n")
+    assert _arrow_problems(code, doc) == ["a room in the doc that edge/ does not have: ghost",
+                                          "imported, not in the doc: http -> errors",
+                                          "in the doc, not imported: ghost -> errors",
+                                          "in the doc, not imported: store -> http"]
+    assert "store" in _room_arrows() and "http" not in _room_arrows()["store"]   # forbidden stays absent
