@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 EDGE = Path(__file__).resolve().parents[2] / "edge"
@@ -321,6 +322,36 @@ def test_architecture_arrows():
     assert not _cycles(code), _cycles(code)
 
 
+def _picture_rows(text: str, rooms: set[str]) -> dict[str, int]:
+    """Room -> its row in the first picture of docs/architecture.md (rows: lines naming rooms)."""
+    picture = text.split("## The rooms", 1)[1].split("```\n", 2)[1]
+    rows: dict[str, int] = {}
+    row = 0
+    for line in picture.splitlines():
+        named = [w for w in re.findall(r"[A-Za-z_]+", line) if w in rooms]
+        for room in named:
+            assert room not in rows, f"{room} drawn twice"
+            rows[room] = row
+        row += bool(named)
+    return rows
+
+
+def _row_problems(arrows: dict[str, set[str]], rows: dict[str, int], chain: set[str]) -> list[str]:
+    problems = [f"not in the picture: {r}" for r in sorted(set(arrows) - set(rows))]
+    problems += sorted(f"{a} -> {b} does not point down the picture" for a, bs in arrows.items() for b in bs
+                       if a in rows and b in rows and rows[b] <= rows[a] and not {a, b} <= chain)
+    return problems
+
+
+def test_architecture_picture_rows():
+    """Every room is drawn once, and every arrow points to a lower row of the picture (the
+    process row is one chain: __main__ -> cli -> main)."""
+    code = _room_arrows()
+    rows = _picture_rows(ARCHITECTURE.read_text(), set(code))
+    problems = _row_problems(code, rows, {"__main__", "cli", "main"})
+    assert not problems, "docs/architecture.md's picture disagrees with the imports:\n" + "\n".join(problems)
+
+
 def test_architecture_arrows_check_can_fail():
     """A listed arrow that is not imported, an import not listed and an unknown room are all seen."""
     code = {"store": {"errors"}, "http": {"store", "errors"}, "errors": set()}
@@ -330,3 +361,7 @@ def test_architecture_arrows_check_can_fail():
                                           "in the doc, not imported: ghost -> errors",
                                           "in the doc, not imported: store -> http"]
     assert "store" in _room_arrows() and "http" not in _room_arrows()["store"]   # forbidden stays absent
+    rows = _picture_rows("## The rooms\n```\n top   http\n       |\n low   store  errors\n```\n",
+                         {"http", "store", "errors"})
+    assert rows == {"http": 0, "store": 1, "errors": 1}
+    assert _row_problems(code, rows, set()) == ["store -> errors does not point down the picture"]
