@@ -30,6 +30,10 @@ class HttpError(Exception):
     """The request did not produce a response (connect, TLS, timeout, reset, malformed reply)."""
 
 
+class ConnectError(HttpError):
+    """No connection could be made (refused, unreachable, connect or TLS handshake timed out)."""
+
+
 @dataclass
 class HttpResponse:
     status: int
@@ -75,7 +79,7 @@ class HttpClient:
                     stream = trio.SSLStream(stream, context, server_hostname=self.host)
                     await stream.do_handshake()
         except (OSError, trio.TooSlowError, ssl.SSLError, trio.BrokenResourceError) as exc:
-            raise HttpError(f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}") from None
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}") from None
         self._stream = stream
         self._buf = bytearray()
 

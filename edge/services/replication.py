@@ -14,15 +14,18 @@ record and event together. With an older StorageService the hook fdatasyncs the 
 before returning (correct, slower). Either way the event is on disk before the 200.
 
 Memory/files while catching up: the sender reads at most ``LOOKAHEAD`` small events from the log
-and payloads of at most ~8 MB at a time (records up to 1 MiB are read once and kept until sent,
-bigger ones streamed 1 MiB at a time) from the store; the log keeps one writer fd and one reader
-fd open.
+and payloads of at most ~8 MB at a time, a round on the wire and the next one together (records
+up to 1 MiB are read once and kept until sent, bigger ones streamed 1 MiB at a time) from the
+store; the log keeps one writer fd and one reader fd open.
 
 Pipelining (catch-up speed): a round sends up to ``PIPELINE`` batches at once, each on its own
 connection, so the destination's group commit syncs them together and neither side waits for the
 other's round trip; the log cursor still advances only over batches that were answered, in log
 order. A round holds only writes whose (entry, ts) differ, or a single label-update batch (an
-update must not overtake the write of its record), and stops at ``MAX_BYTES`` of payload.
+update must not overtake the write of its record), and stops at ``MAX_BYTES`` of payload. While
+a round is on the wire the next one is read from the store and prepared (within what is left of
+``MAX_BYTES``), so the source's reading overlaps the destination's writing; it is sent only once
+the round before it was answered, so rounds reach the destination in log order as before.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from ..model import BIG_RECORD_BYTES
 from ..query.select import select_entries
 from ..query.when import compile_when
 from ..query.when.condition import Condition
-from ..replication.client import HttpClient, HttpError, HttpResponse
+from ..replication.client import ConnectError, HttpClient, HttpError, HttpResponse
 from ..replication.diagnostics import Diagnostics
 from ..replication.log import UPDATE, WRITE, Event, ReplicationLog
 from ..replication.log import sweep as sweep_logs
@@ -67,11 +70,13 @@ log = logging.getLogger("edge.replication")
 MAX_RECORDS = 80
 MAX_BYTES = 8_000_000
 MAX_HEADER_BYTES = 256_000
-LOOKAHEAD = 1024
+LOOKAHEAD = 2048  # events buffered: two rounds of PIPELINE x MAX_RECORDS fit
 PIPELINE = 4  # batches in flight per round, one connection each
 COALESCE_BYTES = 256 * 1024
+YIELD_BYTES = 256 * 1024  # payload read between two checkpoints (a record counts 4 KiB at least)
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
+CONNECT_RETRY_MAX_S = 1.0   # a destination that refuses connections is tried again this often
 RETRY_STATUSES = {401, 403, 404, 408, 425, 429}
 
 
@@ -105,6 +110,7 @@ class Replication:
         self.diagnostics = Diagnostics()
         self.scope: trio.CancelScope | None = None
         self.failing = False
+        self._last_failure = ""   # the failure last logged at info level
         self.skipped = 0          # events whose record was gone before it could be sent
         self._wake = trio.Event()
         self._dropped_seen = rlog.dropped
@@ -203,11 +209,18 @@ class Replication:
                         self.failing = False
                         backoff = BACKOFF_START_S
                     except (HttpError, _Retry, EdgeError) as exc:
-                        self.failing = True
+                        # A destination that takes no connection is probed again within
+                        # CONNECT_RETRY_MAX_S (a connect attempt costs it nothing), so a catch-up
+                        # starts soon after it is back; one that answers but fails backs off.
+                        wait = min(backoff, CONNECT_RETRY_MAX_S) if isinstance(exc, ConnectError) else backoff
+                        text = str(exc)
                         if isinstance(exc, HttpError):
-                            self.diagnostics.unreachable(str(exc))
-                        log.info("replication '%s': %s; retrying in %.1f s", self.name, exc, backoff)
-                        with trio.move_on_after(backoff):
+                            self.diagnostics.unreachable(text)
+                        # Logged when a failure starts or changes; repeats only at debug level.
+                        level = logging.DEBUG if self.failing and text == self._last_failure else logging.INFO
+                        log.log(level, "replication '%s': %s; retrying in %.1f s", self.name, text, wait)
+                        self.failing, self._last_failure = True, text
+                        with trio.move_on_after(wait):
                             await trio.sleep_forever()
                         backoff = min(backoff * 2, BACKOFF_MAX_S)
             finally:
@@ -265,17 +278,13 @@ class Replication:
             seen.add(key)
         return run
 
-    async def _send_round(self, clients: list[HttpClient]) -> None:
-        """Up to ``len(clients)`` batches at once (see the module header); commits, in log order,
-        what was answered; raises the first failure after committing the batches before it."""
-        self._fill()
-        if not self._buffer:
-            self.log.commit(self.log.head)   # everything buffered was dropped meanwhile
-            return
-        sends: list[tuple[int, Send | None]] = []   # (events used, its sender; None: nothing to send)
+    async def _prepare_round(self, start: int, slots: int, budget: int) -> list[tuple[int, int, Send | None]]:
+        """The batches of one round from buffer position ``start``: (events used, payload bytes,
+        its sender; None: nothing to send), at most ``slots`` of them and about ``budget`` bytes."""
+        sends: list[tuple[int, int, Send | None]] = []
         seen: set[tuple[str, int]] = set()
-        pos = payload = 0
-        while len(sends) < len(clients) and pos < len(self._buffer) and payload < MAX_BYTES:
+        pos, payload = start, 0
+        while len(sends) < slots and pos < len(self._buffer) and payload < budget:
             if sends and self._buffer[pos].kind != WRITE:
                 break   # an update waits for the writes before it
             run = self._next_run(pos, seen)
@@ -284,33 +293,60 @@ class Replication:
             if run[0].kind == WRITE:
                 used, nbytes, send = await self._prepare_writes(run)
                 payload += nbytes
+                sends.append((used, nbytes, send))
             else:
-                used, send = len(run), self._updates_sender(run)
-            sends.append((used, send))
-            pos += used
+                sends.append((len(run), 0, self._updates_sender(run)))
+            pos += sends[-1][0]
             if run[0].kind != WRITE:
                 break
-        results: list[BaseException | None] = [None] * len(sends)
+        return sends
 
-        async def one(k: int, send: Send | None) -> None:
-            if send is None:
-                return
-            try:
-                await send(clients[k])
-            except (HttpError, _Retry, EdgeError) as exc:
-                results[k] = exc
+    async def _send_round(self, clients: list[HttpClient]) -> None:
+        """Rounds of up to ``len(clients)`` batches at once (see the module header), back to back
+        while there is something to send: while one round is on the wire, the next one is read
+        from the store and prepared (it is sent only once the round before it was answered).
+        Commits, in log order, what was answered; raises the first failure after committing the
+        batches before it."""
+        self._fill()
+        if not self._buffer:
+            self.log.commit(self.log.head)   # everything buffered was dropped meanwhile
+            return
+        sends = await self._prepare_round(0, len(clients), MAX_BYTES)
+        while sends:
+            results: list[BaseException | None] = [None] * len(sends)
 
-        async with trio.open_nursery() as nursery:
-            for k, (_, send) in enumerate(sends):
-                nursery.start_soon(one, k, send)
-        for (used, _), error in zip(sends, results):
-            if error is not None:
-                raise error
-            last = None
-            for _ in range(used):
-                last = self._buffer.popleft()
-            if last is not None:
-                self.log.commit(last.seq + 1)
+            async def one(k: int, send: Send | None) -> None:
+                if send is None:
+                    return
+                try:
+                    await send(clients[k])
+                except (HttpError, _Retry, EdgeError) as exc:
+                    results[k] = exc
+
+            ahead: list[tuple[int, int, Send | None]] = []
+            ahead_error: EdgeError | None = None
+            async with trio.open_nursery() as nursery:
+                for k, (_, _, send) in enumerate(sends):
+                    nursery.start_soon(one, k, send)
+                # Meanwhile: the next round, within what is left of MAX_BYTES of payload in memory.
+                budget = MAX_BYTES - sum(nbytes for _, nbytes, _ in sends)
+                if self.settings.mode == "enabled" and budget > 0:
+                    try:
+                        self._fill()
+                        ahead = await self._prepare_round(sum(used for used, _, _ in sends), len(clients), budget)
+                    except EdgeError as exc:
+                        ahead_error = exc   # after this round's commit
+            for (used, _, _), error in zip(sends, results):
+                if error is not None:
+                    raise error
+                last = None
+                for _ in range(used):
+                    last = self._buffer.popleft()
+                if last is not None:
+                    self.log.commit(last.seq + 1)
+            if ahead_error is not None:
+                raise ahead_error
+            sends = ahead if self.settings.mode == "enabled" else []
 
     def _dst_path(self, entry: str) -> str:
         return (f"/api/v1/b/{quote(self.settings.dst_bucket, safe='')}/"
@@ -325,7 +361,7 @@ class Replication:
             self.skipped += len(run)
             return len(run), 0, None
         refs: list[tuple[RecordRef, str, bytes | None]] = []
-        used, total, header_bytes = 0, 0, 0
+        used, total, header_bytes, since = 0, 0, 0, 0
         for ev in run:
             if refs and (total >= MAX_BYTES or header_bytes >= MAX_HEADER_BYTES):
                 break
@@ -341,7 +377,10 @@ class Replication:
                         await blocking.run_cpu(entry.verify_payload, fd, ref)
                     finally:
                         os.close(fd)
-                await trio.sleep(0)   # a batch reads up to MAX_BYTES: let requests in between records
+                since += ref.size + 4096
+                if since >= YIELD_BYTES:   # a batch reads up to MAX_BYTES: let requests in between
+                    since = 0
+                    await trio.sleep(0)
             except NotFoundError:
                 self.skipped += 1   # removed (or evicted) before we could send it
                 continue

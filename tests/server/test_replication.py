@@ -258,3 +258,28 @@ def test_provisioned_replication(make_server):
     write(src, "e", 1, labels={"keep": "yes"})
     write(src, "e", 2, labels={"keep": "no"})
     wait_until(lambda: dst_count(dst, "e") == 1, 20, "one record")
+
+
+def test_unreachable_destination_is_probed_every_second_and_logged_once(make_server):
+    """A destination that takes no connection is tried again within 1 s however long it has been
+    down (a connect attempt costs it nothing; a catch-up starts soon after it is back), while
+    one that answers with errors still backs off up to 10 s. The retries of one failure are
+    logged once at info level, the repeats at debug level."""
+    import re
+
+    dst = make_server(auth=NO_AUTH)
+    src = make_server({"RS_LOG_LEVEL": "DEBUG"}, auth=NO_AUTH)
+    requests.post(f"{src.api}/b/src").raise_for_status()
+    create(src, "r", dst)
+    dst.stop()
+    write(src, "e", 1)
+    # Long enough for the doubling backoff (0.2, 0.4, 0.8, 1.6, 3.2 s) to pass 1 s.
+    wait_until(lambda: len(re.findall(r"replication 'r': cannot connect.*retrying in", src.log_path.read_text(errors="replace"))) >= 6, 30,
+               "six connect retries")
+    waits = [float(w) for w in re.findall(r"replication 'r': cannot connect.*retrying in ([0-9.]+) s", src.log_path.read_text(errors="replace"))]
+    assert max(waits) <= 1.0 and waits[-1] == 1.0, waits
+    levels = re.findall(r" (INFO|DEBUG) +edge\.replication: replication 'r': cannot connect", src.log_path.read_text(errors="replace"))
+    assert levels[0] == "INFO" and set(levels[1:]) == {"DEBUG"}, levels
+    dst.start()
+    wait_until(lambda: detail(src, "r")["info"]["pending_records"] == 0, 30, "caught up")
+    assert dst_count(dst, "e") == 1
