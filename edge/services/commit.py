@@ -77,7 +77,9 @@ class Flusher:
             if durability.has_trash:  # EDGE_SYNC=none: the unlinks still stay off the event loop
                 with trio.CancelScope(shield=True):
                     await blocking.run_disk(durability.take_trash().empty_trash)
-            durability.close()  # done without a sync: what waited on its tokens may go on
+            # Done without a sync, as the policy asks: what waited on its tokens may go on, and
+            # later flushes need not cover this one's files again (entry_write.durability).
+            durability.close(ok=True)
             return
         gen = self._open
         if gen.durability is None:

@@ -271,7 +271,7 @@ class Bucket:
         without such a change costs nothing here."""
         unsynced = self.engine.unsynced
         for entry in entries:
-            if entry.dir in unsynced or any(dirs for _, dirs, _ in entry._recent) or entry._new_dirs:
+            if entry.dir in unsynced or any(dirs for _, dirs, _, _ in entry._recent) or entry._new_dirs:
                 files.fsync_dir(entry.dir)
             entry._recent.clear()  # its paths change; everything in it is synced or dup'd
         unsynced.sync_now(under)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from edge.durable import Damage
     from edge.model import BucketSettings
     from edge.store.blocks import IndexCache
-    from edge.store.files import FdCache, UnsyncedFolders
+    from edge.store.files import FdCache, SyncToken, UnsyncedFolders
     from edge.store.torn import TornFiles
 
 META_BLOCK_SIZE = 128 * 1024  # upstream's block size for $meta entries
@@ -124,7 +124,8 @@ class EntryState:
         self._pending_ts: set[int] = set()
         self._writers: set[PendingRecord] = set()
         self._ready: list[PendingRecord] = []
-        self._recent: deque[tuple[set[str], set[Path], bool]] = deque(maxlen=_RECENT_FLUSHES)
+        # The last few flushes: (block paths, new folders, journal written, their group commit's token)
+        self._recent: deque[tuple[set[str], set[Path], bool, SyncToken]] = deque(maxlen=_RECENT_FLUSHES)
         self._touched: set[str] = set()  # block paths written since the last flush() returned
         self._new_dirs: set[Path] = set()
         self._journal_dirty = False

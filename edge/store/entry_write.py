@@ -138,6 +138,11 @@ def begin_write(entry: EntryState, ts_us: int, length: int, content_type: str, l
 def release(entry: EntryState, w: PendingRecord) -> None:
     entry._writers.discard(w)
     entry._pending_ts.discard(w.ts_us)
+    if not entry._writers:
+        # A set never shrinks as it empties: after a batch of 1000 records each would keep a
+        # table of 2048 slots (~64 KiB per entry for both, 64 MiB at 1000 entries). Fresh ones.
+        entry._writers = set()
+        entry._pending_ts = set()
     w.block.pending -= 1
     if w.unpublished:
         w.unpublished = False
@@ -295,7 +300,7 @@ def flush(entry: EntryState) -> files.Durability:
     seal_ready_blocks(entry)
     entry.bucket.engine.index_cache.shrink()  # what the publishes above added
     if entry._touched or entry._new_dirs or entry._journal_dirty:
-        entry._recent.append((entry._touched, entry._new_dirs, entry._journal_dirty))
+        entry._recent.append((entry._touched, entry._new_dirs, entry._journal_dirty, token))
         entry._touched, entry._new_dirs, entry._journal_dirty = set(), set(), False
     if error is not None:
         token.done = True  # nobody will wait for this flush's sync
@@ -312,7 +317,12 @@ def durability(entry: EntryState, token: files.SyncToken) -> files.Durability:
     unsynced = entry.bucket.engine.unsynced
     if unsynced:
         unsynced.cover(d, token)  # with the trash to unlink, if this is the first since a removal
-    for paths, dirs, journal in entry._recent:
+    for paths, dirs, journal, synced in entry._recent:
+        if synced.ok:
+            # That flush's group commit is done: its files and its new names are on the disk.
+            # Syncing them again would cost a folder fsync per flush for nothing (a folder is
+            # synced once for each name created or removed in it, edge.durable).
+            continue
         for p in paths:
             try:
                 fd, _ = entry.bucket.fds.get(p)

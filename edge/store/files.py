@@ -577,13 +577,15 @@ class Durability:
         if error is not None:
             raise error
 
-    def close(self) -> None:
-        """Give up without syncing (the trash is still unlinked)."""
+    def close(self, ok: bool = False) -> None:
+        """Give up without syncing (the trash is still unlinked). ``ok``: nothing here needs a
+        sync (it is empty, or the sync policy is none), so its tokens count as synced."""
         for fd in self._fds.values():
             close(fd)
         self._fds = {}
         self.empty_trash()
         for t in self._tokens:
+            t.ok = ok
             t.done = True
         self._tokens = []
 
