@@ -1,6 +1,6 @@
 """Domain errors: what went wrong, in the exact words a client sees.
 
-Owns: the exception hierarchy of edge and nothing else.
+Owns: the exception hierarchy of edge and nothing else (``message_of`` reads its texts).
 Must not: know HTTP status codes (``edge/http/errors.py`` maps types to statuses in one table),
 import anything from edge or third parties.
 
@@ -17,6 +17,11 @@ class EdgeError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+def message_of(exc: BaseException) -> str:
+    """An ``EdgeError``'s client-facing ``message``, else ``str(exc)`` (for texts that wrap both)."""
+    return exc.message if isinstance(exc, EdgeError) else str(exc)
 
 
 class InvalidInputError(EdgeError):

@@ -99,7 +99,7 @@ class _BucketAccess:
         if token is None:
             return False
         p = token.permissions
-        return p.full_access or any_matches(getattr(p, self.access), self.bucket)
+        return p.full_access or any_matches(p.read if self.access == "read" else p.write, self.bucket)
 
     def check(self, token: Token | None) -> None:
         token = _require(token)

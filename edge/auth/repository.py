@@ -87,7 +87,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # --- (de)serialisation of the file -------------------------------------------------------------
 
 
-def _token_to_record(t: Token) -> dict[str, Any]:
+def _token_to_record(t: Token) -> dict[str, object]:
     return {
         "name": t.name,
         "secret_hash": t.secret_hash,
@@ -263,7 +263,7 @@ class TokenRepository:
         except KeyError:
             raise NotFoundError(f"Token '{name}' doesn't exist") from None
 
-    def create(self, name: str, body: Any, now: datetime) -> tuple[str, datetime]:
+    def create(self, name: str, body: object, now: datetime) -> tuple[str, datetime]:
         """Create from a create body (decoded JSON, or raw bytes/str); returns (secret, created_at).
 
         Order: body shape (422 Invalid body) -> empty name -> exists -> permission syntax -> ttl

@@ -21,7 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Mapping
 
 from edge.errors import ConfigError, InvalidInputError, UnauthorizedError
 
@@ -130,7 +130,7 @@ def format_rfc3339(value: datetime) -> str:
     return text + "Z"
 
 
-def parse_rfc3339(text: str) -> datetime:
+def parse_rfc3339(text: object) -> datetime:
     """Parse an RFC 3339 date-time into an aware UTC datetime; ``ValueError`` if not one.
 
     Fractions beyond microseconds are truncated (upstream may send nanoseconds). A missing offset
@@ -231,7 +231,7 @@ def _invalid_body() -> InvalidInputError:
     return InvalidInputError("Invalid body")
 
 
-def _without_nulls(obj: Mapping[str, Any]) -> dict[str, Any]:
+def _without_nulls(obj: Mapping[str, object]) -> dict[str, object]:
     # Spec §18.4: clients send every model field; null means "absent".
     return {k: v for k, v in obj.items() if v is not None}
 
@@ -242,14 +242,14 @@ def _str_list(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _permissions_from(obj: Mapping[str, Any]) -> Permissions:
+def _permissions_from(obj: Mapping[str, object]) -> Permissions:
     full_access = obj.get("full_access", False)
     if not isinstance(full_access, bool):
         raise _invalid_body()
     return Permissions(full_access, _str_list(obj.get("read", [])), _str_list(obj.get("write", [])))
 
 
-def parse_create_body(body: Any) -> TokenSpec:
+def parse_create_body(body: object) -> TokenSpec:
     """Shape only: v2 ``{"permissions": {...}, "expires_at"?, "ttl"?, "ip_allowlist"?}`` or
     v1 ``{"full_access"?, "read"?, "write"?, "ip_allowlist"?}``; anything else -> 422 Invalid body.
 
@@ -364,11 +364,11 @@ def parse_env_tokens(env: Mapping[str, str]) -> dict[str, tuple[str, Permissions
 # --- wire shapes (§4.1) ------------------------------------------------------------------------
 
 
-def permissions_to_wire(p: Permissions) -> dict[str, Any]:
+def permissions_to_wire(p: Permissions) -> dict[str, object]:
     return {"full_access": p.full_access, "read": list(p.read), "write": list(p.write)}
 
 
-def token_to_wire(token: Token, now: datetime) -> dict[str, Any]:
+def token_to_wire(token: Token, now: datetime) -> dict[str, object]:
     """Exactly the ten keys of §4.1; ``value`` is always blank, ``is_expired`` computed at ``now``."""
     return {
         "name": token.name,

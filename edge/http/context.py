@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Protocol
 
 from ..auth.policy import Policy
 from ..auth.repository import TokenRepository
@@ -106,7 +106,7 @@ def _token_name(authorization: str | None) -> str | None:
     return name
 
 
-def authorize(req: Request, ctx: AppContext, policy: Any) -> Any:
+def authorize(req: Request, ctx: AppContext, policy: Policy | None) -> Token:
     """Authenticate the bearer token and check ``policy``; returns the token (401/403 raised here).
 
     Order (spec §2.3): the permission check runs before any existence check, so handlers call
@@ -162,7 +162,16 @@ def _authenticate(req: Request, ctx: AppContext, authorization: str | None) -> T
     return token
 
 
-def require_creator_or_full_access(token: Any, rec: Any, what: str) -> None:
+class Created(Protocol):
+    """What the creator rule reads of a link (share, upload or FileLink record)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def creator(self) -> str: ...
+
+
+def require_creator_or_full_access(token: Token, rec: Created, what: str) -> None:
     """Changing a link (share or upload) needs its creator's token or a full-access one."""
     from ..errors import ForbiddenError
 

@@ -66,8 +66,6 @@ def error_response(exc: BaseException) -> Response:
         text = "Internal server error"
     status = status_of(exc)
     headers = [("x-reduct-error", header_safe(text)), ("content-type", "application/json")]
-    if isinstance(exc, UnauthorizedError) and getattr(exc, "www_authenticate", None):
-        headers.append(("www-authenticate", exc.www_authenticate))  # type: ignore[attr-defined]
     if isinstance(exc, RangeNotSatisfiableError):
         headers.append(("content-range", f"bytes */{exc.total_size}"))
     if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import trio
 
-from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNotSatisfiableError
+from ..errors import InvalidInputError, LinkInvalidError, NotFoundError, RangeNotSatisfiableError, message_of
 from ..links import (LinkRecord, Member, RangePlan, Span, TarLayout, check_state, content_disposition,
                      decode_b64, link_not_found, member_name, plan_range)
 from ..links.seal import unseal
@@ -92,7 +92,7 @@ def _plan(payload: dict[str, object]) -> QueryPlan:
             raise InvalidInputError("query is not an object")
         plan = plan_from_json(query)
     except (KeyError, InvalidInputError) as exc:
-        raise LinkInvalidError(f"Failed to parse query: {getattr(exc, 'message', exc)}") from None
+        raise LinkInvalidError(f"Failed to parse query: {message_of(exc)}") from None
     entry = payload.get("entry")
     entries = plan.entries or ([entry] if isinstance(entry, str) and entry else None)
     return dataclasses.replace(plan, entries=tuple(entries) if entries else None, continuous=False)

@@ -31,11 +31,11 @@ import re
 import time
 import urllib.parse
 from functools import partial
-from typing import Any
 
 
 from ..auth.policy import Read
-from ..links import new_link_id
+from ..auth.tokens import Token
+from ..links import LinkRecord, new_link_id
 from ..links.seal import seal
 from ..formats.metadata import check_file_name
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access
@@ -89,7 +89,7 @@ async def create_link(req: Request, ctx: AppContext, file_name: str) -> Response
 
 # --- management ---------------------------------------------------------------------------------
 
-def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
+def _visible(ctx: AppContext, token: Token, link_id: str) -> LinkRecord:
     rec = ctx.links.get(link_id)                # 404 "Link '<id>' is not found"
     Read(rec.bucket).check(token)
     return rec

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Any, Iterator
+from typing import Callable, Iterator, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from ..auth.policy import ReadMetrics
@@ -49,14 +49,15 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=value)
 
 
-def _stats(obj: object) -> Any:
-    fn = getattr(obj, "statistics", None)
-    if fn is None:
-        return None
+T = TypeVar("T")
+
+
+def _stats(statistics: Callable[[], T]) -> T | None:
+    """A room's ``statistics()``, or None when it fails: it must never break a scrape."""
     try:
-        return fn()
-    except Exception:  # a room's statistics must never break a scrape
-        log.exception("statistics of %r failed", obj)
+        return statistics()
+    except Exception:
+        log.exception("%r failed", statistics)
         return None
 
 
@@ -66,7 +67,7 @@ class ServerCollector:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         ctx = self.ctx
         storage = ctx.storage
         recorder = ctx.metrics
@@ -76,7 +77,7 @@ class ServerCollector:
                        recorder.records_read)
         yield _counter("edge_record_bytes_read", "Payload bytes served by record reads", recorder.bytes_read)
 
-        fs = _stats(ctx.flusher)
+        fs = _stats(ctx.flusher.statistics)
         if fs is not None:
             yield _counter("edge_fsync", "fdatasync rounds of the group commit", fs.syncs)
             yield _counter("edge_fsync_seconds", "Time spent in fsync rounds (the latency histogram is "
@@ -96,7 +97,7 @@ class ServerCollector:
             yield rec_w
             yield bytes_w
 
-        qs = _stats(ctx.queries)
+        qs = _stats(ctx.queries.statistics)
         if qs is not None:
             g = GaugeMetricFamily("edge_open_queries", "Queries currently registered", labels=["scope"])
             g.add_metric(["entry"], qs.entry_queries)
@@ -112,7 +113,7 @@ class ServerCollector:
                      "(see the log and `edge check`)", len(ctx.damaged))
         yield from self._torn()
 
-    def _torn(self) -> Iterator[Any]:
+    def _torn(self) -> Iterator[Metric]:
         torn = self.ctx.engine.torn
         yield _gauge("edge_torn_files", "Torn tails kept by recovery (<block>.torn-<n>)", len(torn))
         yield _gauge("edge_torn_bytes", "Bytes of the torn tails kept by recovery (bound: EDGE_TORN_KEEP_SIZE)",
@@ -122,7 +123,7 @@ class ServerCollector:
         yield _counter("edge_torn_removed_bytes", "Bytes of the torn tails removed since start beyond the bound",
                        torn.removed_bytes)
 
-    def _system_events(self) -> Iterator[Any]:
+    def _system_events(self) -> Iterator[Metric]:
         events = self.ctx.events
         if events is None:
             return
@@ -134,7 +135,7 @@ class ServerCollector:
                        "(disk full, quota)", st["write_failures"])
         yield _gauge("edge_system_events_queued", "$system events waiting for the writer", st["queued"])
 
-    def _buckets(self) -> Iterator[Any]:
+    def _buckets(self) -> Iterator[Metric]:
         engine = self.ctx.engine
         size = GaugeMetricFamily("edge_bucket_size_bytes", "Bucket size incl. metadata", labels=["bucket"])
         quota = GaugeMetricFamily("edge_bucket_quota_bytes", "Bucket quota (0 = none)", labels=["bucket", "quota_type"])
@@ -146,7 +147,7 @@ class ServerCollector:
             except Exception:   # removed between listing and reading
                 continue
             size.add_metric([name], info.size)
-            qt = getattr(b.settings.quota_type, "name", str(b.settings.quota_type))
+            qt = b.settings.quota_type.name
             quota.add_metric([name, qt], b.settings.quota_size or 0)
             entries.add_metric([name], info.entry_count)
         yield size
@@ -158,11 +159,11 @@ class ServerCollector:
             yield _gauge("edge_disk_free_bytes", "Free bytes on the file system holding the data folder", du.free)
         except OSError:
             pass
-        es = _stats(engine)
-        if isinstance(es, dict) and "open_fds" in es:
+        es = _stats(engine.statistics)
+        if es is not None:
             yield _gauge("edge_store_open_files", "Files the store holds open", es["open_fds"])
 
-    def _links(self) -> Iterator[Any]:
+    def _links(self) -> Iterator[Metric]:
         try:
             recs = self.ctx.links.list()
             yield _counter("edge_link_downloads", "Counted downloads over all share links",
@@ -170,15 +171,15 @@ class ServerCollector:
             yield _gauge("edge_links", "Share links known (any state)", len(recs))
         except Exception:
             log.exception("link statistics failed")
-        ul = _stats(self.ctx.upload_links)
-        if isinstance(ul, dict):
+        ul = _stats(self.ctx.upload_links.statistics)
+        if ul is not None:
             yield _gauge("edge_upload_links", "Upload links known (any state)", ul.get("links", 0))
             yield _counter("edge_upload_link_files", "Files accepted through upload links", ul.get("files", 0))
             yield _counter("edge_upload_link_bytes", "Bytes announced by uploads through upload links",
                            ul.get("bytes", 0))
             yield _counter("edge_upload_link_refused", "Uploads refused by upload links", ul.get("refused", 0))
 
-    def _rooms(self) -> Iterator[Any]:
+    def _rooms(self) -> Iterator[Metric]:
         uploads = self.ctx.uploads
         yield _gauge("edge_uploads_in_progress", "tus uploads staged", len(uploads.staging.uploads))
         yield _counter("edge_uploads_expired", "tus uploads removed by the reaper", uploads.expired)
@@ -196,7 +197,7 @@ class ServerCollector:
         yield _gauge("edge_mail_enabled", "1 when a mail host is configured", int(mail.enabled))
         yield from self._replication(self.ctx.replication)
 
-    def _replication(self, svc: ReplicationService) -> Iterator[Any]:
+    def _replication(self, svc: ReplicationService) -> Iterator[Metric]:
         reps = svc.replications
         pending = GaugeMetricFamily("edge_replication_pending_records", "Records waiting in the replication log",
                                     labels=["replication"])
@@ -240,7 +241,7 @@ def _recorder(ctx: AppContext) -> Recorder:
     return rec
 
 
-def _check_access(req: Request, ctx: AppContext, rec: Any) -> None:
+def _check_access(req: Request, ctx: AppContext, rec: Recorder) -> None:
     if rec.access != "open":
         authorize(req, ctx, ReadMetrics())
 

@@ -15,7 +15,7 @@ crc matched).
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
@@ -27,7 +27,7 @@ from .context import AppContext, authorize
 from .payload import payload_body
 from .request import json_response, parse_u64, read_json
 from .routing import Route
-from ..server.types import Request, Response
+from ..server.types import FileSegment, Request, Response
 
 QUERY_ID_ERROR = "'query' must be a number"
 
@@ -36,7 +36,7 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-async def _stream(batch: service.Batch) -> AsyncIterator[Any]:
+async def _stream(batch: service.Batch) -> AsyncIterator[bytes | memoryview | FileSegment]:
     """A large batch record by record: runs of small records of one entry (up to ~1 MiB) are read
     and verified together before their bytes go out; a large record goes through payload_body."""
     matches = batch.matches
@@ -60,9 +60,9 @@ async def _stream(batch: service.Batch) -> AsyncIterator[Any]:
         i = j
 
 
-def _read_verified(batch: service.Batch) -> list[Any]:
+def _read_verified(batch: service.Batch) -> list[bytes | memoryview]:
     """Every payload of a small batch, verified; one store call per run of an entry's records."""
-    parts: list[Any] = []
+    parts: list[bytes | memoryview] = []
     matches = batch.matches
     i, n = 0, len(matches)
     while i < n:
@@ -75,7 +75,7 @@ def _read_verified(batch: service.Batch) -> list[Any]:
     return parts
 
 
-def batch_body(batch: service.Batch, send_payload: bool) -> tuple[Any, int]:
+def batch_body(batch: service.Batch, send_payload: bool) -> tuple[bytes | AsyncIterator[bytes | memoryview | FileSegment], int]:
     """(body, content-length) of a batch response; HEAD/only_metadata send the sizes only."""
     size = batch.size
     if not send_payload or size == 0:

@@ -7,7 +7,7 @@ Must not: buffer large payloads (bodies stream in through StorageService, out th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..auth.policy import Read, Write
 from ..errors import InvalidInputError
@@ -20,8 +20,11 @@ from .request import content_length, empty_response, labels_from_headers, parse_
 from .routing import Route
 from ..server.types import Request, Response
 
+if TYPE_CHECKING:
+    from ..store import Entry, RecordRef
 
-def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
+
+def record_headers(entry_name: str, ref: "RecordRef") -> list[tuple[str, str]]:
     headers = [("x-reduct-time", str(ref.ts_us)), ("x-reduct-entry", entry_name),
                ("content-type", readable_content_type(ref.content_type, DEFAULT_CONTENT_TYPE)),
                ("content-disposition", "attachment")]
@@ -31,7 +34,7 @@ def record_headers(entry_name: str, ref: Any) -> list[tuple[str, str]]:
     return headers
 
 
-def record_response(entry: Any, entry_name: str, ref: Any, head: bool, status: int = 200,
+def record_response(entry: "Entry", entry_name: str, ref: "RecordRef", head: bool, status: int = 200,
                     extra: list[tuple[str, str]] | None = None) -> Response:
     headers = record_headers(entry_name, ref) + (extra or [])
     if head:

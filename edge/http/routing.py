@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Awaitable, Callable
 
-Handler = Callable[..., Any]
+from ..server.types import Request, Response
+
+# ``async def handler(req, ctx, **path_params) -> Response``: the parameters differ per route.
+Handler = Callable[..., Awaitable[Response]]
 
 
-Accepts = Callable[[Any, dict[str, str]], bool]
+Accepts = Callable[[Request, dict[str, str]], bool]
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Router:
     def __init__(self, routes: list[Route]):
         self._routes = [(r.method, _compile(r.pattern), r.handler, r.accepts) for r in routes]
 
-    def match(self, method: str, path: str, request: Any = None) -> tuple[Handler | None, dict[str, str], bool]:
+    def match(self, method: str, path: str, request: Request | None = None) -> tuple[Handler | None, dict[str, str], bool]:
         """Return (handler, params, path_known). ``path_known`` without a handler means 405.
         Routes with ``accepts`` are considered only when ``request`` is given and accepted."""
         known = False

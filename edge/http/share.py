@@ -18,10 +18,10 @@ as are revoked, expired and used-up links); 429 over the hourly limit; else
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from ..auth.policy import FullAccess, Read
+from ..auth.tokens import Token
 from ..errors import BadRequestError, EdgeError, ForbiddenError, InvalidInputError, NotFoundError
+from ..links import LinkRecord
 from ..mail.compose import MAX_MESSAGE, ShareItem, check_recipients
 from ..mail.outbox import STATES
 from ..services.mail import NOT_CONFIGURED
@@ -55,14 +55,14 @@ def message_text(value: object) -> str | None:
     return value
 
 
-def _may_manage(token: Any, rec: Any) -> None:
+def _may_manage(token: Token, rec: LinkRecord) -> None:
     Read(rec.bucket).check(token)
     if not (token.permissions.full_access or token.name == rec.creator):
         raise ForbiddenError(f"Token '{token.name}' can't share link '{rec.id}': "
                              "only its creator or a full-access token can")
 
 
-def _size(ctx: AppContext, rec: Any) -> int | None:
+def _size(ctx: AppContext, rec: LinkRecord) -> int | None:
     if rec.file_name.lower().endswith(".tar"):
         return None                             # a bundle's size depends on the query at download
     try:
@@ -71,7 +71,7 @@ def _size(ctx: AppContext, rec: Any) -> int | None:
         return None
 
 
-def _item(ctx: AppContext, rec: Any, now: float) -> ShareItem | None:
+def _item(ctx: AppContext, rec: LinkRecord, now: float) -> ShareItem | None:
     if rec.state(now) != "active":
         return None
     return ShareItem(file_name=rec.file_name, size=_size(ctx, rec), expire_at=rec.expire_at,

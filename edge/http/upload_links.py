@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from ..auth.policy import Write
+from ..auth.tokens import Token
 from ..errors import InvalidInputError
 from ..formats.metadata import check_entry_name, is_meta_entry
 from .context import AppContext, authorize, public_base_url, require_creator_or_full_access, client_ip
 from .request import empty_response, json_response, read_json_object
 from .routing import Route
 from ..server.types import Request, Response
+from ..uploadlinks.registry import UploadLink
+from ..uploads.staging import Upload
 
 HEADER = "upload-link"
 _PATCH_FIELDS = ("expire_at", "max_files", "max_bytes", "note")
@@ -37,7 +40,7 @@ def upload_link_secret(req: Request) -> str | None:
 
 
 async def create_with_link(req: Request, ctx: AppContext, secret: str, metadata: dict[str, str],
-                           length: int | None, create: Callable[[], Awaitable[Any]]) -> Any:
+                           length: int | None, create: Callable[[], Awaitable[Upload]]) -> Upload:
     """tus creation authorised by an upload link: reserve, create, bind (or release on failure)."""
     links = ctx.upload_links
     grant = links.authorize_upload(secret, metadata, length, client_ip(req))
@@ -67,7 +70,7 @@ def _base_url(req: Request, ctx: AppContext, value: object) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _opt_int(doc: dict, key: str) -> Any:
+def _opt_int(doc: dict[str, object], key: str) -> int | None:
     value = doc.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInputError(f"'{key}' must be an integer")
@@ -100,7 +103,7 @@ async def create_link(req: Request, ctx: AppContext) -> Response:
     return json_response(out, headers=[("cache-control", "no-store")])
 
 
-def _visible(ctx: AppContext, token: Any, link_id: str) -> Any:
+def _visible(ctx: AppContext, token: Token, link_id: str) -> UploadLink:
     rec = ctx.upload_links.registry.get(link_id)
     Write(rec.bucket).check(token)
     return rec

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from ..auth.policy import Write
 from ..errors import EdgeError, MethodNotAllowedError, NotReadyError
@@ -33,6 +33,7 @@ from ..uploads.protocol import (
     parse_length, parse_metadata, parse_offset,
 )
 from ..services.uploads import UploadService
+from ..uploads.staging import Upload
 from .context import AppContext, authorize, public_base_url
 from .upload_links import check_link_access, create_with_link, upload_link_secret
 from .errors import error_response
@@ -46,6 +47,16 @@ def _service(ctx: AppContext) -> UploadService:
     return ctx.uploads
 
 
+def _tus_error(exc: EdgeError) -> Response:
+    """The answer to a refused tus request (before Tus-Resumable and the CORS headers)."""
+    response = error_response(exc)
+    if isinstance(exc, (TusVersionError, UnsupportedMediaTypeError)):
+        response.status = exc.status
+    if isinstance(exc, TusVersionError):
+        response.headers.append(("tus-version", TUS_VERSION))
+    return response
+
+
 def _tus(handler: Handler) -> Handler:
     """Every tus answer, errors included, carries Tus-Resumable and (cross-origin) the exposed headers."""
 
@@ -53,12 +64,7 @@ def _tus(handler: Handler) -> Handler:
         try:
             response = await handler(req, ctx, **params)
         except EdgeError as exc:
-            response = error_response(exc)
-            if isinstance(exc, (TusVersionError, UnsupportedMediaTypeError)):
-                response.status = exc.status
-            if isinstance(exc, TusVersionError):
-                response.headers.append(("tus-version", TUS_VERSION))
-            response.headers.extend(getattr(exc, "tus_headers", ()))
+            response = _tus_error(exc)
         response.headers.append(("tus-resumable", TUS_VERSION))
         if req.headers.get("origin"):
             response.headers.append(("access-control-expose-headers", ", ".join(EXPOSE_HEADERS)))
@@ -69,11 +75,11 @@ def _tus(handler: Handler) -> Handler:
     return wrapped
 
 
-def _expires(up: Any) -> tuple[str, str]:
+def _expires(up: Upload) -> tuple[str, str]:
     return ("upload-expires", formatdate(up.expires_s, usegmt=True))
 
 
-def _record_headers(up: Any) -> list[tuple[str, str]]:
+def _record_headers(up: Upload) -> list[tuple[str, str]]:
     """For a complete upload: the record it became (empty before)."""
     if up.state != State.COMPLETE:
         return []
@@ -85,7 +91,7 @@ def _location(req: Request, ctx: AppContext, upload_id: str) -> str:
     return f"{public_base_url(req, ctx)}api/v1/uploads/{upload_id}"
 
 
-def _upload_for(req: Request, ctx: AppContext, upload_id: str) -> tuple[Any, Any]:
+def _upload_for(req: Request, ctx: AppContext, upload_id: str) -> tuple[UploadService, Upload]:
     """401, then 404, then 403: the bucket to check is the one stored with the upload."""
     check_tus_resumable(req.headers.get("tus-resumable"))
     link = upload_link_secret(req)
@@ -135,8 +141,9 @@ async def create(req: Request, ctx: AppContext) -> Response:
             up = await svc.append(up.id, 0, req.body, checksum)
         except EdgeError as exc:
             # The upload exists: tell the client where, so it can resume instead of starting over.
-            exc.tus_headers = [location, ("upload-offset", str(up.offset)), _expires(up)]  # type: ignore[attr-defined]
-            raise
+            response = _tus_error(exc)
+            response.headers += [location, ("upload-offset", str(up.offset)), _expires(up)]
+            return response
     return Response(201, [location, ("upload-offset", str(up.offset)), _expires(up)] + _record_headers(up))
 
 

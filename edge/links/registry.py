@@ -34,7 +34,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+import enum
+from typing import Any, Literal, TypedDict
 
 from .. import durable
 from ..errors import InvalidInputError, LinkInvalidError, NotFoundError
@@ -45,9 +46,26 @@ MAX_RECEIPTS = 1000
 MAX_SESSIONS = 256
 SCHEMA = 1
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_UNSET: Any = object()
 Origin = Literal["native", "mediapocket", "liquidfiles"]
 ORIGINS: tuple[Origin, ...] = ("native", "mediapocket", "liquidfiles")
+
+
+class _Unset(enum.Enum):
+    """The default of ``update``'s arguments: "leave unchanged" (None is a value: no limit)."""
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+
+class _LinkChange(TypedDict, total=False):
+    """What ``LinkRegistry.update`` may change of a ``LinkRecord``."""
+    require_authentication: bool
+    send_receipts: bool
+    receipt_to: str | None
+    expire_at: int
+    max_downloads: int | None
+    password_hash: dict | None
 
 
 def new_link_id() -> str:
@@ -135,9 +153,11 @@ class LinkRegistry:
         self._load()
 
     @classmethod
-    def open(cls, data_dir: Path, **kwargs: Any) -> "LinkRegistry":
+    def open(cls, data_dir: Path, *, key: bytes | None = None,
+             password_params: rules.PasswordParams = rules.PasswordParams(),
+             clock: Callable[[], float] = time.time) -> "LinkRegistry":
         """Load every record of ``<data>/.edge/links`` (same as the constructor; reads like Engine.open)."""
-        return cls(data_dir, **kwargs)
+        return cls(data_dir, key=key, password_params=password_params, clock=clock)
 
     # --- managing ---------------------------------------------------------------------------
 
@@ -204,28 +224,27 @@ class LinkRegistry:
                        and (creator is None or r.creator == creator)),
                       key=lambda r: (r.created_at, r.id))
 
-    def update(self, link_id: str, *, expire_at: int = _UNSET, max_downloads: int | None = _UNSET,
-               password: str | None = _UNSET, require_authentication: bool = _UNSET,
-               send_receipts: bool = _UNSET, receipt_to: str | None = _UNSET,
+    def update(self, link_id: str, *, expire_at: int | _Unset = _UNSET, max_downloads: int | None | _Unset = _UNSET,
+               password: str | None | _Unset = _UNSET, require_authentication: bool | _Unset = _UNSET,
+               send_receipts: bool | _Unset = _UNSET, receipt_to: str | None | _Unset = _UNSET,
                now: float | None = None) -> LinkRecord:
         """Change expiry, download limit, password, the authentication or receipt switch, or the
         receipt address (``None`` clears the limit / password / address)."""
         self.get(link_id)                   # unknown id: answer before any hashing
-        changes: dict[str, Any] = {}
-        for name, flag in (("require_authentication", require_authentication), ("send_receipts", send_receipts)):
-            if flag is not _UNSET:
-                if not isinstance(flag, bool):
-                    raise InvalidInputError(f"'{name}' must be true or false")
-                changes[name] = flag
-        if receipt_to is not _UNSET:
+        changes: _LinkChange = {}
+        if not isinstance(require_authentication, _Unset):
+            changes["require_authentication"] = _flag("require_authentication", require_authentication)
+        if not isinstance(send_receipts, _Unset):
+            changes["send_receipts"] = _flag("send_receipts", send_receipts)
+        if not isinstance(receipt_to, _Unset):
             changes["receipt_to"] = receipt_to
-        if expire_at is not _UNSET:
+        if not isinstance(expire_at, _Unset):
             _check_expire_at(expire_at)
             changes["expire_at"] = int(expire_at)
-        if max_downloads is not _UNSET:
+        if not isinstance(max_downloads, _Unset):
             _check_max_downloads(max_downloads)
             changes["max_downloads"] = max_downloads
-        if password is not _UNSET:
+        if not isinstance(password, _Unset):
             # Hash outside the lock: scrypt takes tens of ms and must not stall other links.
             changes["password_hash"] = None if password is None else rules.hash_password(password, self._params)
         with self._lock:
@@ -340,6 +359,12 @@ class LinkRegistry:
             ms = rec.created_at * 1000
             self._store(dataclasses.replace(rec, serial=self._next_serial, created_ms=rec.created_ms or ms,
                                             updated_ms=rec.updated_ms or rec.updated_at * 1000))
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"'{name}' must be true or false")
+    return value
 
 
 def _check_max_downloads(value: object) -> None:

@@ -114,7 +114,7 @@ def token_digest(ct: str) -> str:
 
 
 def seal(
-    payload: Mapping[str, Any],
+    payload: Mapping[str, object],
     secret: bytes,
     *,
     kdf: KeyDerivation = hkdf_kdf,

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..errors import InvalidInputError
 
@@ -38,7 +38,7 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
-def address_problem(addr: Any) -> str | None:
+def address_problem(addr: object) -> str | None:
     """Why ``addr`` is not a bare, deliverable ``local@domain`` address, or None if it is."""
     if not isinstance(addr, str) or not addr:
         return "not a string" if not isinstance(addr, str) else "empty"
@@ -61,10 +61,10 @@ def address_problem(addr: Any) -> str | None:
     return None
 
 
-def check_address(addr: Any, what: str = "recipient") -> str:
+def check_address(addr: object, what: str = "recipient") -> str:
     """The address, or ``InvalidInputError`` (422) naming it."""
     problem = address_problem(addr)
-    if problem:
+    if problem or not isinstance(addr, str):   # (a problem for every non-string)
         shown = _BREAKS.sub(" ", addr)[:80] if isinstance(addr, str) else repr(addr)[:80]
         raise InvalidInputError(f"Invalid {what} address '{shown}': {problem}")
     return addr

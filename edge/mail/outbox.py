@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict, Unpack
 
 from .. import durable
 
@@ -67,6 +67,15 @@ class Mail:
                 "last_error": self.last_error, "sent_at": self.sent_at}
 
 
+class _MailChange(TypedDict, total=False):
+    """What ``Outbox._change`` may change of a ``Mail``."""
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    sent_at: float | None
+
+
 class Outbox:
     def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time):
         self.dir = Path(data_dir) / ".edge" / "outbox"
@@ -78,9 +87,9 @@ class Outbox:
         self._load()
 
     @classmethod
-    def open(cls, data_dir: Path, **kwargs: Any) -> "Outbox":
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> "Outbox":
         """Load every mail; a mail left ``sending`` by a crash goes back to ``queued``."""
-        return cls(data_dir, **kwargs)
+        return cls(data_dir, clock=clock)
 
     # --- queueing -----------------------------------------------------------------------------
 
@@ -179,7 +188,7 @@ class Outbox:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def _change(self, mail_id: str, now: float | None = None, **changes: Any) -> Mail:
+    def _change(self, mail_id: str, now: float | None = None, **changes: Unpack[_MailChange]) -> Mail:
         with self._lock:
             mail = dataclasses.replace(self._mails[mail_id], updated_at=self._clock() if now is None else now,
                                        **changes)

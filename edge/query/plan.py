@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping, TypedDict
 
 from edge.errors import InvalidInputError
 from edge.query.when import Directives, compile_when, legacy_condition
@@ -36,8 +36,8 @@ class QueryPlan:
     only_metadata: bool = False
     continuous: bool = False
     strict: bool = False
-    when: Mapping[str, Any] | None = None         # raw JSON; compiled per entry by the cursor
-    ext: Any = None
+    when: Mapping[str, object] | None = None      # raw JSON; compiled per entry by the cursor
+    ext: Mapping[str, object] | None = None       # raw JSON: only its keys are read (extension names)
     include: Mapping[str, str] = field(default_factory=dict)
     exclude: Mapping[str, str] = field(default_factory=dict)
     each_s: float | None = None
@@ -66,11 +66,7 @@ def _check_range(plan: QueryPlan) -> QueryPlan:
     # Compile now: a bad `when` or legacy value is a 422 at creation, never at the first read.
     _, directives = compile_when(dict(plan.when) if plan.when is not None else None, strict=plan.strict)
     plan.conditions()
-    return _replace(plan, directives=directives)
-
-
-def _replace(plan: QueryPlan, **changes: Any) -> QueryPlan:
-    return replace(plan, **changes)
+    return replace(plan, directives=directives)
 
 
 # --- legacy URL parameters (§9.4) ------------------------------------------------------------
@@ -92,9 +88,20 @@ def _bool(text: str, error: str) -> bool:
     raise InvalidInputError(error)
 
 
+class _ParamValues(TypedDict, total=False):
+    """The plan fields the URL parameters set (the others keep their defaults)."""
+    start_us: int
+    stop_us: int
+    ttl_s: int
+    continuous: bool
+    each_s: float
+    each_n: int
+    limit: int
+
+
 def plan_from_params(items: Iterable[tuple[str, str]], kind: str = QUERY) -> QueryPlan:
     """``GET/DELETE /b/{b}/{e}/q?...``. Unknown parameters are ignored, like upstream."""
-    values: dict[str, Any] = {"kind": kind}
+    values: _ParamValues = {}
     include: dict[str, str] = {}
     exclude: dict[str, str] = {}
     for name, text in items:
@@ -125,10 +132,10 @@ def plan_from_params(items: Iterable[tuple[str, str]], kind: str = QUERY) -> Que
             values["each_n"] = each_n
         elif name == "limit":
             values["limit"] = _u64(text, "'limit' must be an unsigned integer")
-    plan = QueryPlan(include=include, exclude=exclude, **values)
+    plan = QueryPlan(kind=kind, include=include, exclude=exclude, **values)
     if kind == REMOVE:
         # Remove queries never continue (§9.2); an unrestricted DELETE would wipe the entry.
-        plan = _replace(plan, continuous=False)
+        plan = replace(plan, continuous=False)
         if not plan.has_filter:
             raise InvalidInputError(EMPTY_REMOVE)
     return _check_range(plan)

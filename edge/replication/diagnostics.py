@@ -11,14 +11,30 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import TypedDict
+
+
+class ErrorCount(TypedDict):
+    count: int
+    last_message: str
+
+
+class Hourly(TypedDict):
+    """One minute's counters, or the hour's sum (the wire shape of spec §13.2)."""
+    ok: int
+    errored: int
+    errors: dict[str, ErrorCount]    # status (as text) -> records failed with it
+
+
+def _empty() -> Hourly:
+    return {"ok": 0, "errored": 0, "errors": {}}
 
 
 class Diagnostics:
     """Hourly counters, kept as one bucket per minute (at most 60)."""
 
     def __init__(self) -> None:
-        self._minutes: deque[tuple[int, dict]] = deque()
+        self._minutes: deque[tuple[int, Hourly]] = deque()
         self.total_ok = 0
         self.total_errored = 0
         self.total_errors: dict[int, int] = {}     # HTTP-like status -> records
@@ -26,10 +42,10 @@ class Diagnostics:
         self.busy_s = 0.0             # time spent in transfers
         self.last_error: tuple[int, str] = (200, "")
 
-    def _bucket(self) -> dict:
+    def _bucket(self) -> Hourly:
         minute = int(time.time() // 60)
         if not self._minutes or self._minutes[-1][0] != minute:
-            self._minutes.append((minute, {"ok": 0, "errored": 0, "errors": {}}))
+            self._minutes.append((minute, _empty()))
         while self._minutes and self._minutes[0][0] <= minute - 60:
             self._minutes.popleft()
         return self._minutes[-1][1]
@@ -53,9 +69,9 @@ class Diagnostics:
         e["count"] += n
         e["last_message"] = message
 
-    def hourly(self) -> dict:
+    def hourly(self) -> Hourly:
         self._bucket()
-        out: dict[str, Any] = {"ok": 0, "errored": 0, "errors": {}}
+        out = _empty()
         for _, b in self._minutes:
             out["ok"] += b["ok"]
             out["errored"] += b["errored"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import urlsplit
 
 from ..envparse import parse_bool, parse_float, parse_int
-from ..errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, InvalidInputError, message_of
 from ..query.when import compile_when
 
 MODES = ("enabled", "paused", "disabled")
@@ -105,7 +105,7 @@ def _label_eq(label: str, value: str) -> dict:
     return {"$eq": [{"$cast": [f"&{label}", "string"]}, {"$cast": [_escape(value), "string"]}]}
 
 
-def legacy_to_when(include: Mapping[str, Any] | None, exclude: Mapping[str, Any] | None,
+def legacy_to_when(include: Mapping[str, object] | None, exclude: Mapping[str, object] | None,
                    each_n: int | None, each_s: float | None, when: dict | None) -> dict | None:
     """The <= 1.20 filters as one ``when`` object (AND-ed in front of an explicit ``when``).
 
@@ -118,7 +118,7 @@ def legacy_to_when(include: Mapping[str, Any] | None, exclude: Mapping[str, Any]
     for k, v in (include or {}).items():
         parts.append({"$and": [{"$exists": [k]}, _label_eq(k, str(v))]})
     if exclude:
-        guard: list[Any] = [{"$exists": list(exclude)}]
+        guard: list[object] = [{"$exists": list(exclude)}]
         guard += [_label_eq(k, str(v)) for k, v in exclude.items()]
         parts.append({"$not": [{"$and": guard}]})
     if each_s is not None:
@@ -188,14 +188,14 @@ def parse_settings(doc: object, *, previous: ReplicationSettings | None = None) 
     return settings
 
 
-def to_wire(settings: ReplicationSettings) -> dict[str, Any]:
+def to_wire(settings: ReplicationSettings) -> dict[str, object]:
     """The settings as GET shows them: the token is never returned."""
     return {"src_bucket": settings.src_bucket, "dst_bucket": settings.dst_bucket, "dst_host": settings.dst_host,
             "dst_token": None, "entries": list(settings.entries), "dst_prefix": settings.dst_prefix,
             "when": settings.when, "mode": settings.mode, "compression": settings.compression}
 
 
-def to_record(settings: ReplicationSettings) -> dict[str, Any]:
+def to_record(settings: ReplicationSettings) -> dict[str, object]:
     """The settings as the registry file keeps them (with the token)."""
     doc = to_wire(settings)
     doc["dst_token"] = settings.dst_token
@@ -225,7 +225,7 @@ def parse_env_replications(env: Mapping[str, str]) -> dict[str, ReplicationSetti
         for required in ("SRC_BUCKET", "DST_BUCKET", "DST_HOST"):
             if required not in values:
                 raise ConfigError(f"{prefix}{required} is required for replication '{name}'")
-        doc: dict[str, Any] = {"src_bucket": values["SRC_BUCKET"], "dst_bucket": values["DST_BUCKET"],
+        doc: dict[str, object] = {"src_bucket": values["SRC_BUCKET"], "dst_bucket": values["DST_BUCKET"],
                                "dst_host": values["DST_HOST"], "dst_token": values.get("DST_TOKEN"),
                                "dst_prefix": values.get("DST_PREFIX", ""),
                                "entries": [e.strip() for e in values.get("ENTRIES", "").split(",") if e.strip()],
@@ -241,7 +241,7 @@ def parse_env_replications(env: Mapping[str, str]) -> dict[str, ReplicationSetti
                 doc["each_s"] = float(values["EACH_S"])
             out[name] = parse_settings(doc)
         except (ValueError, InvalidInputError) as exc:
-            raise ConfigError(f"{prefix}*: replication '{name}': {getattr(exc, 'message', exc)}") from None
+            raise ConfigError(f"{prefix}*: replication '{name}': {message_of(exc)}") from None
     return out
 
 

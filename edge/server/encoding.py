@@ -15,16 +15,19 @@ Dependency: ``zstandard`` (PyPI, python-zstandard by Gregory Szorc) for zstd; gz
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import BadRequestError
-from .types import BodyReads, Request
+from .types import Body, BodyReads, Request
 
 IN_CHUNK = 64 * 1024
 ZSTD_SLICE = 8 * 1024
 
 
 def wrap_body(req: Request) -> Any:
+    # Untyped: it replaces ``req.body`` (typed ``Body``) and handlers use only the ``Body`` reads of it
+    # (``length``, ``receive_some``, ``read_*``, ``discard``, ``failed``); a ``DecodedBody`` has no
+    # ``done``/``drain``, which only the front calls, on the socket's ``Body`` it kept.
     encoding = (req.headers.get("content-encoding") or "").strip().lower()
     if encoding in ("", "identity"):
         return req.body
@@ -33,6 +36,11 @@ def wrap_body(req: Request) -> Any:
     if encoding == "zstd":
         return DecodedBody(req.body, _Zstd())
     raise BadRequestError(f"Unsupported content encoding '{encoding}'")
+
+
+class _Decoder(Protocol):
+    def feed(self, data: bytes, max_out: int) -> tuple[bytes, bytes]: ...
+    def finish(self) -> bytes: ...
 
 
 class _Gzip:
@@ -76,7 +84,7 @@ class _Zstd:
 class DecodedBody(BodyReads):
     length = None
 
-    def __init__(self, inner: Any, decoder: Any):
+    def __init__(self, inner: Body, decoder: _Decoder):
         self._inner = inner
         self._decoder = decoder
         self._pending = b""    # compressed input not yet fed
@@ -85,7 +93,7 @@ class DecodedBody(BodyReads):
 
     @property
     def failed(self) -> bool:
-        return getattr(self._inner, "failed", False)
+        return self._inner.failed
 
     async def receive_some(self, max_bytes: int = 1 << 20) -> bytes:
         while not self._out:

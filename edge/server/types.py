@@ -45,7 +45,7 @@ class Headers:
 
     @classmethod
     def from_pairs(cls, pairs) -> Headers:
-        """Any (name, value) pairs or a mapping, names in any case (for tests and internal use)."""
+        """(name, value) pairs or a mapping, names in any case (for tests and internal use)."""
         if hasattr(pairs, "items"):
             pairs = pairs.items()
         return cls([(n.lower(), v) for n, v in pairs])

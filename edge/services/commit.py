@@ -29,10 +29,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 from .. import blocking
+
+if TYPE_CHECKING:
+    from ..store import Durability
 
 log = logging.getLogger("edge.commit")
 
@@ -50,7 +53,7 @@ class _Generation:
     __slots__ = ("durability", "done", "error", "waiters")
 
     def __init__(self) -> None:
-        self.durability: Any = None
+        self.durability: "Durability | None" = None
         self.done = trio.Event()
         self.error: BaseException | None = None
         self.waiters = 0
@@ -69,7 +72,7 @@ class Flusher:
         # Told the duration of every sync round (the metrics room's fsync latency histogram).
         self.sync_observers: list[Callable[[float], None]] = []
 
-    async def wait_durable(self, durability: Any) -> None:
+    async def wait_durable(self, durability: "Durability | None") -> None:
         """Return once everything in ``durability`` is on disk; raise the store's error if the sync failed."""
         if durability is None:
             return

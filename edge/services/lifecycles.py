@@ -22,11 +22,11 @@ import logging
 import re
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping, TypedDict
+from typing import TYPE_CHECKING, Mapping, TypedDict
 
 import trio
 
-from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, InvalidInputError, NotFoundError
+from ..errors import AlreadyExistsError, ConfigError, ConflictError, EdgeError, InvalidInputError, NotFoundError, message_of
 from ..formats.metadata import is_meta_entry
 from ..query.select import select_entries
 from ..query.when import compile_when
@@ -60,7 +60,7 @@ class LifecycleSettings(TypedDict):
     older_than: str
     interval: str
     processing_interval: str | None
-    when: dict[str, Any] | None   # a `when` condition: JSON, checked by compile_when
+    when: dict[str, object] | None   # a `when` condition: JSON, checked by compile_when
     mode: str
 
 
@@ -138,7 +138,7 @@ def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) 
             continue
         prefix, name = f"RS_LIFECYCLE_{m.group(1)}_", env[var].strip()
         get = lambda k: (env.get(prefix + k) or "").strip() or None  # noqa: E731
-        doc: dict[str, Any] = {"type": (get("TYPE") or "delete").lower(), "bucket": get("BUCKET"),
+        doc: dict[str, object] = {"type": (get("TYPE") or "delete").lower(), "bucket": get("BUCKET"),
                                "older_than": get("OLDER_THAN"), "interval": get("INTERVAL"),
                                "processing_interval": get("PROCESSING_INTERVAL"),
                                "entries": [e.strip() for e in (get("ENTRIES") or "").split(",") if e.strip()],
@@ -148,7 +148,7 @@ def parse_env_lifecycles(env: Mapping[str, str], min_interval_s: float = 600.0) 
                 doc["when"] = json.loads(when)
             out[name] = parse_lifecycle(doc, min_interval_s=min_interval_s)
         except (ValueError, InvalidInputError) as exc:
-            raise ConfigError(f"{prefix}*: lifecycle '{name}': {getattr(exc, 'message', exc)}") from None
+            raise ConfigError(f"{prefix}*: lifecycle '{name}': {message_of(exc)}") from None
     return out
 
 
@@ -223,7 +223,7 @@ class LifecycleService:
                 if doc.get("last_run"):
                     lc.last_run = datetime.fromisoformat(doc["last_run"].replace("Z", "+00:00"))
             except (EdgeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                reg.suspect.append((doc["name"], f"unreadable settings: {getattr(exc, 'message', exc)}", doc))
+                reg.suspect.append((doc["name"], f"unreadable settings: {message_of(exc)}", doc))
                 continue
             self.lifecycles[lc.name] = lc
         for name, reason, old in reg.suspect:

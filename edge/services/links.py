@@ -21,11 +21,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from edge.errors import NotFoundError
-from edge.links import LinkRegistry, ServerKey, load_or_create
+from edge.links import LinkRecord, LinkRegistry, ServerKey, load_or_create
 from .. import blocking
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class LinkRoom:
 
     key: ServerKey
     registry: LinkRegistry
-    _resolved: OrderedDict = field(default_factory=OrderedDict)
+    _resolved: OrderedDict[tuple[str, str, int], float] = field(default_factory=OrderedDict)   # -> monotonic time
 
     def is_resolved(self, link_id: str, entry: str, ts_us: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -58,7 +59,7 @@ class LinkRoom:
         self._resolved.move_to_end(k)
         return True
 
-    def lost_key_error(self, rec: Any) -> NotFoundError | None:
+    def lost_key_error(self, rec: LinkRecord) -> NotFoundError | None:
         """Why ``rec`` no longer verifies if it was issued under a key later found damaged.
 
         The key was replaced (``keys.load_or_create``); links sealed under the old one cannot
@@ -79,7 +80,7 @@ class LinkRoom:
             self._resolved.popitem(last=False)
 
 
-def _open(data_path: Any) -> LinkRoom:
+def _open(data_path: Path) -> LinkRoom:
     key = load_or_create(data_path)
     registry = LinkRegistry.open(data_path, key=key.material)
     return LinkRoom(key, registry)

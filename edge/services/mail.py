@@ -31,7 +31,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import trio
 
@@ -61,7 +61,7 @@ PRUNE_EVERY_S = 3600.0
 @dataclass
 class _Pending:
     """Downloads of one link waiting for their receipt mail."""
-    record: Any                # the latest LinkRecord seen
+    record: LinkRecord         # the latest one seen
     first_at: float
     lines: list[DownloadLine] = field(default_factory=list)
     dropped: int = 0
@@ -100,8 +100,8 @@ class _RelayDown(Exception):
 
 
 class MailService:
-    def __init__(self, settings: MailSettings, outbox: Outbox, links: Any, *, instance: str = "edge",
-                 clock: Any = time.time, default_receipt_to: str = ""):
+    def __init__(self, settings: MailSettings, outbox: Outbox, links: "LinkRegistry | None", *,
+                 instance: str = "edge", clock: Callable[[], float] = time.time, default_receipt_to: str = ""):
         self.settings = settings
         self.outbox = outbox
         self.links = links                  # LinkRegistry (None when the link room is absent)
@@ -161,7 +161,7 @@ class MailService:
         self._wake.set()
         return len(mails)
 
-    def on_download(self, link_record: Any, client: str, nbytes: int, range_text: str | None,
+    def on_download(self, link_record: LinkRecord, client: str, nbytes: int, range_text: str | None,
                     when: float) -> None:
         """Receipt hook: called by the download handler after a counted download. Never raises."""
         try:
@@ -170,7 +170,7 @@ class MailService:
             self._note(link_record, DownloadLine(float(when), str(client), int(nbytes), range_text))
             self._wake.set()
         except Exception:  # a receipt must never break a download
-            log.exception("receipt hook failed for link %s", getattr(link_record, "id", "?"))
+            log.exception("receipt hook failed for link %s", link_record.id)
 
     def receipt_address(self, link_record: LinkRecord) -> str | None:
         """Where a download receipt of this link goes: None when its switch is off or no address
@@ -179,7 +179,7 @@ class MailService:
             return None
         return link_record.receipt_to or self.default_receipt_to or None
 
-    def _note(self, record: Any, line: DownloadLine) -> None:
+    def _note(self, record: LinkRecord, line: DownloadLine) -> None:
         group = self._pending.get(record.id)
         if group is None:
             group = self._pending[record.id] = _Pending(record, line.time)

@@ -276,7 +276,7 @@ class Recorder:
     @staticmethod
     def _rates(last: dict, cur: dict) -> dict:
         dt = max(1e-6, cur["t"] - last["t"])
-        out: dict[str, Any] = {"t": round(cur["t"], 3)}
+        out: dict[str, object] = {"t": round(cur["t"], 3)}
         for k in _RATE_KEYS:
             out[k + "_per_s"] = round(max(0, cur[k] - last[k]) / dt, 3)
         buckets = {}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import trio
 
@@ -98,7 +98,7 @@ def parse_env_buckets(env: Mapping[str, str], defaults: BucketSettings) -> dict[
     return out
 
 
-def provision_buckets(engine: Any, env: Mapping[str, str], defaults: BucketSettings) -> list[str]:
+def provision_buckets(engine: "Engine", env: Mapping[str, str], defaults: BucketSettings) -> list[str]:
     """Apply ``RS_BUCKET_<ID>_*`` to ``engine``; returns human log lines.
 
     Everything is parsed before anything is written, so a bad variable changes nothing.
@@ -123,7 +123,7 @@ def provision_buckets(engine: Any, env: Mapping[str, str], defaults: BucketSetti
         if name in wanted:
             continue
         bucket = engine.get_bucket(name)
-        if getattr(bucket, "is_provisioned", False):
+        if bucket.is_provisioned:
             bucket.is_provisioned = False
             bucket.update_settings(bucket.settings)
             lines.append(f"Bucket '{name}' is no longer provisioned")
@@ -148,7 +148,7 @@ async def start(nursery: trio.Nursery, engine: Engine, config: Config, tokens: T
     nursery.start_soon(save_access_times_forever, tokens)
 
 
-async def save_access_times_forever(tokens: Any, period_s: float = ACCESS_TIMES_PERIOD_S) -> None:
+async def save_access_times_forever(tokens: "TokenRepository", period_s: float = ACCESS_TIMES_PERIOD_S) -> None:
     """Write token ``last_access`` times every ``period_s`` and once more when cancelled.
 
     ``last_access`` changes on every authenticated request; writing it there would put an fsync
@@ -170,7 +170,7 @@ async def save_access_times_forever(tokens: Any, period_s: float = ACCESS_TIMES_
             _save(tokens)
 
 
-def _save(tokens: Any) -> None:
+def _save(tokens: "TokenRepository") -> None:
     try:
         tokens.save_access_times()
     except OSError as exc:

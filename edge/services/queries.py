@@ -23,10 +23,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from edge.config import Config
 from edge.errors import EdgeError, InvalidInputError, NotFoundError
 from edge.formats.batch_v1 import format_record_header, time_header_name
 from edge.formats.batch_v2 import ReadBatchEncoder
@@ -36,8 +37,7 @@ from edge.formats.metadata import is_meta_entry
 from edge.query.select import select_entries
 
 if TYPE_CHECKING:
-    from edge.config import Config
-    from edge.store import Engine
+    from edge.store import Bucket, Engine, Entry
     from .storage import StorageService
 
 ENTRY, BUCKET = "entry", "bucket"
@@ -53,7 +53,7 @@ class Batch:
 
     matches: list[Match]
     last: bool
-    entries: dict[str, Any]                            # name -> Entry, for read_payload
+    entries: dict[str, "Entry"]                        # name -> Entry, for read_payload
     record_headers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -92,18 +92,15 @@ class RegistryStatistics:
 
 
 class QueryRegistry:
-    def __init__(self, engine: Any, storage: Any, config: Any = None):
+    def __init__(self, engine: Engine, storage: StorageService, config: Config | None = None):
         self.engine = engine
         self.storage = storage
-        self.config = config
+        self.config = config if config is not None else Config()   # the RS_IO_* batch limits
         self._ids = itertools.count(1)
         self._tables: dict[str, dict[int, Query]] = {ENTRY: {}, BUCKET: {}}
         self._changed = trio.Event()
         self._opened = 0
         self._reaped = 0
-
-    def _setting(self, name: str, default: Any) -> Any:
-        return getattr(self.config, name, default) if self.config is not None else default
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -189,13 +186,12 @@ class QueryRegistry:
             return None
         plan, cursor = query.plan, query.cursor
         d = plan.directives
-        limit_records = max_records or d.batch_records or self._setting("batch_max_records", 85)
-        limit_size = d.batch_size if d.batch_size is not None else self._setting("batch_max_size", 8_000_000)
-        limit_meta = (d.batch_metadata_size if d.batch_metadata_size is not None
-                      else self._setting("batch_max_metadata_size", 512_000))
-        timeout_s = d.batch_timeout_s if d.batch_timeout_s is not None else self._setting("batch_timeout_s", 5.0)
-        record_timeout_s = (d.record_timeout_s if d.record_timeout_s is not None
-                            else self._setting("batch_records_timeout_s", 1.0))
+        cfg = self.config
+        limit_records = max_records or d.batch_records or cfg.batch_max_records
+        limit_size = d.batch_size if d.batch_size is not None else cfg.batch_max_size
+        limit_meta = d.batch_metadata_size if d.batch_metadata_size is not None else cfg.batch_max_metadata_size
+        timeout_s = d.batch_timeout_s if d.batch_timeout_s is not None else cfg.batch_timeout_s
+        record_timeout_s = d.record_timeout_s if d.record_timeout_s is not None else cfg.batch_records_timeout_s
         now = trio.current_time()
         batch_deadline = now + timeout_s
 
@@ -314,7 +310,7 @@ class QueryRegistry:
             total += await self._remove_from(bucket, bucket_name, name, plan)
         return total
 
-    async def _remove_from(self, bucket: Any, bucket_name: str, name: str, plan: QueryPlan) -> int:
+    async def _remove_from(self, bucket: "Bucket", bucket_name: str, name: str, plan: QueryPlan) -> int:
         async with self.storage.entry_lock(bucket_name, name):
             try:
                 entry = bucket.get_entry(name)

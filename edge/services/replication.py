@@ -460,7 +460,7 @@ class Replication:
             self._bucket_ready = False
         if resp.status >= 500 or resp.status in RETRY_STATUSES and not error.startswith("Entry"):
             raise _Retry(f"destination answered {resp.status} {error}")
-        # Any other 4xx: the destination refuses this batch for good; it is counted, not retried.
+        # Every other 4xx: the destination refuses this batch for good; it is counted, not retried.
 
 
 class _Compressor(Protocol):

@@ -60,7 +60,7 @@ class UploadLinkService:
     def check_access(self, secret: str, upload_id: str) -> None:
         self.registry.check_access(secret, upload_id)
 
-    def statistics(self) -> dict:
+    def statistics(self) -> dict[str, int]:
         return self.registry.statistics()
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
@@ -45,8 +45,8 @@ from . import attachments
 if TYPE_CHECKING:
     from edge.config import Config
     from edge.durable import Damage
-    from edge.store import Engine
-    from .storage import StorageService
+    from edge.store import Bucket, Engine
+    from .storage import ByteSource, StorageService
 
 log = logging.getLogger("edge.uploads")
 
@@ -72,7 +72,7 @@ class FileSource:
 
 
 class UploadService:
-    def __init__(self, staging: Staging, storage: Any, engine: Any, *,
+    def __init__(self, staging: Staging, storage: "StorageService", engine: "Engine", *,
                  wall: Callable[[], float] = wall_now, damaged: list[Damage] | None = None):
         self.staging = staging
         self.damaged = damaged if damaged is not None else []   # the app's list (/metrics, /info)
@@ -164,7 +164,7 @@ class UploadService:
         self.check_quota(bucket, dest, length)
 
     @staticmethod
-    def check_quota(bucket: Any, dest: Destination, length: int) -> None:
+    def check_quota(bucket: "Bucket", dest: Destination, length: int) -> None:
         bucket.check_quota(length, dest.content_type, dest.labels)
 
     async def create(self, dest: Destination, length: int, metadata: str) -> Upload:
@@ -180,7 +180,7 @@ class UploadService:
 
     # --- PATCH -------------------------------------------------------------------------------
 
-    async def append(self, upload_id: str, offset: int, body: Any, checksum: Checksum | None) -> Upload:
+    async def append(self, upload_id: str, offset: int, body: "ByteSource", checksum: Checksum | None) -> Upload:
         """Stage one PATCH; returns once its bytes (and, on the last byte, the record) are durable."""
         up = self.get(upload_id)
         lock = self._lock(upload_id)
@@ -200,7 +200,7 @@ class UploadService:
                 await self._finish(up)
             return up
 
-    async def _receive(self, up: Upload, body: Any, checksum: Checksum | None) -> None:
+    async def _receive(self, up: Upload, body: "ByteSource", checksum: Checksum | None) -> None:
         # "As soon as it would exceed it": the bucket may have filled up since creation.
         self.check_quota(self.engine.get_bucket(up.dest.bucket), up.dest, up.length)
         writer = self.staging.open_chunk(up, checksum)

@@ -257,7 +257,7 @@ class Engine:
         bucket.name = new
         self.buckets[new] = self.buckets.pop(old)
 
-    def statistics(self) -> dict:
+    def statistics(self) -> dict[str, int]:
         out = dict(self.stats)
         out.update(
             buckets=len(self.buckets),

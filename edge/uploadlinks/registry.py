@@ -23,7 +23,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+import enum
+from typing import Any, Callable, TypedDict
 
 from .. import durable
 from ..errors import BadRequestError, ForbiddenError, InvalidInputError, NotFoundError, PayloadTooLargeError
@@ -32,7 +33,22 @@ NOT_FOUND_TEXT = "Upload link not found or has expired"
 MAX_RECEIVED = 500          # uploads remembered per link (the listing's "received" table)
 MAX_NOTE = 500
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_UNSET: Any = object()
+
+
+class _Unset(enum.Enum):
+    """The default of ``update``'s arguments: "leave unchanged" (None is a value: no limit)."""
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+
+class _UploadLinkChange(TypedDict, total=False):
+    """What ``UploadLinkRegistry.update`` may change of an ``UploadLink``."""
+    expire_at: int
+    max_files: int | None
+    max_bytes: int | None
+    note: str
 U64_MAX = 2**64 - 1
 
 
@@ -109,14 +125,18 @@ class Grant:
     index: int          # position in ``received``
 
 
-def _check_limit(name: str, value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= U64_MAX):
+def _check_limit(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= U64_MAX:
         raise InvalidInputError(f"'{name}' must be a positive integer or null")
+    return value
 
 
-def _check_expire_at(value: object) -> None:
+def _check_expire_at(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+    return value
 
 
 class UploadLinkRegistry:
@@ -132,8 +152,8 @@ class UploadLinkRegistry:
         self.uploads_refused = 0
 
     @classmethod
-    def open(cls, data_dir: Path, **kwargs: Any) -> "UploadLinkRegistry":
-        reg = cls(data_dir, **kwargs)
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> "UploadLinkRegistry":
+        reg = cls(data_dir, clock=clock)
         reg._load()
         return reg
 
@@ -167,19 +187,17 @@ class UploadLinkRegistry:
             out = [r for r in self._links.values() if bucket is None or r.bucket == bucket]
         return sorted(out, key=lambda r: (r.created_at, r.id))
 
-    def update(self, link_id: str, *, expire_at: Any = _UNSET, max_files: Any = _UNSET, max_bytes: Any = _UNSET,
-               note: Any = _UNSET, now: float | None = None) -> UploadLink:
-        changes: dict[str, Any] = {}
-        if expire_at is not _UNSET:
-            _check_expire_at(expire_at)
-            changes["expire_at"] = expire_at
-        if max_files is not _UNSET:
-            _check_limit("max_files", max_files)
-            changes["max_files"] = max_files
-        if max_bytes is not _UNSET:
-            _check_limit("max_bytes", max_bytes)
-            changes["max_bytes"] = max_bytes
-        if note is not _UNSET:
+    def update(self, link_id: str, *, expire_at: object = _UNSET, max_files: object = _UNSET,
+               max_bytes: object = _UNSET, note: object = _UNSET, now: float | None = None) -> UploadLink:
+        """Change what is given (JSON values as the client sent them, checked here)."""
+        changes: _UploadLinkChange = {}
+        if not isinstance(expire_at, _Unset):
+            changes["expire_at"] = _check_expire_at(expire_at)
+        if not isinstance(max_files, _Unset):
+            changes["max_files"] = _check_limit("max_files", max_files)
+        if not isinstance(max_bytes, _Unset):
+            changes["max_bytes"] = _check_limit("max_bytes", max_bytes)
+        if not isinstance(note, _Unset):
             if not isinstance(note, str) or len(note) > MAX_NOTE:
                 raise InvalidInputError(f"'note' must be a string of at most {MAX_NOTE} characters")
             changes["note"] = note
@@ -268,7 +286,7 @@ class UploadLinkRegistry:
             raise NotFoundError(NOT_FOUND_TEXT)
         return rec
 
-    def statistics(self) -> dict:
+    def statistics(self) -> dict[str, int]:
         now = self._now(None)
         with self._lock:
             links = list(self._links.values())

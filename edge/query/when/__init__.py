@@ -13,8 +13,6 @@ Must not: import trio, do file I/O, or know about blocks, entries or HTTP. Stdli
 
 from __future__ import annotations
 
-from typing import Any
-
 from edge.errors import InvalidInputError
 from edge.query.when.condition import Combined, Condition, ConditionLike, combine
 from edge.query.when.directives import Directives, parse_directives, parse_size
@@ -29,7 +27,7 @@ __all__ = [
 ]
 
 
-def compile_when(obj: dict[str, Any] | None, *, strict: bool = False) -> tuple[Condition | None, Directives]:
+def compile_when(obj: object, *, strict: bool = False) -> tuple[Condition | None, Directives]:
     """Compile a ``when`` object. The condition is None when there are no condition keys.
 
     Raises ``InvalidInputError`` (422) for every syntax, arity, literal or directive error.

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeGuard
+from typing import Any, Mapping, TypeGuard
 
 from edge.errors import InvalidInputError
 from edge.query.when.values import Duration, parse_duration
@@ -29,7 +29,7 @@ class Directives:
     batch_timeout_s: float | None = None
     record_timeout_s: float | None = None
     io_timeout_s: float | None = None
-    ext: dict[str, Any] | list[dict[str, Any]] | None = None  # raw: only extensions read it
+    ext: dict[str, object] | list[dict[str, object]] | None = None  # raw JSON: only its keys are read
 
 
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*\Z")
@@ -108,7 +108,7 @@ def _labels(key: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _ext(key: str, value: object) -> dict[str, Any] | list[dict[str, Any]]:
+def _ext(key: str, value: object) -> dict[str, object] | list[dict[str, object]]:
     if isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
         return value
     raise InvalidInputError(f"{key} must be an object or an array of objects")
@@ -129,9 +129,9 @@ _DIRECTIVES = {
 }
 
 
-def parse_directives(items: dict[str, Any]) -> Directives:
+def parse_directives(items: Mapping[str, object]) -> Directives:
     """``Directives`` from the ``#`` keys of a condition object (other keys must be removed)."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {}   # field -> its validator's value (each typed as the field)
     for key, value in items.items():
         if key not in _DIRECTIVES:
             raise InvalidInputError(f"Directive '{key}' is not supported")

@@ -9,14 +9,14 @@ Pure, stdlib only (+ edge.errors).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 from edge.errors import InvalidInputError
 from edge.query.when.node import RecordView
 from edge.query.when.values import to_string
 
 
-def _label_map(name: str, values: Mapping[str, Any] | None) -> dict[str, str]:
+def _label_map(name: str, values: Mapping[str, object] | None) -> dict[str, str]:
     if not values:
         return {}
     result = {}
@@ -31,8 +31,8 @@ def _label_map(name: str, values: Mapping[str, Any] | None) -> dict[str, str]:
 class LegacyCondition:
     def __init__(
         self,
-        include: Mapping[str, Any] | None = None,
-        exclude: Mapping[str, Any] | None = None,
+        include: Mapping[str, object] | None = None,
+        exclude: Mapping[str, object] | None = None,
         each_n: int | None = None,
         each_s: float | None = None,
         limit: int | None = None,
@@ -87,8 +87,8 @@ class LegacyCondition:
 
 
 def legacy_condition(
-    include: Mapping[str, Any] | None = None,
-    exclude: Mapping[str, Any] | None = None,
+    include: Mapping[str, object] | None = None,
+    exclude: Mapping[str, object] | None = None,
     each_n: int | None = None,
     each_s: float | None = None,
     limit: int | None = None,

@@ -13,7 +13,7 @@ in operand position contributes one operand per key (``{"$or": [{"&a": ..., "&b"
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Mapping
 
 from edge.errors import InvalidInputError
 from edge.query.when import aggregate, arith, compare, dates, logic, misc, strings
@@ -35,7 +35,7 @@ OPERATORS: dict[str, type[Operator]] = {
 MAX_DEPTH = 128
 
 
-def parse_condition(obj: dict[str, Any]) -> list[Node]:
+def parse_condition(obj: Mapping[str, object]) -> list[Node]:
     """The top-level expressions of a condition object (directives already removed), in key order."""
     return _parse_object(obj, 0)
 
@@ -83,7 +83,7 @@ def _parse(value: object, depth: int) -> list[Node]:
     raise InvalidInputError(f"Unsupported value: {value!r}")  # not JSON at all
 
 
-def _parse_object(obj: dict[str, Any], depth: int) -> list[Node]:
+def _parse_object(obj: Mapping[str, object], depth: int) -> list[Node]:
     nodes: list[Node] = []
     for key, value in obj.items():
         if not isinstance(key, str):
@@ -102,7 +102,7 @@ def _parse_object(obj: dict[str, Any], depth: int) -> list[Node]:
     return nodes
 
 
-def _parse_binary(key: str, inner: dict[str, Any], depth: int) -> Operator:
+def _parse_binary(key: str, inner: Mapping[str, object], depth: int) -> Operator:
     """Object syntax ``{"&score": {"$gt": 10}}``: the key is the left operand."""
     if len(inner) != 1:
         raise InvalidInputError("Object notation must have exactly one operator")
