@@ -224,7 +224,7 @@ class LinkRegistry:
                        and (creator is None or r.creator == creator)),
                       key=lambda r: (r.created_at, r.id))
 
-    def update(self, link_id: str, *, expire_at: int | _Unset = _UNSET, max_downloads: int | None | _Unset = _UNSET,
+    def update(self, link_id: str, *, expire_at: object = _UNSET, max_downloads: object = _UNSET,
                password: str | None | _Unset = _UNSET, require_authentication: bool | _Unset = _UNSET,
                send_receipts: bool | _Unset = _UNSET, receipt_to: str | None | _Unset = _UNSET,
                now: float | None = None) -> LinkRecord:
@@ -239,11 +239,9 @@ class LinkRegistry:
         if not isinstance(receipt_to, _Unset):
             changes["receipt_to"] = receipt_to
         if not isinstance(expire_at, _Unset):
-            _check_expire_at(expire_at)
-            changes["expire_at"] = int(expire_at)
+            changes["expire_at"] = _check_expire_at(expire_at)
         if not isinstance(max_downloads, _Unset):
-            _check_max_downloads(max_downloads)
-            changes["max_downloads"] = max_downloads
+            changes["max_downloads"] = _check_max_downloads(max_downloads)
         if not isinstance(password, _Unset):
             # Hash outside the lock: scrypt takes tens of ms and must not stall other links.
             changes["password_hash"] = None if password is None else rules.hash_password(password, self._params)
@@ -367,14 +365,18 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
-def _check_max_downloads(value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+def _check_max_downloads(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInputError("'max_downloads' must be a positive integer")
+    return value
 
 
-def _check_expire_at(value: object) -> None:
+def _check_expire_at(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+    return value
 
 
 def _to_json(rec: LinkRecord) -> dict:

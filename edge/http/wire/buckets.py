@@ -9,38 +9,54 @@ Must not: do I/O or authorise. Handlers never build these dictionaries by hand.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from ...errors import InvalidInputError
 from ...model import BucketInfo, BucketSettings, EntryInfo, QuotaType
 from .entries import entry_info_to_wire
 
 
-def settings_to_wire(s: BucketSettings) -> dict[str, Any]:
+class SettingsChanges(TypedDict, total=False):
+    """The fields of a settings body that were given (``BucketSettings.merged``'s arguments)."""
+    quota_type: QuotaType
+    quota_size: int
+    max_block_size: int
+    max_block_records: int
+
+
+def _u64(doc: dict[str, object], key: str) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"Invalid JSON: invalid value for '{key}': expected u64")
+    return value
+
+
+def settings_to_wire(s: BucketSettings) -> dict[str, object]:
     return {"quota_type": s.quota_type.value, "quota_size": s.quota_size,
             "max_block_size": s.max_block_size, "max_block_records": s.max_block_records}
 
 
-def settings_changes_from_wire(doc: object) -> dict[str, Any]:
+def settings_changes_from_wire(doc: object) -> SettingsChanges:
     """Fields present and not null; the caller merges them over defaults or current settings."""
     if doc is None:
         return {}
     if not isinstance(doc, dict):
         raise InvalidInputError("Invalid JSON: expected a settings object")
-    changes: dict[str, Any] = {}
+    changes: SettingsChanges = {}
     qt = doc.get("quota_type")
     if qt is not None:
         if not isinstance(qt, str) or qt.upper() not in QuotaType.__members__:
             raise InvalidInputError(
                 f"Invalid JSON: unknown variant `{qt}`, expected one of `NONE`, `FIFO`, `HARD`")
         changes["quota_type"] = QuotaType(qt.upper())
-    for key in ("quota_size", "max_block_size", "max_block_records"):
-        value = doc.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInputError(f"Invalid JSON: invalid value for '{key}': expected u64")
-        changes[key] = value
+    if (quota_size := _u64(doc, "quota_size")) is not None:
+        changes["quota_size"] = quota_size
+    if (max_block_size := _u64(doc, "max_block_size")) is not None:
+        changes["max_block_size"] = max_block_size
+    if (max_block_records := _u64(doc, "max_block_records")) is not None:
+        changes["max_block_records"] = max_block_records
     if changes.get("max_block_records") == 0:
         raise InvalidInputError("Invalid JSON: 'max_block_records' must be greater than 0")
     if changes.get("max_block_size") == 0:
@@ -48,18 +64,18 @@ def settings_changes_from_wire(doc: object) -> dict[str, Any]:
     return changes
 
 
-def bucket_info_to_wire(info: BucketInfo) -> dict[str, Any]:
+def bucket_info_to_wire(info: BucketInfo) -> dict[str, object]:
     return {"name": info.name, "entry_count": info.entry_count, "size": info.size,
             "oldest_record": info.oldest_record, "latest_record": info.latest_record,
             "is_provisioned": info.is_provisioned, "status": info.status,
             "disk_usage": info.disk_usage}  # not a ReductStore field: bytes of the bucket's files
 
 
-def full_bucket_info_to_wire(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> dict[str, Any]:
+def full_bucket_info_to_wire(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> dict[str, object]:
     return {"info": bucket_info_to_wire(info), "settings": settings_to_wire(settings),
             "entries": [entry_info_to_wire(e) for e in entries]}
 
 
-def bucket_list_to_wire(infos: list[BucketInfo]) -> dict[str, Any]:
+def bucket_list_to_wire(infos: list[BucketInfo]) -> dict[str, object]:
     """``GET /list``: the buckets the token may read."""
     return {"buckets": [bucket_info_to_wire(i) for i in infos]}

@@ -6,12 +6,10 @@ Must not: do I/O or authorise. Handlers never build these dictionaries by hand.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...model import EntryInfo
 
 
-def entry_info_to_wire(info: EntryInfo) -> dict[str, Any]:
+def entry_info_to_wire(info: EntryInfo) -> dict[str, object]:
     return {"name": info.name, "size": info.size, "record_count": info.record_count,
             "block_count": info.block_count, "oldest_record": info.oldest_record,
             "latest_record": info.latest_record, "status": info.status}

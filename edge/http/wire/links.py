@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Mapping, TypedDict
 
 from ...errors import InvalidInputError
 from ...links.registry import LinkRecord
@@ -28,6 +28,17 @@ EDGE_FIELDS = ("max_downloads", "password", "receipt_to", "send_receipts", "requ
 PATCH_FIELDS = ("expire_at", "max_downloads", "password", "receipt_to", "send_receipts", "require_authentication")
 
 
+class LinkChanges(TypedDict, total=False):
+    """A PATCH body's changes (``LinkRegistry.update``'s arguments); expire_at and max_downloads
+    as sent: the registry checks them, with its texts."""
+    expire_at: object
+    max_downloads: object
+    password: str | None
+    receipt_to: str | None
+    send_receipts: bool
+    require_authentication: bool
+
+
 @dataclass(frozen=True)
 class LinkCreate:
     """A create body, checked (what the handler still checks: the bucket and record exist)."""
@@ -37,7 +48,7 @@ class LinkCreate:
     record_entry: str
     record_ts: int
     record_given: bool            # record_entry was in the body (a .tar bundle may omit it)
-    query: dict[str, Any]
+    query: dict[str, object]
     expire_at: int
     base_url: str
     max_downloads: int | None
@@ -47,14 +58,14 @@ class LinkCreate:
     require_authentication: bool
 
 
-def check_fields(doc: dict[str, Any], allowed: tuple[str, ...]) -> None:
+def check_fields(doc: Mapping[str, object], allowed: tuple[str, ...]) -> None:
     for key in doc:
         if key not in allowed:
             raise InvalidInputError(f"Unknown field '{str(key)[:64]}' in the link body; this server knows "
                                     + ", ".join(allowed))
 
 
-def link_bucket_from_wire(doc: dict[str, Any]) -> str:
+def link_bucket_from_wire(doc: Mapping[str, object]) -> str:
     """The first step of a create body: only known fields, and the bucket (checked for access
     by the handler before anything else is looked at)."""
     check_fields(doc, REDUCT_FIELDS + EDGE_FIELDS)
@@ -66,7 +77,7 @@ def link_bucket_from_wire(doc: dict[str, Any]) -> str:
     return bucket
 
 
-def link_create_from_wire(doc: dict[str, Any], bucket: str, file_name: str, default_base: str) -> LinkCreate:
+def link_create_from_wire(doc: Mapping[str, object], bucket: str, file_name: str, default_base: str) -> LinkCreate:
     """The rest of a create body (after ``link_bucket_from_wire`` and the handler's 403)."""
     for field in ("query", "expire_at"):
         if field not in doc:
@@ -102,23 +113,29 @@ def link_create_from_wire(doc: dict[str, Any], bucket: str, file_name: str, defa
                       expire_at, base, max_downloads, password, receipt_to, send_receipts, require_auth)
 
 
-def link_changes_from_wire(doc: dict[str, Any]) -> dict[str, Any]:
+def link_changes_from_wire(doc: Mapping[str, object]) -> LinkChanges:
     """A PATCH body's changes, checked: any of PATCH_FIELDS (null clears max_downloads, password,
     receipt_to); the handler checks that require_authentication can be honoured."""
     check_fields(doc, PATCH_FIELDS)
-    changes = {k: doc[k] for k in PATCH_FIELDS if k in doc}
-    if not changes:
+    if not any(k in doc for k in PATCH_FIELDS):
         raise InvalidInputError("Nothing to update: give one of " + ", ".join(PATCH_FIELDS))
-    if "expire_at" in changes and changes["expire_at"] is None:
-        raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
-    if "password" in changes:
-        _opt_str(changes, "password")
-    if changes.get("receipt_to") is not None:
-        _opt_str(changes, "receipt_to", MAX_RECEIPT_TO)
-        check_address(changes["receipt_to"], "receipt_to")
-    for key in ("send_receipts", "require_authentication"):
-        if key in changes:
-            _opt_bool(changes, key, False)
+    changes: LinkChanges = {}
+    if "expire_at" in doc:
+        if doc["expire_at"] is None:
+            raise InvalidInputError("'expire_at' must be a UNIX time in seconds")
+        changes["expire_at"] = doc["expire_at"]
+    if "max_downloads" in doc:
+        changes["max_downloads"] = doc["max_downloads"]
+    if "password" in doc:
+        changes["password"] = _opt_str(doc, "password")
+    if "receipt_to" in doc:
+        receipt_to = changes["receipt_to"] = _opt_str(doc, "receipt_to", MAX_RECEIPT_TO)
+        if receipt_to is not None:
+            check_address(receipt_to, "receipt_to")
+    if "send_receipts" in doc:
+        changes["send_receipts"] = _opt_bool(doc, "send_receipts", False)
+    if "require_authentication" in doc:
+        changes["require_authentication"] = _opt_bool(doc, "require_authentication", False)
     return changes
 
 
@@ -144,10 +161,10 @@ def base_url_from_wire(value: object, default: str) -> str:
 
 
 def link_to_wire(rec: LinkRecord, now: float, *, with_receipts: bool = False,
-                 short_url: str | None = None) -> dict[str, Any]:
+                 short_url: str | None = None) -> dict[str, object]:
     """A link for ``GET /api/v1/links[/:id]`` and PATCH: no hash, no token, no password (the
     list adds ``short_url``, the details the receipts)."""
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "id": rec.id, "file_name": rec.file_name, "bucket": rec.bucket, "entry": rec.entry,
         "record_entry": rec.record_entry, "record_timestamp": rec.record_ts,
         "created_at": rec.created_at, "expire_at": rec.expire_at, "downloads": rec.downloads,
@@ -164,16 +181,16 @@ def link_to_wire(rec: LinkRecord, now: float, *, with_receipts: bool = False,
     return out
 
 
-def link_created_to_wire(url: str, rec: LinkRecord, short_url: str) -> dict[str, Any]:
+def link_created_to_wire(url: str, rec: LinkRecord, short_url: str) -> dict[str, object]:
     """The create answer: the URL to hand out (ReductStore's ``link``) and our id, expiry, short URL."""
     return {"link": url, "id": rec.id, "expire_at": rec.expire_at, "short_url": short_url}
 
 
-def links_to_wire(links: list[dict[str, Any]]) -> dict[str, Any]:
+def links_to_wire(links: list[dict[str, object]]) -> dict[str, object]:
     return {"links": links}
 
 
-def _opt_bool(doc: dict[str, Any], key: str, default: bool) -> bool:
+def _opt_bool(doc: Mapping[str, object], key: str, default: bool) -> bool:
     value = doc.get(key, default)
     if not isinstance(value, bool):
         raise InvalidInputError(f"'{key}' must be true or false")
@@ -184,14 +201,14 @@ def _missing(field: str) -> InvalidInputError:
     return InvalidInputError(f"Invalid JSON: missing field `{field}`")
 
 
-def _opt_int(doc: dict[str, Any], key: str) -> int | None:
+def _opt_int(doc: Mapping[str, object], key: str) -> int | None:
     value = doc.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise InvalidInputError(f"'{key}' must be an integer")
     return value
 
 
-def _opt_str(doc: dict[str, Any], key: str, limit: int | None = None) -> str | None:
+def _opt_str(doc: Mapping[str, object], key: str, limit: int | None = None) -> str | None:
     value = doc.get(key)
     if value is not None and not isinstance(value, str):
         raise InvalidInputError(f"'{key}' must be a string")
