@@ -10,14 +10,19 @@ call fsync (``commit.Flusher``), or let a record be acknowledged before it is du
 How a write batch runs. Records are taken in body order. Consecutive records of one entry form a
 *run*: its entry lock is taken once and held across the run, its records are begun, fed and
 finished (the store buffers small ones), and when the run ends the entry is flushed (one
-``os.writev``), the write hooks see the records, and the run's Durability joins the batch's. After
-the last run the batch waits once for group commit, then the caller answers 200.
+``os.writev``), the write hooks see the records, and the run's Durability joins the batch's. A
+long run is also flushed whenever ``RUN_FLUSH_BYTES`` of it are finished (not in a ``$meta``
+entry, whose in-batch upsert needs its records unflushed), so the disk writes the first megabytes
+of an 8 MB batch of 100 KB records while the rest is still arriving, instead of all of it after
+the last byte (the store starts their writeback). After the last run the batch waits once for
+group commit, then the caller answers 200.
 
 Errors. A record the store refuses (409 duplicate, quota, 422 entry name, the ``$meta`` rules,
 a failing streamed append) becomes ``(key, status, message)`` and its bytes are skipped. Anything
 else (short body, cancellation, a failing flush) is request-level: the record in progress and
-the finished-but-unflushed records of the current run are aborted, so nothing unacknowledged
-becomes visible from that run; earlier runs may already be flushed but are never acknowledged.
+the finished-but-unflushed records of the current run are aborted; earlier runs, and the parts of
+the current run flushed at ``RUN_FLUSH_BYTES``, may already be flushed (as ReductStore keeps the
+records of a broken batch it already wrote) but are never acknowledged.
 
 Why not one await per record: a 1 KiB record costs ~2 µs to copy but ~20 µs to schedule. The
 body is read in large chunks and sliced (memoryview) at record boundaries; only a record of at
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 
 CHUNK_BYTES = 1 << 20       # one receive for many small records
 DIRECT_BYTES = 64 * 1024    # records at least this big are received without slicing
+RUN_FLUSH_BYTES = 1 << 20   # a run is flushed whenever this much of it is finished (see the module doc)
 SHORT_BODY = "Content is shorter than expected: no more data to read"
 LONG_BODY = "Content is bigger than in content-length"
 
@@ -159,7 +165,7 @@ class _Feeder:
 class _Run:
     """The records of one entry taken under one lock hold."""
 
-    __slots__ = ("name", "entry", "error", "stack", "writers", "meta_keys")
+    __slots__ = ("name", "entry", "error", "stack", "writers", "meta_keys", "buffered")
 
     def __init__(self, name: str):
         self.name = name
@@ -169,6 +175,7 @@ class _Run:
         self.writers: list[tuple[RecordWriter, Written]] = []
         # $meta key -> writer of this run (in-batch upsert; empty for ordinary entries)
         self.meta_keys: dict[str, RecordWriter] = {}
+        self.buffered = 0   # bytes of ``writers`` (finished, not flushed yet)
 
 
 class BatchWriter(Generic[I, K]):
@@ -202,20 +209,26 @@ class BatchWriter(Generic[I, K]):
             run.error = exc
         return run
 
+    def _flush_run(self, run: _Run) -> None:
+        """Write the run's finished records (one writev), report them, keep what to sync."""
+        if not run.writers:
+            return
+        assert run.entry is not None  # records were begun in it
+        writers, run.writers, run.buffered = run.writers, [], 0
+        durability = run.entry.flush()
+        done = [rec for w, rec in writers if w.state == "published"]
+        extra = self.storage.after_write(self.bucket_name, run.name, done)
+        if extra is not None:
+            durability.merge(extra)
+        if self.durability is None:
+            self.durability = durability
+        else:
+            self.durability.merge(durability)
+
     async def _close_run(self, run: _Run) -> None:
-        """Flush the run's records (one writev), report them, release the lock."""
+        """Flush the run's records, release the lock."""
         try:
-            if run.writers:
-                assert run.entry is not None  # records were begun in it
-                durability = run.entry.flush()
-                done = [rec for w, rec in run.writers if w.state == "published"]
-                extra = self.storage.after_write(self.bucket_name, run.name, done)
-                if extra is not None:
-                    durability.merge(extra)
-                if self.durability is None:
-                    self.durability = durability
-                else:
-                    self.durability.merge(durability)
+            self._flush_run(run)
         finally:
             await run.stack.aclose()
 
@@ -277,6 +290,9 @@ class BatchWriter(Generic[I, K]):
                     self._fail(self.key_of(item), error)
                 else:
                     run.writers.append((writer, (item.ts_us, item.size, item.content_type, item.labels)))
+                    run.buffered += item.size
+                    if run.buffered >= RUN_FLUSH_BYTES and not run.meta_keys:
+                        self._flush_run(run)   # the disk starts on them while the rest arrives
                 writer = None
             if self.check_end:
                 await feeder.expect_end()

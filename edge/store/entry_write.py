@@ -32,6 +32,7 @@ from edge.model import BIG_RECORD_BYTES
 
 
 WRITEBACK_STEP = 2 << 20  # a streaming record starts the disk's writeback every this many bytes
+WRITEBACK_MIN = 1 << 20  # a flush that writes at least this much starts its writeback at once
 
 
 class RecordWriter(PendingRecord):
@@ -289,6 +290,8 @@ def flush(entry: EntryState) -> files.Durability:
                     pos += len(w.head) + w.length + TRAILER.size
                 entry._disk_delta(pos - b.file_size)
                 b.file_size = pos
+                if pos - start >= WRITEBACK_MIN:
+                    files.start_writeback(fd, start, pos - start)   # the sync after this flush waits less
         for w in writers:
             publish(entry, w)
         if writers:

@@ -195,6 +195,36 @@ def test_short_body_is_400_and_nothing_is_acknowledged(server, bucket):
     assert r.status_code == 200 and errors_of(r) == {}
 
 
+def test_long_batch_is_flushed_as_it_arrives_and_a_broken_one_keeps_whole_records_only(server, bucket):
+    """A batch of 100 KB records is flushed every MiB while it arrives (the disk starts on it
+    before the last byte): every record reads back intact. When such a batch breaks (short
+    body), the records flushed before are complete and readable, as ReductStore keeps the
+    records of a broken batch it already wrote; the rest is not visible, and nothing is half
+    there. Neither was acknowledged."""
+    import os
+
+    blobs = [os.urandom(100_000) for _ in range(40)]
+    headers = {f"x-reduct-time-{ts}": f"100000,application/x-{ts}" for ts in range(1, 41)}
+    r = post_batch(server, bucket, "long", headers, b"".join(blobs))
+    assert r.status_code == 200 and errors_of(r) == {}
+    for ts, blob in zip(range(1, 41), blobs):
+        r = get(server, bucket, "long", ts)
+        assert r.status_code == 200 and r.content == blob and r.headers["content-type"] == f"application/x-{ts}"
+
+    lines = "".join(f"x-reduct-time-{ts}: 100000,\r\n" for ts in range(101, 141))
+    head = (f"POST /api/v1/b/{bucket}/broken/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n"
+            f"{lines}\r\n").encode()
+    answer = raw_request(server, head, b"".join(blobs[:25]) + b"x" * 50_000)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    present = [ts for ts in range(101, 141) if get(server, bucket, "broken", ts).status_code == 200]
+    assert present == list(range(101, 101 + len(present))) and 10 <= len(present) < 25, present
+    for ts in present:
+        assert get(server, bucket, "broken", ts).content == blobs[ts - 101]
+    # The rest can be written again; the kept ones are duplicates.
+    r = post_batch(server, bucket, "broken", {"x-reduct-time-101": "3,", "x-reduct-time-140": "3,"}, b"abcdef")
+    assert set(errors_of(r)) == {"x-reduct-error-101"} and get(server, bucket, "broken", 140).content == b"def"
+
+
 def test_get_on_batch_path_is_not_ours(server, bucket):
     r = requests.get(f"{server.api}/b/{bucket}/e/batch", timeout=TIMEOUT)
     assert r.status_code == 422
