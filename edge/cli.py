@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     add_mail_arguments(serve)
     check = sub.add_parser("check", help="open the data folder, repair torn tails, report what was dropped")
     check.add_argument("--data-path", help="storage folder (RS_DATA_PATH)")
+    # ``edge check`` has none of serve's other flags: unset, as if not given (_config reads them all).
+    parser.set_defaults(host=None, port=None, api_token=None, disable_auth=None, log_level=None, base_path=None,
+                        cors_allow_origin=None, sync=None)
     return parser
 
 
@@ -46,16 +49,16 @@ def _config(args: argparse.Namespace):
     from .config import Config, normalise_base_path
 
     overrides = {
-        "data_path": getattr(args, "data_path", None),
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "api_token": getattr(args, "api_token", None),
-        "disable_auth": getattr(args, "disable_auth", None),
-        "log_level": (args.log_level.upper() if getattr(args, "log_level", None) else None),
-        "api_base_path": normalise_base_path(args.base_path) if getattr(args, "base_path", None) else None,
+        "data_path": args.data_path,
+        "host": args.host,
+        "port": args.port,
+        "api_token": args.api_token,
+        "disable_auth": args.disable_auth,
+        "log_level": args.log_level.upper() if args.log_level else None,
+        "api_base_path": normalise_base_path(args.base_path) if args.base_path else None,
         "cors_allow_origin": (tuple(o.strip() for o in args.cors_allow_origin.split(",") if o.strip())
-                              if getattr(args, "cors_allow_origin", None) is not None else None),
-        "sync_policy": getattr(args, "sync", None),
+                              if args.cors_allow_origin is not None else None),
+        "sync_policy": args.sync,
     }
     # Mail flags are laid over their EDGE_SMTP_* variables: edge.services.mail reads Config.env.
     return Config.from_env({**os.environ, **mail_env_from_args(args)}, **overrides)

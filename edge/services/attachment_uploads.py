@@ -90,6 +90,8 @@ class Pending:
 class PiecesSource:
     """The pieces of a session, in order, as a request-like body for ``write_record``."""
 
+    length = None   # RecordBody: not summed up front; after the record, the next read gives b""
+
     def __init__(self, paths: list[Path]):
         self.paths = paths
         self.index = 0

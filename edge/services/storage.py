@@ -35,6 +35,15 @@ class ByteSource(Protocol):
     async def receive_some(self, max_bytes: int = ...) -> bytes: ...
 
 
+class RecordBody(ByteSource, Protocol):
+    """A record's bytes for ``write_record``: ``length`` is what the transport carries (the
+    request's Content-Length), None when unknown (chunked, decoded, pieces): then the body is
+    read once more after the record to refuse extra bytes."""
+
+    @property
+    def length(self) -> int | None: ...
+
+
 # What a write hook sees of each record: (size, content type, labels).
 WrittenMeta = tuple[int, str, Mapping[str, str]]
 # (bucket, entry, ts, meta) -> a Durability to join the write's group commit, or None.
@@ -105,7 +114,7 @@ class StorageService:
         self.new_data.set()
         self.new_data = trio.Event()
 
-    async def pump(self, writer: RecordWriter, body: ByteSource, length: int) -> None:
+    async def pump(self, writer: RecordWriter, body: RecordBody, length: int) -> None:
         """Move exactly ``length`` bytes of ``body`` into ``writer``."""
         remaining = length
         while remaining > 0:
@@ -116,7 +125,7 @@ class StorageService:
                 raise BadRequestError("Content is bigger than in content-length")
             writer.write(chunk)
             remaining -= len(chunk)
-        if getattr(body, "length", length) != length:
+        if body.length != length:
             # The transport carries more than the record length (chunked, or Content-Length larger
             # than x-reduct-content-length): storing a prefix and answering 200 would acknowledge
             # bytes the client never meant as the record.
@@ -125,7 +134,7 @@ class StorageService:
         writer.finish()
 
     async def write_record(self, bucket_name: str, entry_name: str, ts_us: int, length: int,
-                           content_type: str, labels: dict[str, str], body: ByteSource) -> None:
+                           content_type: str, labels: dict[str, str], body: RecordBody) -> None:
         """Write one record from a streamed body; returns once it is durable. The ``$meta`` rules
         (``attachments.before_write``) apply, as in batches."""
         bucket = self.engine.get_bucket(bucket_name)

@@ -60,6 +60,7 @@ class FileSource:
 
     def __init__(self, path: os.PathLike[str] | str, length: int, crc: int | None = None):
         self.staged = StagedSource(path, length, crc, CHUNK_BYTES)
+        self.length = length   # exactly the record (RecordBody)
 
     async def receive_some(self, max_bytes: int = CHUNK_BYTES) -> bytes:
         if self.staged.pos >= self.staged.length:

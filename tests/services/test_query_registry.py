@@ -28,6 +28,8 @@ def put(entry, ts, data=b"", labels=None, ct=OCT):
 
 
 class _Source:
+    length = None   # a RecordBody of unknown length
+
     def __init__(self, data: bytes):
         self.data = data
 

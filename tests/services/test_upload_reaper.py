@@ -38,6 +38,8 @@ def engine(tmp_path):
 
 
 class Body:
+    length = None   # a RecordBody of unknown length
+
     def __init__(self, *chunks: bytes):
         self.chunks = list(chunks)
 
