@@ -24,6 +24,7 @@ from .errors import error_response
 from ..server.ratelimit import RateLimits
 from .routing import Route, Router
 from ..server.types import Request, Response
+from ..services.metrics import MeteredBody
 from . import (batch, buckets, entries, io, io_query, lifecycles, links, mediapocket, metrics, queries, records,
                replications, server, share, shortlinks, tokens, ui, upload_links, uploads)
 from .liquidfiles import attachments as lf_attachments, download as lf_download, links as lf_links
@@ -154,7 +155,9 @@ def build_app(ctx: AppContext) -> Callable[[Request], Awaitable[Response]]:
         response.headers.extend(API_HEADERS)
         response.headers.extend(cors_headers(req))
         seconds = time.perf_counter() - started
-        ctx.metrics.observe(req, response, matched[0] if matched else None, started, body)
+        finish = ctx.metrics.observe(req, response, matched[0] if matched else None, started, body)
+        if finish is not None and not isinstance(response.body, bytes):
+            response.body = MeteredBody(response.body, finish)   # counted when its last chunk went out
         if ctx.events is not None and matched:
             ctx.events.observe_request(req, response, matched[0], matched_params[0], seconds)
         return response

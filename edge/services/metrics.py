@@ -18,7 +18,8 @@ the latency of a streamed answer are taken when its last chunk was handed to the
 Hook (``edge/http/app.py``): after every routed response,
 ``ctx.metrics.observe(req, response, handler, started, body)``; ``handler`` is the
 route's handler function (None when nothing matched), ``started`` the ``time.perf_counter()``
-of the request head, ``body`` the request body as the front gave it (before any decoding wrapper).
+of the request head, ``body`` the request body as the front gave it (before any decoding wrapper). A streamed
+answer comes back as a callback: the app wraps its body in ``MeteredBody(body, finish)``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import sys
 import time
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Protocol
+from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Callable, Generic, Protocol, TypeVar
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -52,6 +53,7 @@ class _Segment(Protocol):   # edge.server.types.FileSegment (this room must not 
 
 
 Chunk = bytes | bytearray | memoryview | _Segment
+C = TypeVar("C", bound=Chunk)   # the chunks of one body, as its iterator yields them
 
 
 class _Received(Protocol):  # the request body (edge.server.types.Body)
@@ -144,21 +146,21 @@ def read_counts(method: str, status: int, handler: object, response: _Answer) ->
     return 0, 0
 
 
-class MeteredBody:
+class MeteredBody(Generic[C]):
     """A streamed response body that reports, once, how many bytes went out and when it ended."""
 
     __slots__ = ("_inner", "_it", "_sent", "_done")
 
-    def __init__(self, inner: AsyncIterable[Chunk], done: Callable[[int], None]):
+    def __init__(self, inner: AsyncIterable[C], done: Callable[[int], None]):
         self._inner = inner
-        self._it: AsyncIterator[Chunk] | None = None
+        self._it: AsyncIterator[C] | None = None
         self._sent = 0
         self._done: Callable[[int], None] | None = done
 
-    def __aiter__(self) -> "MeteredBody":
+    def __aiter__(self) -> "MeteredBody[C]":
         return self
 
-    async def __anext__(self) -> Chunk:
+    async def __anext__(self) -> C:
         if self._it is None:
             self._it = self._inner.__aiter__()
         try:
@@ -229,10 +231,11 @@ class Recorder:
     def on_fsync(self, seconds: float) -> None:
         self.fsync.observe(max(0.0, seconds))
 
-    def observe(self, req: _Method, response: Any, handler: object, started: float,
-                body: _Received | None = None) -> None:
-        # response: the server's Response (Any: this room must not import edge.server, and it
-        # swaps a streamed body for a MeteredBody)
+    def observe(self, req: _Method, response: _Answer, handler: object, started: float,
+                body: _Received | None = None) -> Callable[[int], None] | None:
+        """Count an answer. None when it is counted in full now (HEAD, a body of bytes); else the
+        callback of its streamed body: the caller wraps it, ``MeteredBody(response.body, finish)``,
+        and its latency and bytes are taken when the last chunk went out."""
         route = route_name(handler)
         status = response.status
         self.requests.labels(route, req.method, str(status)).inc()
@@ -250,10 +253,13 @@ class Recorder:
                     self.bytes_read += sent
 
         payload = response.body
-        if req.method == "HEAD" or isinstance(payload, (bytes, bytearray, memoryview)):
-            finish(0 if req.method == "HEAD" else _chunk_size(payload))
-        else:
-            response.body = MeteredBody(payload, finish)
+        if req.method == "HEAD":
+            finish(0)
+            return None
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            finish(_chunk_size(payload))
+            return None
+        return finish
 
     # --- history for the console ------------------------------------------------------------
 
