@@ -9,17 +9,18 @@ from .. import blocking
 from ..auth.policy import Authenticated, FullAccess, Read
 from ..errors import ConflictError, InvalidInputError
 from .context import AppContext, authorize
-from .request import empty_response, json_response, read_json
+from .request import empty_response, encoded_json_response, read_json
 from .routing import Route
 from ..server.types import Request, Response
-from .wire.buckets import full_bucket_info_to_wire, settings_changes_from_wire
+from .wire.buckets import full_bucket_info_json, settings_changes_from_wire
 
 
 # GET /b/{bucket}
 async def get_bucket(req: Request, ctx: AppContext, bucket: str) -> Response:
     authorize(req, ctx, Read(bucket))
     b = ctx.engine.get_bucket(bucket)
-    return json_response(full_bucket_info_to_wire(b.info(), b.settings, b.entry_infos()))
+    entries = b.entry_infos()
+    return encoded_json_response(full_bucket_info_json(b.info(entries), b.settings, entries))
 
 
 # HEAD /b/{bucket}

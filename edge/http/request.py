@@ -111,5 +111,10 @@ def json_response(doc: object, status: int = 200, headers: list[tuple[str, str]]
     return Response(status, [("content-type", "application/json")] + (headers or []), body)
 
 
+def encoded_json_response(body: bytes, status: int = 200) -> Response:
+    """A JSON answer its wire module encoded already (as ``json_response`` would have)."""
+    return Response(status, [("content-type", "application/json")], body)
+
+
 def empty_response(status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, list(headers or []), b"")

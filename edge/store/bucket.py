@@ -100,6 +100,7 @@ class Bucket:
         self.settings = settings
         self.is_provisioned = is_provisioned
         self.entries: dict[str, Entry] = {}
+        self._sorted: list[Entry] | None = None  # see _visible; None whenever ``entries`` changes
         self.size = 0  # spec 15.2 size of every published record, $meta included
         self.disk_usage = 0  # bytes of the bucket's entry files (apparent size; settings.json aside)
         self._due = 0  # bytes the indexes of unsealed blocks will take when they are sealed
@@ -135,6 +136,7 @@ class Bucket:
         for name in sorted(self._scan_entry_names(self.path, "")):
             entry = Entry(self, name)
             self.entries[name] = entry
+            self._sorted = None
             self._check_marker(entry, report)
             entry.load(report)
             self._fifo_note(entry)
@@ -165,19 +167,31 @@ class Bucket:
     # --- entries ----------------------------------------------------------------------------
 
     def entry_names(self, include_meta: bool = False) -> list[str]:
-        return sorted(n for n in self.entries if include_meta or not is_meta_entry(n))
+        if include_meta:
+            return sorted(self.entries)
+        return [e.name for e in self._visible()]
+
+    def _visible(self) -> list[Entry]:
+        """The entries a client sees ($meta ones aside), by name; kept until the set changes."""
+        if self._sorted is None:
+            self._sorted = [self.entries[n] for n in sorted(self.entries) if not is_meta_entry(n)]
+        return self._sorted
 
     def entry_infos(self) -> list[EntryInfo]:
-        return [self.entries[n].info() for n in self.entry_names()]
+        return [e.info() for e in self._visible()]
 
-    def info(self) -> BucketInfo:
-        visible = [e for n, e in self.entries.items() if not is_meta_entry(n) and e.record_count]
+    def info(self, entries: list[EntryInfo] | None = None) -> BucketInfo:
+        """``entries``: this bucket's ``entry_infos()`` if the caller has them already. Each
+        entry's info is cached (Entry.info), so this costs a look at each entry, no block walk."""
+        infos = self.entry_infos() if entries is None else entries
+        oldest = [i.oldest_record for i in infos if i.record_count]
+        latest = [i.latest_record for i in infos if i.record_count]
         return BucketInfo(
             self.name,
-            sum(1 for n in self.entries if not is_meta_entry(n)),
+            len(infos),
             self.size,
-            min((e.oldest_ts for e in visible), default=0),
-            max((e.latest_ts for e in visible), default=0),
+            min(oldest, default=0),
+            max(latest, default=0),
             self.is_provisioned,
             disk_usage=self.disk_usage,
         )
@@ -217,6 +231,7 @@ class Bucket:
         _make_entry_files([entry.dir])   # nothing left to do if entry_files_step ran
         entry._disk_delta(files.file_size(entry.dir / MARKER) or 0)   # a file of the entry, as at load
         self.entries[name] = entry
+        self._sorted = None
         self._fifo_note(entry)
         return entry
 
@@ -235,6 +250,7 @@ class Bucket:
         self.engine.torn.forget([self.entries[n] for n in family])
         for n in family:
             entry = self.entries.pop(n)
+            self._sorted = None
             self._size_delta(-entry.size)
             self._disk_delta(-entry.disk)
             self._due_delta(-entry._due)
@@ -261,6 +277,7 @@ class Bucket:
             entry = self.entries.pop(n)
             entry.name = new + n[len(old) :]
             self.entries[entry.name] = entry
+            self._sorted = None
             self._fifo_note(entry)  # may have become (or stopped being) a $meta entry
 
     def settle_folders(self, entries: list[Entry], under: Path) -> None:

@@ -58,7 +58,16 @@ class Entry(EntryState):
         return entry_read.latest_ts(self)
 
     def info(self) -> EntryInfo:
-        return EntryInfo(self.name, self.size, self.record_count, self.block_count, self.oldest_ts, self.latest_ts)
+        """The same object while nothing it reports changed (GET /b/<bucket> asks for 1000
+        entries; the wire layer encodes each object once). Valid while ``_gen`` (bumped by
+        every change of bounds and blocks) and the running totals are what they were."""
+        key = (self._gen, self.size, self.record_count, len(self.blocks), self.name)
+        if self._info is None or key != self._info_key:
+            self._info = EntryInfo(self.name, self.size, self.record_count, self.block_count, self.oldest_ts,
+                                   self.latest_ts)
+            # computing the bounds may load an index (exact bounds: _gen moves): key taken before
+            self._info_key = key
+        return self._info
 
     # --- reading (entry_read) ---------------------------------------------------------------
 
@@ -135,3 +144,4 @@ class Entry(EntryState):
         """Read block indexes (or rescan blocks), recover torn tails, replay the journal; see
         entry_load.load."""
         entry_load.load(self, report)
+        self._gen += 1

@@ -27,7 +27,7 @@ from edge.store.blocks import Block, block_file_name, index_file_name
 
 if TYPE_CHECKING:
     from edge.durable import Damage
-    from edge.model import BucketSettings
+    from edge.model import BucketSettings, EntryInfo
     from edge.store.blocks import IndexCache
     from edge.store.files import FdCache, SyncToken, UnsyncedFolders
     from edge.store.torn import TornFiles
@@ -138,6 +138,11 @@ class EntryState:
         self._to_seal: set[int] = set()
         self._overlaps: set[int] = set()  # see entry_blocks
         self._fifo_key: int | None = None  # the bucket's FIFO heap knows us by this block id
+        # Bumped by every change of what info() reports beyond size/count/blocks/name (time
+        # bounds, a block's first bytes): info() is cached under it (entry.Entry.info).
+        self._gen = 0
+        self._info: EntryInfo | None = None
+        self._info_key: tuple[int, int, int, int, str] | None = None
         self._blk_owner: tuple[str, str] | None = None
         self._blk_keys: dict[int, str] = {}
 

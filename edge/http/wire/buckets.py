@@ -3,7 +3,8 @@
 Owns: ``settings_to_wire`` and ``settings_changes_from_wire`` (spec §5.2, also the bucket defaults
 of ``GET /info``), ``bucket_info_to_wire`` (spec §5.1, one item of ``GET /list``),
 ``bucket_list_to_wire`` and ``full_bucket_info_to_wire`` (``GET /b/{bucket}``: info, settings
-and the entries, whose shape is ``entries.py``'s).
+and the entries, whose shape is ``entries.py``'s; ``full_bucket_info_json`` is it encoded, with
+each entry's bytes reused while it is unchanged).
 Must not: do I/O or authorise. Handlers never build these dictionaries by hand.
 """
 
@@ -13,7 +14,7 @@ from typing import TypedDict
 
 from ...errors import InvalidInputError
 from ...model import BucketInfo, BucketSettings, EntryInfo, QuotaType
-from .entries import entry_info_to_wire
+from .entries import encode_json, entries_json, entry_info_to_wire
 
 
 class SettingsChanges(TypedDict, total=False):
@@ -74,6 +75,12 @@ def bucket_info_to_wire(info: BucketInfo) -> dict[str, object]:
 def full_bucket_info_to_wire(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> dict[str, object]:
     return {"info": bucket_info_to_wire(info), "settings": settings_to_wire(settings),
             "entries": [entry_info_to_wire(e) for e in entries]}
+
+
+def full_bucket_info_json(info: BucketInfo, settings: BucketSettings, entries: list[EntryInfo]) -> bytes:
+    """``full_bucket_info_to_wire`` encoded (``encode_json``), the entries through ``entries_json``."""
+    return (b'{"info":' + encode_json(bucket_info_to_wire(info)) + b',"settings":'
+            + encode_json(settings_to_wire(settings)) + b',"entries":' + entries_json(entries) + b"}")
 
 
 def bucket_list_to_wire(infos: list[BucketInfo]) -> dict[str, object]:
