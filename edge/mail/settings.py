@@ -15,7 +15,7 @@ import argparse
 from dataclasses import dataclass, fields
 from email.headerregistry import Address
 from email.utils import parseaddr
-from typing import Any, Mapping
+from typing import Mapping
 
 from ..envparse import parse_float, parse_int
 from ..errors import ConfigError
@@ -64,44 +64,49 @@ class MailSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "MailSettings":
         get = lambda name: (env.get(name) or "").strip()  # noqa: E731 - a local shorthand
-        values: dict[str, Any] = {}
+
+        def opt_int(var: str, default: int, minimum: int) -> int:
+            return parse_int(get(var), var, minimum) if get(var) else default
+
+        def opt_float(var: str, default: float) -> float:
+            return parse_float(get(var), var) if get(var) else default
+
         host = get("EDGE_SMTP_HOST")
         if host and any(c.isspace() or ord(c) < 0x20 for c in host):
             raise ConfigError(f"EDGE_SMTP_HOST: '{host}' is not a host name")
-        values["host"] = host
         security = get("EDGE_SMTP_SECURITY").lower() or "starttls"
         if security not in SECURITY_MODES:
             raise ConfigError(f"EDGE_SMTP_SECURITY: '{security}' is not one of {', '.join(SECURITY_MODES)}")
-        values["security"] = security
-        values["port"] = DEFAULT_PORTS[security]
+        port = DEFAULT_PORTS[security]
         if get("EDGE_SMTP_PORT"):
             port = parse_int(get("EDGE_SMTP_PORT"), "EDGE_SMTP_PORT", 1)
             if port > 65535:
                 raise ConfigError(f"EDGE_SMTP_PORT: {port} is not a TCP port")
-            values["port"] = port
-        values["user"] = env.get("EDGE_SMTP_USER") or ""
-        values["password"] = env.get("EDGE_SMTP_PASSWORD") or ""
-        if values["password"] and not values["user"]:
+        user = env.get("EDGE_SMTP_USER") or ""
+        password = env.get("EDGE_SMTP_PASSWORD") or ""
+        if password and not user:
             raise ConfigError("EDGE_SMTP_PASSWORD: set without EDGE_SMTP_USER")
+        sender = cls.sender
         if get("EDGE_SMTP_FROM"):
-            values["sender"] = _check_sender(get("EDGE_SMTP_FROM"))
-        elif "@" in values["user"] and address_problem(values["user"]) is None:
-            values["sender"] = values["user"]        # relays often insist on From == login
-        values["ca_file"] = get("EDGE_SMTP_CA_FILE")
-        for var, key, minimum in (("EDGE_SHARE_MAX_RECIPIENTS", "max_recipients", 1),
-                                  ("EDGE_SHARE_MAILS_PER_HOUR", "mails_per_hour", 1)):
-            if get(var):
-                values[key] = parse_int(get(var), var, minimum)
-        for var, key in (("EDGE_SMTP_TIMEOUT", "timeout_s"), ("EDGE_SHARE_RECEIPT_WINDOW", "receipt_window_s"),
-                         ("EDGE_SMTP_RETRY_MIN", "retry_min_s"), ("EDGE_SMTP_RETRY_MAX", "retry_max_s"),
-                         ("EDGE_SMTP_GIVE_UP", "give_up_s")):
-            if get(var):
-                values[key] = parse_float(get(var), var)
-        if values.get("timeout_s", 1.0) <= 0:
+            sender = _check_sender(get("EDGE_SMTP_FROM"))
+        elif "@" in user and address_problem(user) is None:
+            sender = user        # relays often insist on From == login
+        ca_file = get("EDGE_SMTP_CA_FILE")
+        max_recipients = opt_int("EDGE_SHARE_MAX_RECIPIENTS", cls.max_recipients, 1)
+        mails_per_hour = opt_int("EDGE_SHARE_MAILS_PER_HOUR", cls.mails_per_hour, 1)
+        timeout_s = opt_float("EDGE_SMTP_TIMEOUT", cls.timeout_s)
+        receipt_window_s = opt_float("EDGE_SHARE_RECEIPT_WINDOW", cls.receipt_window_s)
+        retry_min_s = opt_float("EDGE_SMTP_RETRY_MIN", cls.retry_min_s)
+        retry_max_s = opt_float("EDGE_SMTP_RETRY_MAX", cls.retry_max_s)
+        give_up_s = opt_float("EDGE_SMTP_GIVE_UP", cls.give_up_s)
+        if timeout_s <= 0:
             raise ConfigError("EDGE_SMTP_TIMEOUT: must be positive")
-        if values.get("retry_min_s", cls.retry_min_s) > values.get("retry_max_s", cls.retry_max_s):
+        if retry_min_s > retry_max_s:
             raise ConfigError("EDGE_SMTP_RETRY_MIN: must not exceed EDGE_SMTP_RETRY_MAX")
-        return cls(**values)
+        return cls(host=host, port=port, user=user, password=password, security=security, sender=sender,
+                   ca_file=ca_file, timeout_s=timeout_s, max_recipients=max_recipients,
+                   mails_per_hour=mails_per_hour, receipt_window_s=receipt_window_s, retry_min_s=retry_min_s,
+                   retry_max_s=retry_max_s, give_up_s=give_up_s)
 
     def describe(self) -> list[str]:
         """One line per setting for the start-up log; the password masked."""
