@@ -140,3 +140,32 @@ def test_fifo_bucket_files_stay_within_quota_plus_one_block(tmp_path):
         assert info["latest_record"] == ts and info["size"] <= info["disk_usage"]
     finally:
         proc.kill()
+
+
+def test_memory_per_entry_does_not_grow_with_its_batches(tmp_path):
+    """What an entry keeps between writes must not depend on how big its batches were: the same
+    number of entries (200) written with one batch of 10 records each and with one of 900 must
+    grow the server's RSS alike. (An entry's writer sets used to keep the table of their largest
+    batch: ~64 KiB per entry, 13 MiB here, 64 MiB at 1000 entries.) The index cache is small, so
+    the per-record indexes it may hold (a documented bound of its own) do not count."""
+    proc = EdgeProcess(tmp_path / "data", {"EDGE_SYNC": "none", "EDGE_INDEX_CACHE_SIZE": "256KiB"},
+                       auth=NO_AUTH).start()
+    try:
+        ps = psutil.Process(proc.proc.pid)
+        s = requests.Session()
+        assert s.post(f"{proc.api}/b/many", json={"quota_type": "NONE"}, timeout=30).status_code == 200
+        payload = os.urandom(100)
+        growth = {}
+        for phase, n in (("small", 10), ("large", 900)):
+            before = ps.memory_info().rss
+            for k in range(200):
+                headers = {f"x-reduct-time-{TS0 + i}": "100,application/octet-stream" for i in range(n)}
+                r = s.post(f"{proc.api}/b/many/{phase}-{k}/batch", data=payload * n, headers=headers, timeout=60)
+                assert r.status_code == 200 and not any(h.startswith("x-reduct-error") for h in r.headers)
+            growth[phase] = ps.memory_info().rss - before
+        per_entry = (growth["large"] - growth["small"]) / 200
+        assert per_entry < 20 * 1024, (
+            f"RSS grew {growth['small'] / 2**20:.1f} MiB for 200 entries of 10 records, "
+            f"{growth['large'] / 2**20:.1f} MiB for 200 entries of 900 ({per_entry / 1024:.0f} KiB more per entry)")
+    finally:
+        proc.stop()

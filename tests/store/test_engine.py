@@ -460,3 +460,53 @@ def test_detach_bucket_keeps_the_name_until_its_files_are_gone(engine, tmp_path)
     engine.removed("b")
     engine.create_bucket("b", BucketSettings())
     assert engine.bucket_names() == ["b", "other"]
+
+
+def test_cached_entry_and_bucket_info_follow_every_change(engine):
+    """Entry.info() is cached (GET /b/<bucket> with many entries); after every kind of change it
+    must equal what the entry computes afresh, and the bucket's bounds the entries' ones."""
+    from edge.model import EntryInfo
+
+    b = engine.create_bucket("b", BucketSettings(quota_type=QuotaType.FIFO, quota_size=60_000,
+                                                 max_block_size=4_000, max_block_records=8))
+    entries = [b.get_or_create_entry(f"e{k}") for k in range(3)]
+
+    def check():
+        for e in entries:
+            fresh = EntryInfo(e.name, e.size, e.record_count, e.block_count, e.oldest_ts, e.latest_ts)
+            assert e.info() == fresh
+            assert e.info() is e.info()  # nothing changed in between: the same object
+        live = [e for e in entries if e.record_count]
+        info = b.info()
+        assert (info.oldest_record, info.latest_record) == (
+            min((e.oldest_ts for e in live), default=0), max((e.latest_ts for e in live), default=0))
+        assert info.entry_count == len(b.entry_names())
+
+    check()
+    for ts in range(1, 200):
+        e = entries[ts % 3]
+        put(e, 1000 + ts, b"x" * (ts % 7 * 100))   # fills blocks; FIFO evicts the oldest
+        check()
+        if ts % 11 == 0:
+            e.remove_record(e.latest_ts)          # the newest record: latest moves back
+            check()
+        if ts % 13 == 0 and e.record_count:
+            e.update_labels(e.oldest_ts, {"k": "v" * 30})   # size only
+            check()
+        if ts % 17 == 0 and e.record_count:
+            e.remove_record(e.oldest_ts)          # the oldest: oldest moves on
+            check()
+    put(entries[0], 50, b"belated")               # before everything: a block of its own, overlapping
+    check()
+    b.update_settings(BucketSettings(max_block_size=4_000, max_block_records=8))   # no quota: room to stream
+    w = entries[1].begin_write(10_000, 3 << 20, OCT, {})   # streamed: its block has bytes first
+    check()
+    w.write(b"y" * (2 << 20))
+    check()
+    w.abort()
+    check()
+    b.rename_entry("e2", "z2")
+    check()
+    b.remove_entry("z2")
+    entries.pop()
+    check()
