@@ -101,6 +101,8 @@ class Bucket:
         self.is_provisioned = is_provisioned
         self.entries: dict[str, Entry] = {}
         self._sorted: list[Entry] | None = None  # see _visible; None whenever ``entries`` changes
+        self._bounds_gen = 0  # bumped by every entry change (EntryState._changed) and entry set change
+        self._bounds: tuple[int, int, int] | None = None  # (_bounds_gen, oldest, latest) of info()
         self.size = 0  # spec 15.2 size of every published record, $meta included
         self.disk_usage = 0  # bytes of the bucket's entry files (apparent size; settings.json aside)
         self._due = 0  # bytes the indexes of unsealed blocks will take when they are sealed
@@ -136,7 +138,7 @@ class Bucket:
         for name in sorted(self._scan_entry_names(self.path, "")):
             entry = Entry(self, name)
             self.entries[name] = entry
-            self._sorted = None
+            self._entries_changed()
             self._check_marker(entry, report)
             entry.load(report)
             self._fifo_note(entry)
@@ -171,6 +173,10 @@ class Bucket:
             return sorted(self.entries)
         return [e.name for e in self._visible()]
 
+    def _entries_changed(self) -> None:
+        self._sorted = None
+        self._bounds_gen += 1
+
     def _visible(self) -> list[Entry]:
         """The entries a client sees ($meta ones aside), by name; kept until the set changes."""
         if self._sorted is None:
@@ -181,20 +187,19 @@ class Bucket:
         return [e.info() for e in self._visible()]
 
     def info(self, entries: list[EntryInfo] | None = None) -> BucketInfo:
-        """``entries``: this bucket's ``entry_infos()`` if the caller has them already. Each
-        entry's info is cached (Entry.info), so this costs a look at each entry, no block walk."""
-        infos = self.entry_infos() if entries is None else entries
-        oldest = [i.oldest_record for i in infos if i.record_count]
-        latest = [i.latest_record for i in infos if i.record_count]
-        return BucketInfo(
-            self.name,
-            len(infos),
-            self.size,
-            min(oldest, default=0),
-            max(latest, default=0),
-            self.is_provisioned,
-            disk_usage=self.disk_usage,
-        )
+        """``entries``: this bucket's ``entry_infos()`` if the caller has them already. The
+        bounds are cached until an entry changes; then each entry's cached info is looked at."""
+        cached = self._bounds
+        if entries is None and cached is not None and cached[0] == self._bounds_gen:
+            _, first, last = cached   # nothing changed since: O(1) (GET /info, GET /list)
+        else:
+            gen = self._bounds_gen   # before: computing the bounds may load an index
+            infos = self.entry_infos() if entries is None else entries
+            first = min((i.oldest_record for i in infos if i.record_count), default=0)
+            last = max((i.latest_record for i in infos if i.record_count), default=0)
+            self._bounds = (gen, first, last)
+        return BucketInfo(self.name, len(self._visible()), self.size, first, last, self.is_provisioned,
+                          disk_usage=self.disk_usage)
 
     def _not_found(self, name: str) -> NotFoundError:
         return NotFoundError(f"Entry '{name}' not found in bucket '{self.name}'")
@@ -231,7 +236,7 @@ class Bucket:
         _make_entry_files([entry.dir])   # nothing left to do if entry_files_step ran
         entry._disk_delta(files.file_size(entry.dir / MARKER) or 0)   # a file of the entry, as at load
         self.entries[name] = entry
-        self._sorted = None
+        self._entries_changed()
         self._fifo_note(entry)
         return entry
 
@@ -250,7 +255,7 @@ class Bucket:
         self.engine.torn.forget([self.entries[n] for n in family])
         for n in family:
             entry = self.entries.pop(n)
-            self._sorted = None
+            self._entries_changed()
             self._size_delta(-entry.size)
             self._disk_delta(-entry.disk)
             self._due_delta(-entry._due)
@@ -277,7 +282,7 @@ class Bucket:
             entry = self.entries.pop(n)
             entry.name = new + n[len(old) :]
             self.entries[entry.name] = entry
-            self._sorted = None
+            self._entries_changed()
             self._fifo_note(entry)  # may have become (or stopped being) a $meta entry
 
     def settle_folders(self, entries: list[Entry], under: Path) -> None:

@@ -144,4 +144,4 @@ class Entry(EntryState):
         """Read block indexes (or rescan blocks), recover torn tails, replay the journal; see
         entry_load.load."""
         entry_load.load(self, report)
-        self._gen += 1
+        self._changed()

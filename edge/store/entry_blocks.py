@@ -46,14 +46,14 @@ def recheck(entry: EntryState, k: int) -> None:
 
 def note_bounds(entry: EntryState, b: Block) -> None:
     """``b``'s time bounds changed."""
-    entry._gen += 1
+    entry._changed()
     k = position(entry, b)
     if k >= 0:
         recheck(entry, k)
 
 
 def insert(entry: EntryState, j: int, b: Block) -> None:
-    entry._gen += 1
+    entry._changed()
     entry.blocks.insert(j, b)
     entry._ids.insert(j, b.id)
     recheck(entry, j - 1)
@@ -66,7 +66,7 @@ def remove(entry: EntryState, b: Block) -> None:
     k = position(entry, b)
     if k < 0:
         return
-    entry._gen += 1
+    entry._changed()
     del entry.blocks[k]
     del entry._ids[k]
     entry._overlaps.discard(b.id)

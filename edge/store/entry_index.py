@@ -285,7 +285,7 @@ def rebuild(entry: EntryState, b: Block) -> PackedIndex:
     if good_end != b.file_size:
         entry._disk_delta(good_end - b.file_size)
         b.file_size = good_end
-        entry._gen += 1
+        entry._changed()
     packed = pack_frames(frames, good_end)
     b.next_begin = packed.payload_total
     if b.has_idx:

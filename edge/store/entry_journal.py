@@ -123,7 +123,7 @@ def note_removed(entry: EntryState, b: Block, ts_us: int, poff: int, orig: int, 
         b.removed = []
     b.removed.append(Removed(ts_us, poff, orig))
     entry._live_ops += 1
-    entry._gen += 1
+    entry._changed()
     b.count -= 1
     b.size -= size
     entry.size -= size

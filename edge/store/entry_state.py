@@ -83,6 +83,8 @@ class BucketSide(Protocol):
 
     def _fifo_note(self, entry: EntryState) -> None: ...
 
+    _bounds_gen: int  # bumped with every entry's _gen (the bucket's cached time bounds)
+
 
 class PendingRecord:
     """One record being written: its fields (entry_write.RecordWriter adds the methods)."""
@@ -138,13 +140,19 @@ class EntryState:
         self._to_seal: set[int] = set()
         self._overlaps: set[int] = set()  # see entry_blocks
         self._fifo_key: int | None = None  # the bucket's FIFO heap knows us by this block id
-        # Bumped by every change of what info() reports beyond size/count/blocks/name (time
-        # bounds, a block's first bytes): info() is cached under it (entry.Entry.info).
+        # Bumped (``_changed``) by every change of what info() reports beyond size/count/blocks/
+        # name (time bounds, a block's first bytes): info() is cached under it (entry.Entry.info).
         self._gen = 0
         self._info: EntryInfo | None = None
         self._info_key: tuple[int, int, int, int, str] | None = None
         self._blk_owner: tuple[str, str] | None = None
         self._blk_keys: dict[int, str] = {}
+
+    def _changed(self) -> None:
+        """Something info() reports (bounds, records, blocks) changed: its cache and the
+        bucket's cached bounds are stale."""
+        self._gen += 1
+        self.bucket._bounds_gen += 1
 
     # --- naming -----------------------------------------------------------------------------
 

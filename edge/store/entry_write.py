@@ -161,7 +161,7 @@ def abort(entry: EntryState, w: PendingRecord) -> None:
             files.truncate(fd, w.stream_start)
             entry._disk_delta(w.stream_start - b.file_size)
             b.file_size = w.stream_start
-            entry._gen += 1
+            entry._changed()
             b.streamer = None
     elif w.streaming and w.state == "ready":
         # the frame is complete on disk; drop it by size if nothing follows, else by journal
@@ -170,7 +170,7 @@ def abort(entry: EntryState, w: PendingRecord) -> None:
             files.truncate(fd, w.stream_start)
             entry._disk_delta(w.stream_start - b.file_size)
             b.file_size = w.stream_start
-            entry._gen += 1
+            entry._changed()
         else:
             # Counted as a frame that the journal removed, so the block's totals match its file.
             poff = w.stream_start + len(w.head)
@@ -230,7 +230,7 @@ def try_stream(entry: EntryState, w: PendingRecord) -> None:
     size = files.fd_size(fd)
     entry._disk_delta(size - b.file_size)
     b.file_size = size
-    entry._gen += 1
+    entry._changed()
     b.streamer = w
     w.chunks = []
     entry._touched.add(entry._blk_key(b.id))
@@ -363,7 +363,7 @@ def publish(entry: EntryState, w: PendingRecord) -> None:
     due = IDX_ROW + (IDX_META + len(w.meta) if new_meta else 0) + (0 if b.idx_due else IDX_FIXED)
     entry._due_delta(b, due)
     ts = w.ts_us
-    entry._gen += 1
+    entry._changed()
     if not b.count:
         b.min_ts = b.max_ts = ts
         grew = True
